@@ -1,0 +1,334 @@
+/*
+ * agrad: a small reverse-mode autograd engine in C, with PyTorch's semantics.
+ *
+ * A TOUR IN ONE TRAINING LOOP
+ *
+ * The PyTorch lab "linear regression, two parameters" fits w and b to noisy data:
+ *
+ *     #include <agrad.h>
+ *
+ *     ag_manual_seed(1);                                        // torch.manual_seed(1)
+ *     ag_tensor *X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
+ *     ag_tensor *Y = ag_add(ag_sub(X, 1), ag_mul(0.1, ag_randn(ag_size(X))));
+ *     ag_tensor *w = ag_scalar(-15.0, true);                    // requires_grad=True
+ *     ag_tensor *b = ag_scalar(-10.0, true);
+ *
+ *     ag_mark start = ag_mark_now();           // tensors made after this are per-iteration
+ *     for (int epoch = 0; epoch < 15; epoch++) {
+ *         ag_tensor *Yhat = ag_add(ag_mul(w, X), b);           // Yhat = w * X + b
+ *         ag_tensor *loss = ag_mean(ag_pow(ag_sub(Yhat, Y), 2));
+ *         printf("%f\n", ag_item(loss));
+ *         ag_backward(loss);                                   // loss.backward()
+ *         ag_set_data(w, ag_sub(ag_data(w), ag_mul(0.1, w->grad)));
+ *         ag_set_data(b, ag_sub(ag_data(b), ag_mul(0.1, b->grad)));
+ *         ag_zero_(w->grad);                                   // w.grad.data.zero_()
+ *         ag_zero_(b->grad);
+ *         ag_release(start);                   // frees this iteration's graph, keeps X, Y, w, b
+ *     }
+ *     ag_shutdown();                           // frees everything agrad holds
+ *
+ * Forward: every op computes its result at once and, when an input requires grad
+ * (and no ag_no_grad scope is open), records itself as a node of the graph: its op,
+ * its inputs, anything its derivative needs. Nodes go on one tape in creation order,
+ * which is already a topological order.
+ *
+ * Backward: ag_backward(loss) seeds d loss / d loss = 1 and walks the tape backwards
+ * from loss. Each node that has received a gradient applies its op's local derivative
+ * (the chain rule) and adds the results into its inputs' gradients; a gradient that
+ * reaches a broadcast input is summed back to that input's shape. Leaves that require
+ * grad add what reaches them into their ->grad, which accumulates until zeroed.
+ *
+ * MEMORY
+ *
+ * Every tensor lives in one growing arena, in creation order. Nothing is freed one by
+ * one: ag_mark_now() notes a position, ag_release(mark) frees every tensor made after
+ * it and keeps its memory for reuse, so a training loop allocates nothing from the
+ * system after its first iteration. A pointer to a released tensor must not be used;
+ * agrad reports such a use while the memory has not been reused. ag_shutdown() frees
+ * all. agrad is single-threaded: use it from one thread at a time.
+ *
+ * ERRORS
+ *
+ * An invalid call (shapes that do not broadcast, backward twice, a NULL argument...)
+ * produces a message naming the operation and the shapes, in PyTorch's words where
+ * PyTorch has them. By default it is printed to stderr and the program exits with
+ * status 1, like an uncaught Python exception. ag_set_error_handler() changes that;
+ * with a handler that returns, the failing call returns NULL (or false, or NAN) and
+ * ag_last_error() keeps the message. An op given NULL returns NULL silently, so one
+ * error surfaces once at the end of an expression.
+ *
+ * SCALARS ON EITHER SIDE
+ *
+ * ag_add, ag_sub, ag_mul, ag_div and ag_pow take a tensor or a number on either
+ * side, as Python does: ag_mul(0.1, x), ag_sub(x, 1), ag_sub(1, x), ag_pow(x, 2).
+ * They are C11 _Generic macros over the functions ag_<op>_tt, _ts and _st.
+ */
+#ifndef AGRAD_H
+#define AGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(AGRAD_BUILDING) && defined(__GNUC__)
+#define AG_API __attribute__((visibility("default")))
+#else
+#define AG_API
+#endif
+
+/* Tensors have rank 0 to AG_MAX_DIMS. */
+#define AG_MAX_DIMS 4
+
+/* ------------------------------------------------------------------------------------ */
+/* Shapes                                                                                */
+
+/* A shape (or an index): ndim sizes. Build one with AG_SHAPE(2, 3); (ag_shape){0} is the
+ * shape of a scalar. */
+typedef struct ag_shape {
+    int ndim;                   /* number of sizes, 0 to AG_MAX_DIMS */
+    int64_t d[AG_MAX_DIMS + 1]; /* the sizes; one spare so that a fifth is caught */
+} ag_shape;
+
+/* AG_SHAPE(3, 1) is the shape [3, 1]; at most AG_MAX_DIMS sizes (more is an error where
+ * the shape is used), at least one. */
+#define AG_SHAPE(...)                                                                      \
+    ((ag_shape){(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
+
+/* ------------------------------------------------------------------------------------ */
+/* The tensor                                                                            */
+
+typedef struct ag_tensor ag_tensor;
+
+/* A float32 tensor, contiguous, row-major. The first fields are public and read-only:
+ * change values through ag_set_data, ag_copy_ or the in-place ops, which keep the
+ * graph consistent. */
+struct ag_tensor {
+    float *data;                /* numel floats, row-major */
+    int64_t shape[AG_MAX_DIMS]; /* sizes of the first ndim dimensions; the rest are 1 */
+    int ndim;                   /* rank, 0 to AG_MAX_DIMS */
+    int64_t numel;              /* number of elements, the product of the sizes */
+    bool requires_grad;         /* takes part in autograd */
+    ag_tensor *grad;            /* accumulated gradient of a leaf (or retain_grad); else NULL */
+
+    /* Private: the graph record, owned by agrad. */
+    struct ag__node {
+        uint32_t magic;          /* tells a live tensor from a released one */
+        uint16_t op;             /* index in the op table; 0 for a leaf */
+        uint16_t flags;          /* AG__F_* in internal.h */
+        ag_tensor *src[2];       /* inputs of the op that made this tensor */
+        float arg;               /* scalar argument of the op (pow's exponent) */
+        uint32_t version;        /* bumped by in-place writes to this storage */
+        uint32_t src_version[2]; /* inputs' storage versions when recorded */
+        ag_tensor *base;         /* the tensor that owns data (itself, unless a view) */
+        float *gbuf;             /* gradient arriving during a backward pass */
+        size_t id;               /* position on the tape */
+    } ag__;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Errors                                                                                */
+
+/* Called with the full message of every error; userdata is what was registered. */
+typedef void (*ag_error_fn)(const char *message, void *userdata);
+
+/* Installs fn as the error handler and returns the previous one. NULL means "record
+ * the message and return": the failing call then returns NULL, false or NAN. The
+ * default handler prints "agrad: <message>" to stderr and exits with status 1. */
+AG_API ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata);
+
+/* The message of the most recent error, or "" if none since ag_clear_error(). The
+ * string is owned by agrad and valid until the next error. */
+AG_API const char *ag_last_error(void);
+AG_API void ag_clear_error(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Memory                                                                                */
+
+/* A position in the arena of tensors. */
+typedef struct ag_mark {
+    size_t ag__tape; /* number of tensors made before the mark */
+} ag_mark;
+
+/* The current position: tensors made after it are freed by ag_release(mark). */
+AG_API ag_mark ag_mark_now(void);
+
+/* Frees every tensor made after mark (and their gradients); their memory is kept for
+ * reuse. Tensors made before mark are untouched. A mark already released past is a
+ * no-op. */
+AG_API void ag_release(ag_mark mark);
+
+/* Frees every tensor and all memory agrad holds, and resets the error handler, no_grad
+ * depth and random generator. agrad can be used again afterwards. */
+AG_API void ag_shutdown(void);
+
+/* Counters for tests and benchmarks. */
+typedef struct ag_stats {
+    size_t live_tensors;   /* tensors made and not released */
+    size_t arena_bytes;    /* bytes the arena holds from the system */
+    size_t system_allocs;  /* calls agrad made to malloc/realloc since start */
+} ag_stats;
+AG_API ag_stats ag_memory_stats(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Creating tensors. Results are leaves; NULL on error (bad shape, NULL values).        */
+
+/* torch.tensor(values).view(shape): copies shape's numel floats from values. */
+AG_API ag_tensor *ag_tensor_from(const float *values, ag_shape shape, bool requires_grad);
+/* torch.tensor(value, requires_grad=...): a 0-d tensor. */
+AG_API ag_tensor *ag_scalar(double value, bool requires_grad);
+AG_API ag_tensor *ag_zeros(ag_shape shape);
+AG_API ag_tensor *ag_ones(ag_shape shape);
+AG_API ag_tensor *ag_full(ag_shape shape, double value);
+/* torch.arange(start, end, step): ceil((end - start) / step) values, bit for bit the
+ * float32 values PyTorch's vectorised CPU kernel gives. */
+AG_API ag_tensor *ag_arange(double start, double end, double step);
+
+/* Sets requires_grad on a leaf and returns t; on a non-leaf it is an error. */
+AG_API ag_tensor *ag_requires_grad_(ag_tensor *t, bool requires_grad);
+
+/* ------------------------------------------------------------------------------------ */
+/* Random numbers: PyTorch's CPU generator (mt19937), the same streams for the same seed */
+
+AG_API void ag_manual_seed(uint64_t seed);
+/* torch.randn(shape): standard normal samples. */
+AG_API ag_tensor *ag_randn(ag_shape shape);
+/* torch.rand(shape): uniform samples in [0, 1). */
+AG_API ag_tensor *ag_rand(ag_shape shape);
+/* t.uniform_(from, to) and t.normal_(mean, std): fill t in place and return it. */
+AG_API ag_tensor *ag_uniform_(ag_tensor *t, double from, double to);
+AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std);
+/* torch.randperm(n): a permutation of 0..n-1, as a float tensor of shape [n] (exact
+ * for n <= 2^24). */
+AG_API ag_tensor *ag_randperm(int64_t n);
+
+/* ------------------------------------------------------------------------------------ */
+/* Reading tensors                                                                       */
+
+/* t.size(): the shape of t; a zero shape if t is NULL. */
+AG_API ag_shape ag_size(const ag_tensor *t);
+/* t.item(): the value of a one-element tensor; NAN on error. */
+AG_API double ag_item(const ag_tensor *t);
+/* t[index]: one element, negative indices counting from the end; NAN on error. */
+AG_API double ag_get(const ag_tensor *t, ag_shape index);
+/* t.is_leaf: made by the user (or by an op that recorded nothing). */
+AG_API bool ag_is_leaf(const ag_tensor *t);
+/* t.grad_fn's name ("MulBackward0"), or NULL for a leaf. */
+AG_API const char *ag_grad_fn_name(const ag_tensor *t);
+
+/* repr(t) as PyTorch prints it: "tensor([[-3.0000],\n        [-2.9000]])", with
+ * requires_grad=True or grad_fn=<...> after it. ag_repr returns a string the caller
+ * frees with free(), NULL on error; ag_print writes it and a newline to stdout. */
+AG_API char *ag_repr(const ag_tensor *t);
+AG_API void ag_print(const ag_tensor *t);
+AG_API void ag_fprint(FILE *stream, const ag_tensor *t);
+
+/* ------------------------------------------------------------------------------------ */
+/* Recorded ops. Each returns a new tensor that records its inputs when one of them     */
+/* requires grad; NULL on error (the message names the op and the shapes).              */
+
+/* Broadcasting binary ops: tensor-tensor, tensor-scalar, scalar-tensor. */
+AG_API ag_tensor *ag_add_tt(ag_tensor *a, ag_tensor *b);
+AG_API ag_tensor *ag_add_ts(ag_tensor *a, double b);
+AG_API ag_tensor *ag_add_st(double a, ag_tensor *b);
+AG_API ag_tensor *ag_sub_tt(ag_tensor *a, ag_tensor *b);
+AG_API ag_tensor *ag_sub_ts(ag_tensor *a, double b);
+AG_API ag_tensor *ag_sub_st(double a, ag_tensor *b);
+AG_API ag_tensor *ag_mul_tt(ag_tensor *a, ag_tensor *b);
+AG_API ag_tensor *ag_mul_ts(ag_tensor *a, double b);
+AG_API ag_tensor *ag_mul_st(double a, ag_tensor *b);
+AG_API ag_tensor *ag_div_tt(ag_tensor *a, ag_tensor *b);
+AG_API ag_tensor *ag_div_ts(ag_tensor *a, double b);
+AG_API ag_tensor *ag_div_st(double a, ag_tensor *b);
+/* a ** b. With a scalar exponent the derivative is p * a^(p-1) (PowBackward0); with a
+ * tensor exponent both sides get gradients (PowBackward1). */
+AG_API ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b);
+AG_API ag_tensor *ag_pow_ts(ag_tensor *a, double b);
+AG_API ag_tensor *ag_pow_st(double a, ag_tensor *b);
+
+#define AG__DISPATCH2(op, a, b)                                                            \
+    _Generic((a),                                                                          \
+        ag_tensor *: _Generic((b), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts), \
+        void *: _Generic((b), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts),    \
+        default: op##_st)(a, b)
+#define ag_add(a, b) AG__DISPATCH2(ag_add, a, b)
+#define ag_sub(a, b) AG__DISPATCH2(ag_sub, a, b)
+#define ag_mul(a, b) AG__DISPATCH2(ag_mul, a, b)
+#define ag_div(a, b) AG__DISPATCH2(ag_div, a, b)
+#define ag_pow(a, b) AG__DISPATCH2(ag_pow, a, b)
+
+/* -x */
+AG_API ag_tensor *ag_neg(ag_tensor *x);
+/* x.sum() and x.mean(): 0-d tensors. The mean of an empty tensor is nan, as in PyTorch. */
+AG_API ag_tensor *ag_sum(ag_tensor *x);
+AG_API ag_tensor *ag_mean(ag_tensor *x);
+/* x.view(shape) / x.reshape(shape): the same data under another shape with the same
+ * number of elements; one size may be -1 and is inferred. Shares x's storage. */
+AG_API ag_tensor *ag_view(ag_tensor *x, ag_shape shape);
+AG_API ag_tensor *ag_reshape(ag_tensor *x, ag_shape shape);
+
+/* x.detach(): shares x's data, cut from the graph, requires_grad false. ag_data is
+ * x.data, the same thing. */
+AG_API ag_tensor *ag_detach(ag_tensor *x);
+AG_API ag_tensor *ag_data(ag_tensor *x);
+
+/* ------------------------------------------------------------------------------------ */
+/* In-place writes. On a leaf that requires grad they are an error unless inside a      */
+/* no_grad scope, as in PyTorch. Each returns t, or NULL on error (t is then unchanged). */
+
+/* t.data = src: copies src's values into t (same number of elements). Allowed on
+ * leaves that require grad, which is the point. */
+AG_API ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src);
+/* t.zero_(), t.fill_(value), t.copy_(src) (src broadcast to t's shape). */
+AG_API ag_tensor *ag_zero_(ag_tensor *t);
+AG_API ag_tensor *ag_fill_(ag_tensor *t, double value);
+AG_API ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src);
+/* t.add_(x), t.sub_(x), t.mul_(x), t.div_(x): x a tensor broadcast to t's shape, or
+ * a number. */
+AG_API ag_tensor *ag_add__tt(ag_tensor *t, ag_tensor *x);
+AG_API ag_tensor *ag_add__ts(ag_tensor *t, double x);
+AG_API ag_tensor *ag_sub__tt(ag_tensor *t, ag_tensor *x);
+AG_API ag_tensor *ag_sub__ts(ag_tensor *t, double x);
+AG_API ag_tensor *ag_mul__tt(ag_tensor *t, ag_tensor *x);
+AG_API ag_tensor *ag_mul__ts(ag_tensor *t, double x);
+AG_API ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x);
+AG_API ag_tensor *ag_div__ts(ag_tensor *t, double x);
+#define AG__DISPATCH_INPLACE(op, t, x)                                                     \
+    _Generic((x), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts)(t, x)
+#define ag_add_(t, x) AG__DISPATCH_INPLACE(ag_add_, t, x)
+#define ag_sub_(t, x) AG__DISPATCH_INPLACE(ag_sub_, t, x)
+#define ag_mul_(t, x) AG__DISPATCH_INPLACE(ag_mul_, t, x)
+#define ag_div_(t, x) AG__DISPATCH_INPLACE(ag_div_, t, x)
+
+/* ------------------------------------------------------------------------------------ */
+/* Autograd                                                                              */
+
+/* t.backward(): t must have one element and require grad. Gradients accumulate into the
+ * ->grad of the leaves that require grad. Frees the graph's saved values: a second
+ * backward through it is an error. Returns false on error, having changed no ->grad. */
+AG_API bool ag_backward(ag_tensor *t);
+/* t.backward(gradient, retain_graph): gradient (same shape as t) may be NULL for a
+ * one-element t; retain_graph keeps the graph for another backward. */
+AG_API bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph);
+/* t.retain_grad(): a non-leaf t keeps its gradient in t->grad after backward. */
+AG_API ag_tensor *ag_retain_grad(ag_tensor *t);
+
+/* with torch.no_grad(): between begin and end (nestable) ops record nothing and their
+ * results do not require grad. Each begin needs its end; an unmatched end is an error. */
+AG_API void ag_no_grad_begin(void);
+AG_API void ag_no_grad_end(void);
+AG_API bool ag_is_grad_enabled(void);
+/* AG_NO_GRAD { ... } runs the block inside a no_grad scope. Leave the block normally:
+ * a break, goto or return out of it skips the end of the scope. */
+#define AG_NO_GRAD                                                                         \
+    for (int ag__ng_once = (ag_no_grad_begin(), 1); ag__ng_once;                           \
+         ag__ng_once = (ag_no_grad_end(), 0))
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AGRAD_H */

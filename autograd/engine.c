@@ -1,0 +1,212 @@
+/* The autograd engine: recording, no_grad, and the backward pass over the tape. */
+#include "internal.h"
+
+#include <string.h>
+
+#include <stb_ds.h>
+
+static struct {
+    int no_grad_depth;
+    ag_tensor **visited; /* stb_ds array: tensors given a gradient in this pass */
+    size_t pending;      /* visited tensors the walk has not reached yet */
+} eng;
+
+bool ag__grad_mode(void) { return eng.no_grad_depth == 0; }
+
+void ag__engine_reset(void)
+{
+    arrfree(eng.visited);
+    memset(&eng, 0, sizeof eng);
+}
+
+void ag_no_grad_begin(void) { eng.no_grad_depth++; }
+
+void ag_no_grad_end(void)
+{
+    if (eng.no_grad_depth == 0) {
+        ag__error("no_grad_end: no no_grad scope is open");
+        return;
+    }
+    eng.no_grad_depth--;
+}
+
+bool ag_is_grad_enabled(void) { return eng.no_grad_depth == 0; }
+
+void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b)
+{
+    if (eng.no_grad_depth || !(a->requires_grad || (b && b->requires_grad))) return;
+    out->requires_grad = true;
+    out->ag__.op = (uint16_t)op;
+    out->ag__.src[0] = a;
+    out->ag__.src[1] = b;
+    out->ag__.src_version[0] = a->ag__.base->ag__.version;
+    out->ag__.src_version[1] = b ? b->ag__.base->ag__.version : 0;
+}
+
+bool ag__inplace_begin(ag_tensor *t, const char *op)
+{
+    if (t->requires_grad && eng.no_grad_depth == 0) {
+        if (t->ag__.op == 0)
+            ag__error("%s: a leaf Variable that requires grad is being used in an in-place "
+                      "operation.",
+                      op);
+        else
+            ag__error("%s: agrad does not record in-place operations on a tensor that "
+                      "requires grad (made by %s); use the out-of-place form",
+                      op, ag__ops[t->ag__.op].grad_fn);
+        return false;
+    }
+    t->ag__.base->ag__.version++;
+    return true;
+}
+
+ag_tensor *ag_retain_grad(ag_tensor *t)
+{
+    if (!ag__check(t, "retain_grad", "self")) return NULL;
+    if (!t->requires_grad)
+        return ag__error("retain_grad: can't retain_grad on Tensor that has "
+                         "requires_grad=False"),
+               NULL;
+    if (t->ag__.op) t->ag__.flags |= AG__F_RETAIN_GRAD;
+    return t;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Backward                                                                              */
+
+void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
+{
+    if (!x->requires_grad || !g) return;
+    if (!(x->ag__.flags & AG__F_PENDING)) {
+        float *buf = ag__scratch(x->numel);
+        if (!buf) return;
+        memset(buf, 0, (size_t)x->numel * sizeof(float));
+        x->ag__.gbuf = buf;
+        x->ag__.flags |= AG__F_PENDING;
+        arrput(eng.visited, x);
+        eng.pending++;
+    }
+    float *dst = x->ag__.gbuf;
+    if (x->numel == out->numel) { /* same shape, or a view: no reduction */
+        for (int64_t i = 0; i < x->numel; i++) dst[i] += g[i];
+        return;
+    }
+    /* sum_to_size: every element of g lands on the element of x it was broadcast from. */
+    int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];
+    ag__pad(out->ndim, out->shape, p);
+    ag__bstrides(x, sx);
+    AG__FOR_BCAST(p, sx, sx, { dst[ia] += g[io]; AG__UNUSED(ib); });
+}
+
+static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
+{
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    if (!t->requires_grad) {
+        ag__error("backward: element 0 of tensors does not require grad and does not have "
+                  "a grad_fn (shape %s)",
+                  ag__shape_str(s1, t->ndim, t->shape));
+        return false;
+    }
+    if (!gradient && t->numel != 1) {
+        ag__error("backward: grad can be implicitly created only for scalar outputs (shape %s)",
+                  ag__shape_str(s1, t->ndim, t->shape));
+        return false;
+    }
+    if (gradient && gradient->numel != t->numel) {
+        ag__error("backward: Mismatch in shape: grad_output[0] has a shape of %s and "
+                  "output[0] has a shape of %s.",
+                  ag__shape_str(s1, gradient->ndim, gradient->shape),
+                  ag__shape_str(s2, t->ndim, t->shape));
+        return false;
+    }
+    return true;
+}
+
+/* Checks that node's backward can run: its saved values still exist and its saved
+ * inputs were not modified in place since it was recorded. */
+static bool node_check(const ag_tensor *n)
+{
+    const ag__op *op = &ag__ops[n->ag__.op];
+    if (!op->saves) return true;
+    if (n->ag__.flags & AG__F_FREED) {
+        ag__error("backward: Trying to backward through the graph a second time (or directly "
+                  "access saved tensors after they have already been freed), at %s. Saved "
+                  "intermediate values of the graph are freed when you call .backward(). "
+                  "Specify retain_graph=True if you need to backward through the graph a "
+                  "second time.",
+                  op->grad_fn);
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        const ag_tensor *s = n->ag__.src[i];
+        if (s && s->ag__.base->ag__.version != n->ag__.src_version[i]) {
+            char buf[AG__SHAPE_STR];
+            ag__error("backward: one of the variables needed for gradient computation has "
+                      "been modified by an inplace operation: [FloatTensor %s] is at version "
+                      "%u; expected version %u instead (input %d of %s).",
+                      ag__shape_str(buf, s->ndim, s->shape), s->ag__.base->ag__.version,
+                      n->ag__.src_version[i], i, op->grad_fn);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Adds the gradient that reached a leaf (or a retain_grad node) into its ->grad. */
+static bool commit(ag_tensor *t)
+{
+    if (!t->grad) {
+        t->grad = ag__new_grad(t);
+        if (!t->grad) return false;
+    }
+    for (int64_t i = 0; i < t->numel; i++) t->grad->data[i] += t->ag__.gbuf[i];
+    return true;
+}
+
+bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph)
+{
+    if (!ag__check(t, "backward", "self")) return false;
+    if (gradient && !ag__check(gradient, "backward", "gradient")) return false;
+    if (!seed_check(t, gradient)) return false;
+
+    ag_tensor seed = *t; /* a stand-in "output" of t's shape for ag__accum */
+    seed.requires_grad = false;
+    if (gradient) {
+        ag__accum(t, &seed, gradient->data);
+    } else {
+        float one = 1.0f;
+        ag__accum(t, &seed, &one);
+    }
+
+    /* Creation order is a topological order, so walking the tape backwards from t
+     * reaches every node after all its consumers: each gradient is complete when its
+     * node is reached. The walk stops once no reached node is left waiting. */
+    bool ok = !ag__scratch_failed();
+    for (size_t i = t->ag__.id + 1; ok && eng.pending > 0 && i-- > 0;) {
+        ag_tensor *n = ag__tape_at(i);
+        if (!(n->ag__.flags & AG__F_PENDING)) continue;
+        eng.pending--;
+        if (n->ag__.op == 0) continue;
+        ok = node_check(n);
+        if (ok) ag__ops[n->ag__.op].backward(n);
+        ok = ok && !ag__scratch_failed();
+    }
+
+    /* Gradients reach ->grad only when the whole pass succeeded. */
+    for (size_t i = 0; ok && i < arrlenu(eng.visited); i++) {
+        ag_tensor *n = eng.visited[i];
+        if (n->ag__.op == 0 || (n->ag__.flags & AG__F_RETAIN_GRAD)) ok = commit(n);
+    }
+    for (size_t i = 0; i < arrlenu(eng.visited); i++) {
+        ag_tensor *n = eng.visited[i];
+        n->ag__.flags &= (uint16_t)~AG__F_PENDING;
+        n->ag__.gbuf = NULL;
+        if (ok && !retain_graph && n->ag__.op) n->ag__.flags |= AG__F_FREED;
+    }
+    arrdeln(eng.visited, 0, arrlen(eng.visited));
+    eng.pending = 0;
+    ag__scratch_reset();
+    return ok;
+}
+
+bool ag_backward(ag_tensor *t) { return ag_backward_with(t, NULL, false); }

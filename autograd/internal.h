@@ -1,0 +1,151 @@
+/* Private to the agrad library: the shared pieces its files use. Not installed. */
+#ifndef AGRAD_INTERNAL_H
+#define AGRAD_INTERNAL_H
+
+#include "agrad.h"
+
+#include <stdarg.h>
+
+#define AG__MAGIC_LIVE 0x41474c56u /* "AGLV" */
+#define AG__MAGIC_DEAD 0x41474444u /* "AGDD" */
+
+/* ag_tensor.ag__.flags */
+enum {
+    AG__F_RETAIN_GRAD = 1 << 0, /* non-leaf keeps its gradient (ag_retain_grad) */
+    AG__F_FREED = 1 << 1,       /* backward ran without retain_graph: saved values gone */
+    AG__F_PENDING = 1 << 2,     /* has a gradient (gbuf) in the current backward pass */
+    AG__F_GRAD = 1 << 3,        /* this tensor is another's ->grad: malloc'd, off the tape */
+};
+
+#define AG__UNUSED(x) ((void)(x))
+#if defined(__GNUC__)
+#define AG__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define AG__INLINE static inline __attribute__((always_inline))
+#else
+#define AG__PRINTF(f, a)
+#define AG__INLINE static inline
+#endif
+
+/* ---- errors (tensor.c) ---- */
+
+/* Formats the message, stores it for ag_last_error and calls the handler. Returns so
+ * that callers can write `return ag__error(...), NULL;`. */
+void ag__error(const char *fmt, ...) AG__PRINTF(1, 2);
+
+/* Checks an argument of op: NULL (silent when an error is already recorded, so one
+ * failure is reported once), or a released tensor. True when t is usable. */
+bool ag__check(const ag_tensor *t, const char *op, const char *role);
+
+/* Writes "[2, 3]" (or "[]" for a scalar) into buf, which has room for 96 chars. */
+enum { AG__SHAPE_STR = 96 };
+const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
+
+/* ---- memory (tensor.c) ---- */
+
+/* malloc/realloc that count system allocations and report failure through ag__error.
+ * Return NULL on failure. */
+void *ag__malloc(size_t size);
+void *ag__realloc(void *p, size_t size);
+
+/* A new live tensor on the tape, a leaf, requires_grad false. When data is NULL its
+ * storage (uninitialised) follows the header in the arena; otherwise it is a view of
+ * base's storage at data. Returns NULL (after an error) on a bad shape or no memory;
+ * op names the caller in that message. */
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base,
+                   float *data);
+/* ag__new with t's shape. */
+ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
+
+/* Scratch floats for one backward pass, freed all at once when the pass ends.
+ * NULL after an out-of-memory error. */
+float *ag__scratch(int64_t n);
+void ag__scratch_reset(void);
+/* Whether a scratch allocation failed since the last reset. */
+bool ag__scratch_failed(void);
+
+/* t's ->grad: zeros of t's shape, malloc'd, owned by t (freed when t is released).
+ * NULL after an out-of-memory error. */
+ag_tensor *ag__new_grad(const ag_tensor *t);
+
+/* The tape: every live tensor in creation order. */
+ag_tensor *ag__tape_at(size_t i);
+
+/* ---- autograd (engine.c) ---- */
+
+/* Depth of open no_grad scopes is zero. */
+bool ag__grad_mode(void);
+/* Closes all no_grad scopes and frees the engine's buffers (ag_shutdown). */
+void ag__engine_reset(void);
+
+/* In ops' backward functions: adds g (laid out in the shape of out, the tensor being
+ * differentiated) into x's gradient, summing over the dimensions along which x was
+ * broadcast to out. Does nothing when x does not require grad. */
+void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g);
+/* Whether x wants a gradient in this pass (so backward can skip work). */
+static inline bool ag__wants(const ag_tensor *x) { return x->requires_grad; }
+
+/* Sets out's op, inputs and requires_grad when grad mode is on and an input requires
+ * grad; otherwise leaves out a leaf. b may be NULL. */
+void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b);
+
+/* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
+ * storage version, so that a graph that saved t refuses to backward with the new
+ * values. Call it after every other check: false after an error. */
+bool ag__inplace_begin(ag_tensor *t, const char *op);
+
+/* Broadcasting works on shapes padded to 4 dimensions, aligned from the right. */
+static inline void ag__pad(int ndim, const int64_t *shape, int64_t p[AG_MAX_DIMS])
+{
+    for (int k = 0; k < AG_MAX_DIMS; k++) {
+        int j = k - (AG_MAX_DIMS - ndim);
+        p[k] = j >= 0 ? shape[j] : 1;
+    }
+}
+/* x's strides over a padded shape, 0 along every dimension where x has size 1, so that
+ * indexing x with the index of a larger (broadcast) shape reads the right element. */
+static inline void ag__bstrides(const ag_tensor *x, int64_t st[AG_MAX_DIMS])
+{
+    int64_t p[AG_MAX_DIMS], s = 1;
+    ag__pad(x->ndim, x->shape, p);
+    for (int k = AG_MAX_DIMS - 1; k >= 0; k--) {
+        st[k] = p[k] == 1 ? 0 : s;
+        s *= p[k];
+    }
+}
+/* Runs BODY for each element of the padded shape P, in row-major order, with io its
+ * offset and ia, ib the offsets of the broadcast elements of operands with strides
+ * SA, SB. */
+#define AG__FOR_BCAST(P, SA, SB, BODY)                                                     \
+    do {                                                                                   \
+        int64_t io = 0;                                                                    \
+        for (int64_t i0 = 0; i0 < (P)[0]; i0++)                                            \
+            for (int64_t i1 = 0; i1 < (P)[1]; i1++)                                        \
+                for (int64_t i2 = 0; i2 < (P)[2]; i2++) {                                  \
+                    int64_t ia0 = i0 * (SA)[0] + i1 * (SA)[1] + i2 * (SA)[2];              \
+                    int64_t ib0 = i0 * (SB)[0] + i1 * (SB)[1] + i2 * (SB)[2];              \
+                    for (int64_t i3 = 0; i3 < (P)[3]; i3++, io++) {                        \
+                        int64_t ia = ia0 + i3 * (SA)[3], ib = ib0 + i3 * (SB)[3];          \
+                        BODY;                                                              \
+                    }                                                                      \
+                }                                                                          \
+    } while (0)
+
+/* ---- ops (ops.c) ---- */
+
+/* One entry per recorded op, indexed by ag_tensor.ag__.op; entry 0 is the leaf. */
+typedef struct ag__op {
+    const char *grad_fn; /* PyTorch's name for the backward node, e.g. "MulBackward0" */
+    bool saves;          /* backward reads saved inputs: a second backward is an error */
+    void (*backward)(ag_tensor *out); /* out->ag__.gbuf -> ag__accum into the inputs */
+} ag__op;
+extern const ag__op ag__ops[];
+
+/* ---- random (random.c) ---- */
+
+/* randperm(n) into out[0..n-1] from the global generator. */
+void ag__randperm(int64_t n, int64_t *out);
+/* Resets the global generator to its initial state (seed 67280421310721, PyTorch's
+ * default). */
+void ag__random_reset(void);
+
+#endif /* AGRAD_INTERNAL_H */
