@@ -1,0 +1,57 @@
+"""Writes tests/ref/lab_ref.json: the lab "Linear regression 1D, training two
+parameters" (shared/seeds/002) run by PyTorch for several settings of its knobs.
+
+    /usr/bin/python3 tools/gen_ref_lab.py > tests/ref/lab_ref.json
+
+Needs Debian's python3-torch (PyTorch 1.13); tests/check_lab.py reads only the output.
+"""
+import json
+
+import torch
+
+
+def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=15):
+    torch.manual_seed(seed)
+    X = torch.arange(-3, 3, 0.1).view(-1, 1)
+    f = 1 * X - 1
+    Y = f + 0.1 * torch.randn(X.size())
+
+    def forward(x):
+        return w * x + b
+
+    def criterion(yhat, y):
+        return torch.mean((yhat - y) ** 2)
+
+    w = torch.tensor(w0, requires_grad=True)
+    b = torch.tensor(b0, requires_grad=True)
+    LOSS = []
+    for epoch in range(epochs):
+        Yhat = forward(X)
+        loss = criterion(Yhat, Y)
+        LOSS.append(loss.item())
+        loss.backward()
+        w.data = w.data - lr * w.grad.data
+        b.data = b.data - lr * b.grad.data
+        w.grad.data.zero_()
+        b.grad.data.zero_()
+    return {"LOSS": LOSS, "w": w.item(), "b": b.item(),
+            "X": X.view(-1).tolist(), "Y": Y.view(-1).tolist()}
+
+
+CASES = [
+    [],
+    ["--lr", "0.2"],
+    ["--seed", "3", "--w", "5", "--b", "2", "--epochs", "20", "--lr", "0.05"],
+    ["--seed", "0", "--epochs", "1"],
+    ["--epochs", "0"],
+]
+
+out = []
+for args in CASES:
+    knobs = dict(zip(args[::2], args[1::2]))
+    run = lab(seed=int(knobs.get("--seed", 1)), lr=float(knobs.get("--lr", 0.1)),
+              w0=float(knobs.get("--w", -15.0)), b0=float(knobs.get("--b", -10.0)),
+              epochs=int(knobs.get("--epochs", 15)))
+    out.append({"args": args, "expected": run})
+print(json.dumps({"generator": "tools/gen_ref_lab.py", "torch": torch.__version__,
+                  "cases": out}, indent=1))
