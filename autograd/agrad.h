@@ -96,7 +96,7 @@ typedef struct ag_shape {
 
 /* AG_SHAPE(3, 1) is the shape [3, 1]; at most AG_MAX_DIMS sizes (more is an error where
  * the shape is used), at least one. */
-#define AG_SHAPE(...)                                                                      \
+#define AG_SHAPE(...)                                                                              \
     ((ag_shape){(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
 
 /* ------------------------------------------------------------------------------------ */
@@ -168,9 +168,9 @@ AG_API void ag_shutdown(void);
 
 /* Counters for tests and benchmarks. */
 typedef struct ag_stats {
-    size_t live_tensors;   /* tensors made and not released */
-    size_t arena_bytes;    /* bytes the arena holds from the system */
-    size_t system_allocs;  /* calls agrad made to malloc/realloc since start */
+    size_t live_tensors;  /* tensors made and not released */
+    size_t arena_bytes;   /* bytes the arena holds from the system */
+    size_t system_allocs; /* calls agrad made to malloc/realloc since start */
 } ag_stats;
 AG_API ag_stats ag_memory_stats(void);
 
@@ -250,7 +250,7 @@ AG_API ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b);
 AG_API ag_tensor *ag_pow_ts(ag_tensor *a, double b);
 AG_API ag_tensor *ag_pow_st(double a, ag_tensor *b);
 
-#define AG__DISPATCH2(op, a, b)                                                            \
+#define AG__DISPATCH2(op, a, b)                                                                    \
     _Generic((a),                                                                          \
         ag_tensor *: _Generic((b), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts), \
         void *: _Generic((b), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts),    \
@@ -297,8 +297,8 @@ AG_API ag_tensor *ag_mul__tt(ag_tensor *t, ag_tensor *x);
 AG_API ag_tensor *ag_mul__ts(ag_tensor *t, double x);
 AG_API ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x);
 AG_API ag_tensor *ag_div__ts(ag_tensor *t, double x);
-#define AG__DISPATCH_INPLACE(op, t, x)                                                     \
-    _Generic((x), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts)(t, x)
+#define AG__DISPATCH_INPLACE(op, t, x)                                                             \
+    _Generic((x), ag_tensor * : op##_tt, void * : op##_tt, default : op##_ts)(t, x)
 #define ag_add_(t, x) AG__DISPATCH_INPLACE(ag_add_, t, x)
 #define ag_sub_(t, x) AG__DISPATCH_INPLACE(ag_sub_, t, x)
 #define ag_mul_(t, x) AG__DISPATCH_INPLACE(ag_mul_, t, x)
@@ -324,8 +324,8 @@ AG_API void ag_no_grad_end(void);
 AG_API bool ag_is_grad_enabled(void);
 /* AG_NO_GRAD { ... } runs the block inside a no_grad scope. Leave the block normally:
  * a break, goto or return out of it skips the end of the scope. */
-#define AG_NO_GRAD                                                                         \
-    for (int ag__ng_once = (ag_no_grad_begin(), 1); ag__ng_once;                           \
+#define AG_NO_GRAD                                                                                 \
+    for (int ag__ng_once = (ag_no_grad_begin(), 1); ag__ng_once;                                   \
          ag__ng_once = (ag_no_grad_end(), 0))
 
 #ifdef __cplusplus

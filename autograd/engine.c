@@ -95,7 +95,10 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
     int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];
     ag__pad(out->ndim, out->shape, p);
     ag__bstrides(x, sx);
-    AG__FOR_BCAST(p, sx, sx, { dst[ia] += g[io]; AG__UNUSED(ib); });
+    AG__FOR_BCAST(p, sx, sx, {
+        dst[ia] += g[io];
+        AG__UNUSED(ib);
+    });
 }
 
 static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)

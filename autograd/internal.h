@@ -20,7 +20,7 @@ enum {
 #define AG__UNUSED(x) ((void)(x))
 #if defined(__GNUC__)
 #define AG__PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define AG__INLINE static inline __attribute__((always_inline))
+#define AG__INLINE       static inline __attribute__((always_inline))
 #else
 #define AG__PRINTF(f, a)
 #define AG__INLINE static inline
@@ -51,8 +51,7 @@ void *ag__realloc(void *p, size_t size);
  * storage (uninitialised) follows the header in the arena; otherwise it is a view of
  * base's storage at data. Returns NULL (after an error) on a bad shape or no memory;
  * op names the caller in that message. */
-ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base,
-                   float *data);
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data);
 /* ag__new with t's shape. */
 ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
 
@@ -115,19 +114,19 @@ static inline void ag__bstrides(const ag_tensor *x, int64_t st[AG_MAX_DIMS])
 /* Runs BODY for each element of the padded shape P, in row-major order, with io its
  * offset and ia, ib the offsets of the broadcast elements of operands with strides
  * SA, SB. */
-#define AG__FOR_BCAST(P, SA, SB, BODY)                                                     \
-    do {                                                                                   \
-        int64_t io = 0;                                                                    \
-        for (int64_t i0 = 0; i0 < (P)[0]; i0++)                                            \
-            for (int64_t i1 = 0; i1 < (P)[1]; i1++)                                        \
-                for (int64_t i2 = 0; i2 < (P)[2]; i2++) {                                  \
-                    int64_t ia0 = i0 * (SA)[0] + i1 * (SA)[1] + i2 * (SA)[2];              \
-                    int64_t ib0 = i0 * (SB)[0] + i1 * (SB)[1] + i2 * (SB)[2];              \
-                    for (int64_t i3 = 0; i3 < (P)[3]; i3++, io++) {                        \
-                        int64_t ia = ia0 + i3 * (SA)[3], ib = ib0 + i3 * (SB)[3];          \
-                        BODY;                                                              \
-                    }                                                                      \
-                }                                                                          \
+#define AG__FOR_BCAST(P, SA, SB, BODY)                                                             \
+    do {                                                                                           \
+        int64_t io = 0;                                                                            \
+        for (int64_t i0 = 0; i0 < (P)[0]; i0++)                                                    \
+            for (int64_t i1 = 0; i1 < (P)[1]; i1++)                                                \
+                for (int64_t i2 = 0; i2 < (P)[2]; i2++) {                                          \
+                    int64_t ia0 = i0 * (SA)[0] + i1 * (SA)[1] + i2 * (SA)[2];                      \
+                    int64_t ib0 = i0 * (SB)[0] + i1 * (SB)[1] + i2 * (SB)[2];                      \
+                    for (int64_t i3 = 0; i3 < (P)[3]; i3++, io++) {                                \
+                        int64_t ia = ia0 + i3 * (SA)[3], ib = ib0 + i3 * (SB)[3];                  \
+                        BODY;                                                                      \
+                    }                                                                              \
+                }                                                                                  \
     } while (0)
 
 /* ---- ops (ops.c) ---- */

@@ -32,8 +32,8 @@ enum {
 /* Shared machinery for elementwise ops                                                  */
 
 /* The broadcast shape of a and b (NumPy rules), or an error in PyTorch's words. */
-static bool broadcast_shape(const char *op, const ag_tensor *a, const ag_tensor *b,
-                            int *ndim, int64_t shape[AG_MAX_DIMS])
+static bool broadcast_shape(const char *op, const ag_tensor *a, const ag_tensor *b, int *ndim,
+                            int64_t shape[AG_MAX_DIMS])
 {
     int n = a->ndim > b->ndim ? a->ndim : b->ndim;
     for (int k = 0; k < n; k++) {
@@ -92,6 +92,12 @@ AG__INLINE ag_tensor *binary(int op, const char *name, ag_tensor *a, ag_tensor *
 /* A partial derivative of an elementwise op: the gradient reaching one input from the
  * gradient g of the output y = f(a, b). */
 typedef float (*partial_fn)(float a, float b, float y, float g);
+#define PARTIAL(name, expr)                                                                        \
+    static float name(float a, float b, float y, float g)                                          \
+    {                                                                                              \
+        (void)a, (void)b, (void)y, (void)g;                                                        \
+        return (expr);                                                                             \
+    }
 
 /* Backward of y = f(a, b): each input that wants a gradient gets d(a, b, y, g) at every
  * element of y, summed back to its own shape. A NULL partial means the gradient passes
@@ -148,7 +154,7 @@ ag_tensor *ag_add_st(double a, ag_tensor *b) { return ag_add_tt(constant(a), b);
 /* rsub: y = s - x, for a number s on the left (PyTorch's RsubBackward1)                 */
 
 static float sub_f(float a, float b) { return a - b; }
-static float neg_g(float a, float b, float y, float g) { return AG__UNUSED(a), AG__UNUSED(b), AG__UNUSED(y), -g; }
+PARTIAL(neg_g, -g)
 static void sub_backward(ag_tensor *y) { backward2(y, NULL, neg_g); }
 
 static float rsub_f(float x, float s) { return s - x; }
@@ -165,8 +171,8 @@ ag_tensor *ag_sub_st(double a, ag_tensor *b)
 /* mul: y = a * b                          dy/da = b, dy/db = a                          */
 
 static float mul_f(float a, float b) { return a * b; }
-static float mul_da(float a, float b, float y, float g) { return AG__UNUSED(a), AG__UNUSED(y), g * b; }
-static float mul_db(float a, float b, float y, float g) { return AG__UNUSED(b), AG__UNUSED(y), g * a; }
+PARTIAL(mul_da, g *b)
+PARTIAL(mul_db, g *a)
 static void mul_backward(ag_tensor *y) { backward2(y, mul_da, mul_db); }
 
 ag_tensor *ag_mul_tt(ag_tensor *a, ag_tensor *b) { return binary(OP_MUL, "mul", a, b, mul_f); }
@@ -177,9 +183,9 @@ ag_tensor *ag_mul_st(double a, ag_tensor *b) { return ag_mul_tt(constant(a), b);
 /* div: y = a / b                          dy/da = 1 / b, dy/db = -a / b^2               */
 
 static float div_f(float a, float b) { return a / b; }
-static float div_da(float a, float b, float y, float g) { return AG__UNUSED(a), AG__UNUSED(y), g / b; }
+PARTIAL(div_da, g / b)
 /* -g * ((a / b) / b), in PyTorch's order of operations */
-static float div_db(float a, float b, float y, float g) { return AG__UNUSED(y), -g * ((a / b) / b); }
+PARTIAL(div_db, -g *((a / b) / b))
 static void div_backward(ag_tensor *y) { backward2(y, div_da, div_db); }
 
 ag_tensor *ag_div_tt(ag_tensor *a, ag_tensor *b) { return binary(OP_DIV, "div", a, b, div_f); }
@@ -192,14 +198,8 @@ ag_tensor *ag_div_st(double a, ag_tensor *b) { return ag_div_tt(constant(a), b);
 /* which avoid 0 * inf).                                                                 */
 
 static float pow_f(float a, float b) { return powf(a, b); }
-static float pow_da(float a, float b, float y, float g)
-{
-    return AG__UNUSED(y), b == 0.0f ? 0.0f : g * (b * powf(a, b - 1.0f));
-}
-static float pow_db(float a, float b, float y, float g)
-{
-    return (a == 0.0f && b >= 0.0f) ? 0.0f : g * (y * logf(a));
-}
+PARTIAL(pow_da, b == 0.0f ? 0.0f : g * (b * powf(a, b - 1.0f)))
+PARTIAL(pow_db, (a == 0.0f && b >= 0.0f) ? 0.0f : g *(y *logf(a)))
 static void pow_tensor_backward(ag_tensor *y) { backward2(y, pow_da, pow_db); }
 
 ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b)
@@ -239,10 +239,8 @@ static float pow_scalar(float x, float p)
     if (p == -2.0f) return 1.0f / (x * x);
     return powf(x, p);
 }
-static float pow_scalar_d(float x, float p, float y, float g)
-{
-    return AG__UNUSED(y), p == 0.0f ? 0.0f : g * (p * pow_scalar(x, p - 1.0f));
-}
+/* here a is x and b the exponent p */
+PARTIAL(pow_scalar_d, b == 0.0f ? 0.0f : g * (b * pow_scalar(a, b - 1.0f)))
 static void pow_scalar_backward(ag_tensor *y) { backward1(y, pow_scalar_d); }
 
 ag_tensor *ag_pow_ts(ag_tensor *x, double exponent)
@@ -319,18 +317,17 @@ static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
                        NULL;
             infer = i;
         } else if (shape.d[i] < 0) {
-            return ag__error("%s: invalid shape dimension %lld in %s", name,
-                             (long long)shape.d[i], ag__shape_str(s1, shape.ndim, shape.d)),
+            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)shape.d[i],
+                             ag__shape_str(s1, shape.ndim, shape.d)),
                    NULL;
         } else {
             known *= shape.d[i];
         }
     }
     if (infer >= 0 && known != 0 && x->numel % known == 0) shape.d[infer] = x->numel / known;
-    if ((infer >= 0 && (known == 0 || x->numel % known)) ||
-        (infer < 0 && known != x->numel))
-        return ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)",
-                         name, ag__shape_str(s1, shape.ndim, shape.d), (long long)x->numel,
+    if ((infer >= 0 && (known == 0 || x->numel % known)) || (infer < 0 && known != x->numel))
+        return ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name,
+                         ag__shape_str(s1, shape.ndim, shape.d), (long long)x->numel,
                          ag__shape_str(s2, x->ndim, x->shape)),
                NULL;
     ag_tensor *y = ag__new(name, shape.ndim, shape.d, x, x->data);
@@ -388,19 +385,30 @@ ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x) { return inplace2("div_", t, x
 ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src) { return inplace2("copy_", t, src, second_f); }
 
 /* The number forms check t first so that the constant is not made for nothing. */
-#define INPLACE_SCALAR(fn, name, f)                                                         \
-    ag_tensor *fn(ag_tensor *t, double x)                                                  \
-    {                                                                                      \
-        if (!ag__check(t, name, "self")) return NULL;                                      \
-        return inplace2(name, t, constant(x), f);                                          \
+#define INPLACE_SCALAR(fn, name, f)                                                                \
+    ag_tensor *fn(ag_tensor *t, double x)                                                          \
+    {                                                                                              \
+        if (!ag__check(t, name, "self")) return NULL;                                              \
+        return inplace2(name, t, constant(x), f);                                                  \
     }
 INPLACE_SCALAR(ag_add__ts, "add_", add_f)
 INPLACE_SCALAR(ag_sub__ts, "sub_", sub_f)
 INPLACE_SCALAR(ag_mul__ts, "mul_", mul_f)
 INPLACE_SCALAR(ag_div__ts, "div_", div_f)
-INPLACE_SCALAR(ag_fill_, "fill_", second_f)
 
-ag_tensor *ag_zero_(ag_tensor *t) { return ag_fill_(t, 0.0); }
+ag_tensor *ag_fill_(ag_tensor *t, double value)
+{
+    if (!ag__check(t, "fill_", "self") || !ag__inplace_begin(t, "fill_")) return NULL;
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)value;
+    return t;
+}
+
+ag_tensor *ag_zero_(ag_tensor *t)
+{
+    if (!ag__check(t, "zero_", "self") || !ag__inplace_begin(t, "zero_")) return NULL;
+    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
 
 ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src)
 {

@@ -27,7 +27,8 @@ typedef struct strbuf {
     bool failed;
 } strbuf;
 
-static void sb_put(strbuf *b, const char *s, size_t n) {
+static void sb_put(strbuf *b, const char *s, size_t n)
+{
     if (b->failed) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -45,11 +46,10 @@ static void sb_put(strbuf *b, const char *s, size_t n) {
     b->s[b->len] = '\0';
 }
 
-static void sb_str(strbuf *b, const char *s) {
-    sb_put(b, s, strlen(s));
-}
+static void sb_str(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
-static void sb_spaces(strbuf *b, int n) {
+static void sb_spaces(strbuf *b, int n)
+{
     for (; n > 0; n--) sb_put(b, " ", 1);
 }
 
@@ -64,7 +64,8 @@ typedef struct fmt {
 /* Writes v as Python formats the float32 widened to a double ("{:.4f}", "{:.4e}",
  * "{:.0f}"); glibc's printf rounds these exactly as Python does (to nearest, ties to
  * even, on the exact binary value). Returns the length. */
-static int fmt_value(char out[64], const fmt *f, float v) {
+static int fmt_value(char out[64], const fmt *f, float v)
+{
     double d = v;
     if (isnan(d)) return snprintf(out, 64, "nan"); /* printf may say "-nan", Python never */
     if (f->sci_mode) return snprintf(out, 64, "%.4e", d);
@@ -73,7 +74,8 @@ static int fmt_value(char out[64], const fmt *f, float v) {
     return snprintf(out, 64, "%.4f", d);
 }
 
-static fmt fmt_build(const float *v, int64_t n) {
+static fmt fmt_build(const float *v, int64_t n)
+{
     fmt f = {true, false, 1};
     double lo = INFINITY, hi = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -96,12 +98,14 @@ static fmt fmt_build(const float *v, int64_t n) {
 
 /* Summarization keeps the first and last AG__PRINT_EDGEITEMS indices of a dimension
  * longer than twice that, and "..." stands for the rest. */
-static int64_t shown_count(int64_t size, bool summarize) {
+static int64_t shown_count(int64_t size, bool summarize)
+{
     return summarize && size > 2 * AG__PRINT_EDGEITEMS ? 2 * AG__PRINT_EDGEITEMS : size;
 }
 
 /* The index of the k-th shown item of a dimension. */
-static int64_t shown_index(int64_t size, bool summarize, int64_t k) {
+static int64_t shown_index(int64_t size, bool summarize, int64_t k)
+{
     bool cut = shown_count(size, summarize) < size;
     return cut && k >= AG__PRINT_EDGEITEMS ? size - 2 * AG__PRINT_EDGEITEMS + k : k;
 }
@@ -114,7 +118,8 @@ typedef struct printer {
     fmt f;
 } printer;
 
-static void put_value(printer *p, float v) {
+static void put_value(printer *p, float v)
+{
     char buf[64];
     int len = fmt_value(buf, &p->f, v);
     sb_spaces(p->out, p->f.width - len);
@@ -123,7 +128,8 @@ static void put_value(printer *p, float v) {
 
 /* The slice of p->t at offset that spans dimensions dim.., indent columns in: PyTorch's
  * _tensor_str_with_formatter and _vector_str. */
-static void put_slice(printer *p, int dim, int64_t offset, int indent) {
+static void put_slice(printer *p, int dim, int64_t offset, int indent)
+{
     const ag_tensor *t = p->t;
     int64_t size = t->shape[dim], shown = shown_count(size, p->summarize);
     bool cut = shown < size;
@@ -169,7 +175,8 @@ static void put_slice(printer *p, int dim, int64_t offset, int indent) {
 }
 
 /* The body of a non-empty tensor, from "[" (or the scalar) to the matching "]". */
-static void put_tensor(strbuf *out, const ag_tensor *t) {
+static void put_tensor(strbuf *out, const ag_tensor *t)
+{
     printer p = {out, t, {0}, t->numel > AG__PRINT_THRESHOLD, {true, false, 1}};
     int64_t stride = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
@@ -198,7 +205,8 @@ static void put_tensor(strbuf *out, const ag_tensor *t) {
 
 /* PyTorch's _add_suffixes: ", suffix" on the last line, or on a new line indented
  * under "tensor(" when the line would pass the line width. */
-static void put_suffix(strbuf *out, const char *suffix) {
+static void put_suffix(strbuf *out, const char *suffix)
+{
     if (out->failed) return;
     /* PyTorch measures the last line as len - rfind("\n") + 1 (rfind is -1 when there
      * is no newline): two more than its length. Kept, since it decides where the
@@ -215,7 +223,8 @@ static void put_suffix(strbuf *out, const char *suffix) {
     sb_str(out, suffix);
 }
 
-static char *repr(const ag_tensor *t, const char *op) {
+static char *repr(const ag_tensor *t, const char *op)
+{
     if (!ag__check(t, op, "self")) return NULL;
     strbuf out = {0};
     sb_str(&out, "tensor(");
@@ -252,15 +261,12 @@ static char *repr(const ag_tensor *t, const char *op) {
     return out.s;
 }
 
-char *ag_repr(const ag_tensor *t) {
-    return repr(t, "repr");
-}
+char *ag_repr(const ag_tensor *t) { return repr(t, "repr"); }
 
-void ag_print(const ag_tensor *t) {
-    ag_fprint(stdout, t);
-}
+void ag_print(const ag_tensor *t) { ag_fprint(stdout, t); }
 
-void ag_fprint(FILE *stream, const ag_tensor *t) {
+void ag_fprint(FILE *stream, const ag_tensor *t)
+{
     if (!stream) {
         ag__error("print: argument stream is NULL");
         return;

@@ -33,7 +33,8 @@ static struct {
     double normal;    /* that sample, as PyTorch keeps it in its generator */
 } rng;
 
-static void mt_seed(uint64_t seed) {
+static void mt_seed(uint64_t seed)
+{
     /* Only the low 32 bits count, as in PyTorch (manual_seed(2**32 + 5) == seed 5). */
     rng.state[0] = (uint32_t)seed;
     for (uint32_t i = 1; i < MT_N; i++) {
@@ -46,7 +47,8 @@ static void mt_seed(uint64_t seed) {
 }
 
 /* PyTorch's generator->random(): one tempered 32-bit output. */
-static uint32_t mt_next(void) {
+static uint32_t mt_next(void)
+{
     if (!rng.seeded) mt_seed(DEFAULT_SEED);
     if (rng.next >= MT_N) {
         /* Updating in place, in index order, is what the reference mt19937 does: the
@@ -66,12 +68,11 @@ static uint32_t mt_next(void) {
 }
 
 /* A float in [0, 1) on the 2^-24 grid: every value is exact, so no rounding choice. */
-static float uniform_float(void) {
-    return (float)(mt_next() & 0xffffffu) * 0x1p-24f;
-}
+static float uniform_float(void) { return (float)(mt_next() & 0xffffffu) * 0x1p-24f; }
 
 /* A double in [0, 1) from random64(), whose FIRST draw is the high half. */
-static double uniform_double(void) {
+static double uniform_double(void)
+{
     uint64_t hi = mt_next();
     uint64_t bits = (hi << 32) | mt_next();
     return (double)(bits & ((UINT64_C(1) << 53) - 1)) * 0x1p-53;
@@ -81,7 +82,8 @@ static double uniform_double(void) {
  * sine half in the generator, so the next small normal draw, even in a later call,
  * takes it without drawing. PyTorch 1.13 takes log(1 - u2), not log1p(-u2): the two
  * differ in float64 results. */
-static double normal_double(void) {
+static double normal_double(void)
+{
     if (rng.have_normal) {
         rng.have_normal = false;
         return rng.normal;
@@ -98,7 +100,8 @@ static double normal_double(void) {
 /* Box-Muller on 16 uniforms in place: d[j] and d[j + 8] pair up, as in PyTorch's
  * normal_fill_16 (AVX2: one 8-lane vector each). PyTorch's vectorised log/sin/cos are
  * not libm's, so results agree to about 1e-6, not bit for bit. */
-static void normal_fill_16(float *d, float mean, float std) {
+static void normal_fill_16(float *d, float mean, float std)
+{
     const float two_pi = (float)(2.0 * PI);
     for (int j = 0; j < 8; j++) {
         float u1 = 1.0f - d[j]; /* (0, 1]: log(0) never happens */
@@ -110,7 +113,8 @@ static void normal_fill_16(float *d, float mean, float std) {
     }
 }
 
-static void fill_normal(float *d, int64_t n, double mean, double std) {
+static void fill_normal(float *d, int64_t n, double mean, double std)
+{
     if (n < 16) {
         /* PyTorch's element-by-element path, in double, rounded once at the end. */
         for (int64_t i = 0; i < n; i++) d[i] = (float)fma(normal_double(), std, mean);
@@ -127,17 +131,20 @@ static void fill_normal(float *d, int64_t n, double mean, double std) {
     }
 }
 
-static void fill_uniform(float *d, int64_t n, float from, float to) {
+static void fill_uniform(float *d, int64_t n, float from, float to)
+{
     for (int64_t i = 0; i < n; i++) d[i] = fmaf(uniform_float(), to - from, from);
 }
 
 /* Position swapped with i in step i of randperm(n): one 32-bit draw reduced modulo
  * the number of positions left, slightly biased as in PyTorch, which this must match. */
-static int64_t randperm_pick(int64_t n, int64_t i) {
+static int64_t randperm_pick(int64_t n, int64_t i)
+{
     return i + (int64_t)(mt_next() % (uint64_t)(n - i));
 }
 
-void ag__randperm(int64_t n, int64_t *out) {
+void ag__randperm(int64_t n, int64_t *out)
+{
     for (int64_t i = 0; i < n; i++) out[i] = i;
     for (int64_t i = 0; i < n - 1; i++) {
         int64_t z = randperm_pick(n, i), v = out[i];
@@ -146,28 +153,30 @@ void ag__randperm(int64_t n, int64_t *out) {
     }
 }
 
-void ag__random_reset(void) {
+void ag__random_reset(void)
+{
     rng.seeded = false;
     rng.have_normal = false;
 }
 
-AG_API void ag_manual_seed(uint64_t seed) {
-    mt_seed(seed);
-}
+AG_API void ag_manual_seed(uint64_t seed) { mt_seed(seed); }
 
-AG_API ag_tensor *ag_rand(ag_shape shape) {
+AG_API ag_tensor *ag_rand(ag_shape shape)
+{
     ag_tensor *t = ag__new("rand", shape.ndim, shape.d, NULL, NULL);
     if (t) fill_uniform(t->data, t->numel, 0.0f, 1.0f);
     return t;
 }
 
-AG_API ag_tensor *ag_randn(ag_shape shape) {
+AG_API ag_tensor *ag_randn(ag_shape shape)
+{
     ag_tensor *t = ag__new("randn", shape.ndim, shape.d, NULL, NULL);
     if (t) fill_normal(t->data, t->numel, 0.0, 1.0);
     return t;
 }
 
-AG_API ag_tensor *ag_uniform_(ag_tensor *t, double from, double to) {
+AG_API ag_tensor *ag_uniform_(ag_tensor *t, double from, double to)
+{
     if (!ag__check(t, "uniform_", "self")) return NULL;
     /* Negated comparisons so that NaN bounds fail too, as they do in PyTorch. */
     if (!(from >= -FLT_MAX && from <= FLT_MAX))
@@ -191,7 +200,8 @@ AG_API ag_tensor *ag_uniform_(ag_tensor *t, double from, double to) {
     return t;
 }
 
-AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std) {
+AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std)
+{
     if (!ag__check(t, "normal_", "self")) return NULL;
     if (!(std >= 0.0))
         return ag__error("normal_: normal expects std >= 0.0, but found std %g", std), NULL;
@@ -200,7 +210,8 @@ AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std) {
     return t;
 }
 
-AG_API ag_tensor *ag_randperm(int64_t n) {
+AG_API ag_tensor *ag_randperm(int64_t n)
+{
     if (n < 0) return ag__error("randperm: n must be non-negative, got %lld", (long long)n), NULL;
     ag_tensor *t = ag__new("randperm", 1, &n, NULL, NULL);
     if (!t) return NULL;

@@ -13,6 +13,6 @@ static void *ag__stbds_realloc(void *p, size_t size)
 }
 
 #define STBDS_REALLOC(ctx, p, size) ag__stbds_realloc(p, size)
-#define STBDS_FREE(ctx, p) free(p)
+#define STBDS_FREE(ctx, p)          free(p)
 #define STB_DS_IMPLEMENTATION
 #include <stb_ds.h>

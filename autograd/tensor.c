@@ -148,8 +148,8 @@ static void arena_free(arena *a)
     memset(a, 0, sizeof *a);
 }
 
-static arena tensors; /* headers and storage of every tensor on the tape */
-static arena scratch; /* backward-pass buffers */
+static arena tensors;    /* headers and storage of every tensor on the tape */
+static arena scratch;    /* backward-pass buffers */
 static ag_tensor **tape; /* stb_ds array: live tensors in creation order */
 
 ag_tensor *ag__tape_at(size_t i) { return tape[i]; }
@@ -172,8 +172,7 @@ void ag__scratch_reset(void)
     scratch_failed = false;
 }
 
-ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base,
-                   float *data)
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data)
 {
     char s[AG__SHAPE_STR];
     if (ndim < 0 || ndim > AG_MAX_DIMS) {
@@ -404,10 +403,7 @@ double ag_get(const ag_tensor *t, ag_shape index)
     return t->data[offset];
 }
 
-bool ag_is_leaf(const ag_tensor *t)
-{
-    return ag__check(t, "is_leaf", "self") && t->ag__.op == 0;
-}
+bool ag_is_leaf(const ag_tensor *t) { return ag__check(t, "is_leaf", "self") && t->ag__.op == 0; }
 
 const char *ag_grad_fn_name(const ag_tensor *t)
 {

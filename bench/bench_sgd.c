@@ -55,7 +55,8 @@ int main(int argc, char **argv)
         ag_tensor *y = ag_tensor_from(Y->data + i, AG_SHAPE(1), false);
         ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(w, x), b), y), 2));
         ag_backward(loss);
-        AG_NO_GRAD {
+        AG_NO_GRAD
+        {
             ag_sub_(w, ag_mul(lr, w->grad));
             ag_sub_(b, ag_mul(lr, b->grad));
         }
@@ -85,15 +86,13 @@ int main(int argc, char **argv)
 
     printf("sgd step (mean((w*x + b - y)**2), backward, update, zero), %ld steps\n", steps);
     printf("  agrad      %10.1f ns/step   (w = %.6f, b = %.6f)\n", agrad_ns, wa, ba);
-    printf("  hand C     %10.1f ns/step   (w = %.6f, b = %.6f)\n", hand_ns, (double)wv,
-           (double)bv);
+    printf("  hand C     %10.1f ns/step   (w = %.6f, b = %.6f)\n", hand_ns, (double)wv, (double)bv);
     printf("  ratio      %10.1f x hand-written C\n", agrad_ns / hand_ns);
     printf("  PyTorch 1.13 on this machine: about 35000 ns/step (bench/torch_sgd_step.py)\n");
-    printf("  resident memory: %ld KiB after 1000 steps, %ld KiB after %ld\n", rss_start,
-           rss_end, steps);
+    printf("  resident memory: %ld KiB after 1000 steps, %ld KiB after %ld\n", rss_start, rss_end,
+           steps);
     ag_stats st = ag_memory_stats();
-    printf("  arena: %zu bytes, %zu system allocations in all\n", st.arena_bytes,
-           st.system_allocs);
+    printf("  arena: %zu bytes, %zu system allocations in all\n", st.arena_bytes, st.system_allocs);
     ag_shutdown();
     return 0;
 }

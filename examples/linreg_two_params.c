@@ -89,14 +89,21 @@ int main(int argc, char **argv)
     }
     if (seed < 0 || epochs < 0 || epochs > 1e7) return usage(argv[0]);
 
-    ag_manual_seed((uint64_t)seed);                           /* torch.manual_seed(1) */
-    X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));      /* X = torch.arange(-3, 3, 0.1).view(-1, 1) */
-    ag_tensor *f = ag_sub(ag_mul(1, X), 1);                   /* f = 1 * X - 1 */
-    Y = ag_add(f, ag_mul(0.1, ag_randn(ag_size(X))));         /* Y = f + 0.1 * torch.randn(X.size()) */
-    w = ag_scalar(w0, true);                                  /* w = torch.tensor(-15.0, requires_grad = True) */
-    b = ag_scalar(b0, true);                                  /* b = torch.tensor(-10.0, requires_grad = True) */
+    /* torch.manual_seed(1) */
+    ag_manual_seed((uint64_t)seed);
+    /* X = torch.arange(-3, 3, 0.1).view(-1, 1) */
+    X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
+    /* f = 1 * X - 1 */
+    ag_tensor *f = ag_sub(ag_mul(1, X), 1);
+    /* Y = f + 0.1 * torch.randn(X.size()) */
+    Y = ag_add(f, ag_mul(0.1, ag_randn(ag_size(X))));
+    /* w = torch.tensor(-15.0, requires_grad = True) */
+    w = ag_scalar(w0, true);
+    /* b = torch.tensor(-10.0, requires_grad = True) */
+    b = ag_scalar(b0, true);
 
-    train_model((int)epochs);                                 /* train_model(15) */
+    /* train_model(15) */
+    train_model((int)epochs);
 
     if (json) {
         printf("{\"LOSS\": [");

@@ -5,14 +5,14 @@
 #include "agrad_test.h"
 
 /* One step of the SGD lab's inner loop on sample i. */
-static void sgd_step(ag_tensor *w, ag_tensor *b, const ag_tensor *X, const ag_tensor *Y,
-                     int64_t i)
+static void sgd_step(ag_tensor *w, ag_tensor *b, const ag_tensor *X, const ag_tensor *Y, int64_t i)
 {
     ag_tensor *x = ag_tensor_from(X->data + i, AG_SHAPE(1), false);
     ag_tensor *y = ag_tensor_from(Y->data + i, AG_SHAPE(1), false);
     ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(w, x), b), y), 2));
     cr_assert(ag_backward(loss), "backward failed: %s", ag_last_error());
-    AG_NO_GRAD {
+    AG_NO_GRAD
+    {
         ag_sub_(w, ag_mul(0.01, w->grad));
         ag_sub_(b, ag_mul(0.01, b->grad));
     }
@@ -37,13 +37,15 @@ Test(memory, steady_state_loop_allocates_nothing)
     for (int i = 0; i < 20000; i++) {
         sgd_step(w, b, X, Y, i % 60);
         ag_release(graph);
-        cr_assert_eq(ag_memory_stats().live_tensors, live, "iteration %d: %zu live tensors, %zu "
-                     "before the loop", i, ag_memory_stats().live_tensors, live);
+        cr_assert_eq(ag_memory_stats().live_tensors, live,
+                     "iteration %d: %zu live tensors, %zu "
+                     "before the loop",
+                     i, ag_memory_stats().live_tensors, live);
     }
     ag_stats end = ag_memory_stats();
     cr_assert_eq(end.system_allocs, warm.system_allocs,
-                 "system allocations grew from %zu to %zu in the steady state",
-                 warm.system_allocs, end.system_allocs);
+                 "system allocations grew from %zu to %zu in the steady state", warm.system_allocs,
+                 end.system_allocs);
     cr_assert_eq(end.arena_bytes, warm.arena_bytes, "arena grew from %zu to %zu bytes",
                  warm.arena_bytes, end.arena_bytes);
     /* It trained: the fit approaches y = x - 1. */

@@ -55,14 +55,14 @@ static ag_tensor *input(int ndim, const int64_t *shape, const float *values)
 }
 
 /* |got - want| <= atol + rtol * |want|, with NaN equal to NaN. */
-static void assert_close(const char *what, const ref_case *c, const float *got,
-                         const float *want, int64_t n, double rtol, double atol)
+static void assert_close(const char *what, const ref_case *c, const float *got, const float *want,
+                         int64_t n, double rtol, double atol)
 {
     for (int64_t i = 0; i < n; i++) {
         double g = got[i], w = want[i];
         if (isnan(w) && isnan(g)) continue;
-        cr_assert(fabs(g - w) <= atol + rtol * fabs(w),
-                  "%s: %s[%lld] = %.9g, PyTorch %.9g", c->name, what, (long long)i, g, w);
+        cr_assert(fabs(g - w) <= atol + rtol * fabs(w), "%s: %s[%lld] = %.9g, PyTorch %.9g",
+                  c->name, what, (long long)i, g, w);
     }
 }
 

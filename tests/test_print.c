@@ -10,7 +10,8 @@
 
 #include "ref/print_ref.h"
 
-static ag_tensor *make(const print_ref_tensor *r) {
+static ag_tensor *make(const print_ref_tensor *r)
+{
     ag_shape shape = {r->ndim, {0}};
     for (int d = 0; d < r->ndim; d++) shape.d[d] = r->shape[d];
     ag_tensor *t = ag_tensor_from(r->values, shape, r->requires_grad);
@@ -19,7 +20,8 @@ static ag_tensor *make(const print_ref_tensor *r) {
 }
 
 /* Compares ag_repr(t) with want and frees it. */
-static void check_repr(const char *name, const ag_tensor *t, const char *want) {
+static void check_repr(const char *name, const ag_tensor *t, const char *want)
+{
     char *got = ag_repr(t);
     cr_assert_not_null(got, "%s: ag_repr returned NULL: %s", name, ag_last_error());
     cr_expect_str_eq(got, want, "%s:\n--- got:\n%s\n--- PyTorch:\n%s", name, got, want);
@@ -28,21 +30,19 @@ static void check_repr(const char *name, const ag_tensor *t, const char *want) {
 
 /* Criterion copies parameters into each test's own process; parameters holding
  * pointers to the static reference tables crashed there, so they are indices. */
-static void free_indices(struct criterion_test_params *p) {
-    cr_free(p->params);
-}
+static void free_indices(struct criterion_test_params *p) { cr_free(p->params); }
 
-static struct criterion_test_params indices(size_t n) {
+static struct criterion_test_params indices(size_t n)
+{
     size_t *i = cr_malloc(n * sizeof *i);
     for (size_t k = 0; k < n; k++) i[k] = k;
     return cr_make_param_array(size_t, i, n, free_indices);
 }
 
-ParameterizedTestParameters(print, leaf) {
-    return indices(sizeof print_refs / sizeof *print_refs);
-}
+ParameterizedTestParameters(print, leaf) { return indices(sizeof print_refs / sizeof *print_refs); }
 
-ParameterizedTest(size_t *i, print, leaf) {
+ParameterizedTest(size_t *i, print, leaf)
+{
     const print_ref *r = &print_refs[*i];
     ag_set_error_handler(NULL, NULL);
     check_repr(r->name, make(&r->t), r->repr);
@@ -51,11 +51,13 @@ ParameterizedTest(size_t *i, print, leaf) {
 
 /* Tensors with a grad_fn: made by the op PyTorch applied, so the suffix comes from
  * agrad's own graph. */
-ParameterizedTestParameters(print, grad_fn) {
+ParameterizedTestParameters(print, grad_fn)
+{
     return indices(sizeof print_op_refs / sizeof *print_op_refs);
 }
 
-ParameterizedTest(size_t *i, print, grad_fn) {
+ParameterizedTest(size_t *i, print, grad_fn)
+{
     const print_op_ref *r = &print_op_refs[*i];
     ag_set_error_handler(NULL, NULL);
     ag_tensor *a = make(&r->a), *b = r->b.values ? make(&r->b) : NULL, *y = NULL;
@@ -86,7 +88,8 @@ ParameterizedTest(size_t *i, print, grad_fn) {
 }
 
 /* The lab's first print: Yhat = w * X + b, built as the lab builds it. */
-Test(print, lab_forward) {
+Test(print, lab_forward)
+{
     ag_set_error_handler(NULL, NULL);
     const print_op_ref *mul = &print_op_refs[0], *add = &print_op_refs[1];
     cr_assert_str_eq(mul->name, "lab_w_mul_X", "print_ref.h order changed: %s", mul->name);
@@ -99,7 +102,8 @@ Test(print, lab_forward) {
     test_finish();
 }
 
-Test(print, null_tensor) {
+Test(print, null_tensor)
+{
     ag_set_error_handler(NULL, NULL);
     char *s = ag_repr(NULL);
     cr_expect_null(s, "ag_repr(NULL) returned \"%s\"", s ? s : "");
@@ -113,7 +117,8 @@ Test(print, null_tensor) {
     test_finish();
 }
 
-Test(print, released_tensor) {
+Test(print, released_tensor)
+{
     ag_set_error_handler(NULL, NULL);
     ag_mark m = ag_mark_now();
     ag_tensor *t = ag_scalar(1.0, false);
@@ -126,7 +131,8 @@ Test(print, released_tensor) {
     test_finish();
 }
 
-Test(print, null_stream) {
+Test(print, null_stream)
+{
     ag_set_error_handler(NULL, NULL);
     ag_fprint(NULL, ag_scalar(1.0, false));
     cr_expect(strstr(ag_last_error(), "print") != NULL, "the error should name print, got \"%s\"",
@@ -135,7 +141,8 @@ Test(print, null_stream) {
 }
 
 /* ag_fprint writes the repr and a newline. */
-Test(print, fprint) {
+Test(print, fprint)
+{
     ag_set_error_handler(NULL, NULL);
     FILE *f = tmpfile();
     cr_assert_not_null(f, "tmpfile failed");

@@ -16,20 +16,23 @@
 
 #include "ref/random_ref.h"
 
-static const random_ref *find_ref(const char *name) {
+static const random_ref *find_ref(const char *name)
+{
     for (size_t i = 0; i < sizeof random_refs / sizeof *random_refs; i++)
         if (!strcmp(random_refs[i].name, name)) return &random_refs[i];
     cr_assert_fail("no reference case named %s", name);
     return NULL;
 }
 
-static const char *op_name(random_ref_op op) {
+static const char *op_name(random_ref_op op)
+{
     static const char *names[] = {"manual_seed", "randn",    "rand",
                                   "normal_",     "uniform_", "randperm"};
     return names[op];
 }
 
-static ag_tensor *run_step(const random_ref_step *s) {
+static ag_tensor *run_step(const random_ref_step *s)
+{
     ag_shape shape = {s->ndim, {s->shape[0], s->shape[1]}};
     switch (s->op) {
     case RR_SEED:
@@ -50,7 +53,8 @@ static ag_tensor *run_step(const random_ref_step *s) {
 }
 
 /* Only the 16-element normal path is inexact (see the top of this file). */
-static double tolerance(const random_ref_step *s, int64_t numel) {
+static double tolerance(const random_ref_step *s, int64_t numel)
+{
     if (numel < 16) return 0;
     if (s->op == RR_RANDN) return 1e-6;
     if (s->op == RR_NORMAL) return 1e-6 * s->b;
@@ -59,7 +63,8 @@ static double tolerance(const random_ref_step *s, int64_t numel) {
 
 /* Compares t with want element by element; on failure prints the first element out of
  * tolerance and the largest difference. */
-static void check_values(const char *what, const ag_tensor *t, const float *want, double tol) {
+static void check_values(const char *what, const ag_tensor *t, const float *want, double tol)
+{
     int64_t bad = -1;
     double worst = 0;
     for (int64_t i = 0; i < t->numel; i++) {
@@ -75,7 +80,8 @@ static void check_values(const char *what, const ag_tensor *t, const float *want
 }
 
 /* Replays ref's calls from step 0 up to (not including) step `end`. */
-static void replay(const random_ref *ref, int end) {
+static void replay(const random_ref *ref, int end)
+{
     for (int i = 0; i < end; i++) {
         const random_ref_step *s = &ref->steps[i];
         ag_tensor *t = run_step(s);
@@ -97,18 +103,18 @@ static void replay(const random_ref *ref, int end) {
 
 /* Criterion copies parameters into each test's own process, where pointers into the
  * reference tables do not hold: the parameter is an index into random_refs. */
-static void free_indices(struct criterion_test_params *p) {
-    cr_free(p->params);
-}
+static void free_indices(struct criterion_test_params *p) { cr_free(p->params); }
 
-ParameterizedTestParameters(random, pytorch_stream) {
+ParameterizedTestParameters(random, pytorch_stream)
+{
     size_t n = sizeof random_refs / sizeof *random_refs;
     size_t *i = cr_malloc(n * sizeof *i);
     for (size_t k = 0; k < n; k++) i[k] = k;
     return cr_make_param_array(size_t, i, n, free_indices);
 }
 
-ParameterizedTest(size_t *i, random, pytorch_stream) {
+ParameterizedTest(size_t *i, random, pytorch_stream)
+{
     ag_set_error_handler(NULL, NULL);
     replay(&random_refs[*i], random_refs[*i].nsteps);
     test_finish();
@@ -116,7 +122,8 @@ ParameterizedTest(size_t *i, random, pytorch_stream) {
 
 /* The check values of torch-rng.md, typed in from PyTorch's printout, so that the test
  * does not only trust the generated header. */
-Test(random, documented_check_values) {
+Test(random, documented_check_values)
+{
     ag_set_error_handler(NULL, NULL);
     static const float randn60[] = {-1.5255959f, -0.7502318f, -0.6539809f};
     static const float randn5[] = {0.6613522f, 0.2669241f, 0.0616773f};
@@ -147,7 +154,8 @@ Test(random, documented_check_values) {
 
 /* After ag_shutdown the generator is back in its unseeded state: the default seed, and
  * no cached normal sample from before. */
-Test(random, shutdown_resets_generator) {
+Test(random, shutdown_resets_generator)
+{
     ag_set_error_handler(NULL, NULL);
     ag_manual_seed(1);
     ag_randn(AG_SHAPE(1)); /* leaves a cached sample */
@@ -158,7 +166,8 @@ Test(random, shutdown_resets_generator) {
 }
 
 /* A rejected call leaves the generator where it was: the next draw is the seed's first. */
-static void expect_no_draw(const char *after) {
+static void expect_no_draw(const char *after)
+{
     ag_tensor *t = ag_rand(AG_SHAPE(3));
     cr_assert_not_null(t, "rand(3) after %s failed: %s", after, ag_last_error());
     char what[160];
@@ -166,14 +175,16 @@ static void expect_no_draw(const char *after) {
     check_values(what, t, find_ref("rand_3")->steps[1].values, 0);
 }
 
-static void expect_error(const char *call, const ag_tensor *got, const char *message) {
+static void expect_error(const char *call, const ag_tensor *got, const char *message)
+{
     cr_assert_null(got, "%s returned a tensor instead of failing", call);
     cr_assert_str_eq(ag_last_error(), message, "%s: error \"%s\", expected \"%s\"", call,
                      ag_last_error(), message);
     ag_clear_error();
 }
 
-Test(random, uniform_errors) {
+Test(random, uniform_errors)
+{
     ag_set_error_handler(NULL, NULL);
     ag_tensor *t = ag_zeros(AG_SHAPE(4));
     ag_manual_seed(1);
@@ -198,7 +209,8 @@ Test(random, uniform_errors) {
     test_finish();
 }
 
-Test(random, normal_errors) {
+Test(random, normal_errors)
+{
     ag_set_error_handler(NULL, NULL);
     ag_tensor *t = ag_zeros(AG_SHAPE(20));
     ag_manual_seed(1);
@@ -215,7 +227,8 @@ Test(random, normal_errors) {
     test_finish();
 }
 
-Test(random, randperm_and_shape_errors) {
+Test(random, randperm_and_shape_errors)
+{
     ag_set_error_handler(NULL, NULL);
     ag_manual_seed(1);
     expect_error("randperm(-3)", ag_randperm(-3), "randperm: n must be non-negative, got -3");
@@ -228,7 +241,8 @@ Test(random, randperm_and_shape_errors) {
 }
 
 /* PyTorch's leaf-in-place rule: filling a parameter needs a no_grad scope. */
-Test(random, inplace_on_leaf_requiring_grad) {
+Test(random, inplace_on_leaf_requiring_grad)
+{
     ag_set_error_handler(NULL, NULL);
     ag_tensor *w = ag_requires_grad_(ag_zeros(AG_SHAPE(3)), true);
     ag_manual_seed(1);
@@ -244,9 +258,7 @@ Test(random, inplace_on_leaf_requiring_grad) {
 
     ag_manual_seed(1);
     ag_tensor *got = NULL;
-    AG_NO_GRAD {
-        got = ag_uniform_(w, 0, 1);
-    }
+    AG_NO_GRAD { got = ag_uniform_(w, 0, 1); }
     cr_assert(got == w, "uniform_ in no_grad returned %p, expected w = %p (%s)", (void *)got,
               (void *)w, ag_last_error());
     check_values("uniform_(w, 0, 1) in no_grad", w, find_ref("rand_3")->steps[1].values, 0);
