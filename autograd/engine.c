@@ -41,6 +41,10 @@ void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b)
     out->ag__.src[1] = b;
     out->ag__.src_version[0] = a->ag__.base->ag__.version;
     out->ag__.src_version[1] = b ? b->ag__.base->ag__.version : 0;
+    const uint16_t *needs = ag__ops[op].needs;
+    uint16_t saved =
+        (uint16_t)((a->requires_grad ? needs[0] : 0) | (b && b->requires_grad ? needs[1] : 0));
+    out->ag__.flags |= saved;
 }
 
 bool ag__inplace_begin(ag_tensor *t, const char *op)
@@ -115,7 +119,8 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
                   ag__shape_str(s1, t->ndim, t->shape));
         return false;
     }
-    if (gradient && gradient->numel != t->numel) {
+    if (gradient &&
+        (gradient->ndim != t->ndim || memcmp(gradient->shape, t->shape, sizeof t->shape))) {
         ag__error("backward: Mismatch in shape: grad_output[0] has a shape of %s and "
                   "output[0] has a shape of %s.",
                   ag__shape_str(s1, gradient->ndim, gradient->shape),
@@ -125,30 +130,35 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
     return true;
 }
 
-/* Checks that node's backward can run: its saved values still exist and its saved
- * inputs were not modified in place since it was recorded. */
+/* Checks that node's backward can run: what it saved still exists and was not modified
+ * in place since it was recorded. */
 static bool node_check(const ag_tensor *n)
 {
-    const ag__op *op = &ag__ops[n->ag__.op];
-    if (!op->saves) return true;
+    const char *name = ag__ops[n->ag__.op].grad_fn;
+    uint16_t saved = n->ag__.flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT);
+    if (!saved) return true;
     if (n->ag__.flags & AG__F_FREED) {
         ag__error("backward: Trying to backward through the graph a second time (or directly "
                   "access saved tensors after they have already been freed), at %s. Saved "
                   "intermediate values of the graph are freed when you call .backward(). "
                   "Specify retain_graph=True if you need to backward through the graph a "
                   "second time.",
-                  op->grad_fn);
+                  name);
         return false;
     }
-    for (int i = 0; i < 2; i++) {
-        const ag_tensor *s = n->ag__.src[i];
-        if (s && s->ag__.base->ag__.version != n->ag__.src_version[i]) {
+    const ag_tensor *t[3] = {n->ag__.src[0], n->ag__.src[1], n};
+    const uint32_t expected[3] = {n->ag__.src_version[0], n->ag__.src_version[1], 0};
+    const char *role[3] = {"input 0", "input 1", "result"};
+    for (int i = 0; i < 3; i++) {
+        if (!(saved & (AG__F_SAVED_A << i))) continue;
+        uint32_t version = t[i]->ag__.base->ag__.version;
+        if (version != expected[i]) {
             char buf[AG__SHAPE_STR];
             ag__error("backward: one of the variables needed for gradient computation has "
                       "been modified by an inplace operation: [FloatTensor %s] is at version "
-                      "%u; expected version %u instead (input %d of %s).",
-                      ag__shape_str(buf, s->ndim, s->shape), s->ag__.base->ag__.version,
-                      n->ag__.src_version[i], i, op->grad_fn);
+                      "%u; expected version %u instead (%s of %s).",
+                      ag__shape_str(buf, t[i]->ndim, t[i]->shape), version, expected[i], role[i],
+                      name);
             return false;
         }
     }

@@ -15,6 +15,9 @@ enum {
     AG__F_FREED = 1 << 1,       /* backward ran without retain_graph: saved values gone */
     AG__F_PENDING = 1 << 2,     /* has a gradient (gbuf) in the current backward pass */
     AG__F_GRAD = 1 << 3,        /* this tensor is another's ->grad: malloc'd, off the tape */
+    AG__F_SAVED_A = 1 << 4,     /* backward will read input 0 (see ag__op.needs) */
+    AG__F_SAVED_B = 1 << 5,     /* ... input 1 */
+    AG__F_SAVED_OUT = 1 << 6,   /* ... the op's own result */
 };
 
 #define AG__UNUSED(x) ((void)(x))
@@ -134,7 +137,11 @@ static inline void ag__bstrides(const ag_tensor *x, int64_t st[AG_MAX_DIMS])
 /* One entry per recorded op, indexed by ag_tensor.ag__.op; entry 0 is the leaf. */
 typedef struct ag__op {
     const char *grad_fn; /* PyTorch's name for the backward node, e.g. "MulBackward0" */
-    bool saves;          /* backward reads saved inputs: a second backward is an error */
+    /* What the gradient of input 0 and of input 1 reads, as AG__F_SAVED_* bits. A node
+     * saves what the gradients of its inputs that require grad read; PyTorch frees
+     * saved values after backward and checks them for in-place changes, and so does
+     * agrad: a node that saved nothing can run backward any number of times. */
+    uint16_t needs[2];
     void (*backward)(ag_tensor *out); /* out->ag__.gbuf -> ag__accum into the inputs */
 } ag__op;
 extern const ag__op ag__ops[];

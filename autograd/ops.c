@@ -432,18 +432,21 @@ ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src)
 /* ------------------------------------------------------------------------------------ */
 /* The op table                                                                          */
 
+/* needs: what the gradients of input 0 and input 1 read (see ag__op). */
+enum { A = AG__F_SAVED_A, B = AG__F_SAVED_B, OUT = AG__F_SAVED_OUT };
+
 const ag__op ag__ops[] = {
-    [OP_LEAF] = {NULL, false, NULL},
-    [OP_ADD] = {"AddBackward0", false, add_backward},
-    [OP_SUB] = {"SubBackward0", false, sub_backward},
-    [OP_RSUB] = {"RsubBackward1", false, rsub_backward},
-    [OP_MUL] = {"MulBackward0", true, mul_backward},
-    [OP_DIV] = {"DivBackward0", true, div_backward},
-    [OP_POW_TENSOR] = {"PowBackward1", true, pow_tensor_backward},
-    [OP_NEG] = {"NegBackward0", false, neg_backward},
-    [OP_POW_SCALAR] = {"PowBackward0", true, pow_scalar_backward},
-    [OP_SUM] = {"SumBackward0", false, sum_backward},
-    [OP_MEAN] = {"MeanBackward0", false, mean_backward},
-    [OP_VIEW] = {"ViewBackward0", false, view_backward},
-    [OP_RESHAPE] = {"ReshapeAliasBackward0", false, view_backward},
+    [OP_LEAF] = {NULL, {0, 0}, NULL},
+    [OP_ADD] = {"AddBackward0", {0, 0}, add_backward},
+    [OP_SUB] = {"SubBackward0", {0, 0}, sub_backward},
+    [OP_RSUB] = {"RsubBackward1", {0, 0}, rsub_backward},
+    [OP_MUL] = {"MulBackward0", {B, A}, mul_backward},
+    [OP_DIV] = {"DivBackward0", {B, A | B}, div_backward},
+    [OP_POW_TENSOR] = {"PowBackward1", {A | B, A | B | OUT}, pow_tensor_backward},
+    [OP_NEG] = {"NegBackward0", {0, 0}, neg_backward},
+    [OP_POW_SCALAR] = {"PowBackward0", {A, 0}, pow_scalar_backward},
+    [OP_SUM] = {"SumBackward0", {0, 0}, sum_backward},
+    [OP_MEAN] = {"MeanBackward0", {0, 0}, mean_backward},
+    [OP_VIEW] = {"ViewBackward0", {0, 0}, view_backward},
+    [OP_RESHAPE] = {"ReshapeAliasBackward0", {0, 0}, view_backward},
 };

@@ -298,16 +298,17 @@ ag_tensor *ag_scalar(double value, bool requires_grad)
     return t;
 }
 
-ag_tensor *ag_full(ag_shape shape, double value)
+static ag_tensor *filled(const char *op, ag_shape shape, double value)
 {
-    ag_tensor *t = new_shape("full", shape);
+    ag_tensor *t = new_shape(op, shape);
     if (!t) return NULL;
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)value;
     return t;
 }
 
-ag_tensor *ag_zeros(ag_shape shape) { return ag_full(shape, 0.0); }
-ag_tensor *ag_ones(ag_shape shape) { return ag_full(shape, 1.0); }
+ag_tensor *ag_full(ag_shape shape, double value) { return filled("full", shape, value); }
+ag_tensor *ag_zeros(ag_shape shape) { return filled("zeros", shape, 0.0); }
+ag_tensor *ag_ones(ag_shape shape) { return filled("ones", shape, 1.0); }
 
 ag_tensor *ag_arange(double start, double end, double step)
 {

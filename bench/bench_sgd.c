@@ -43,12 +43,14 @@ int main(int argc, char **argv)
     int64_t n = X->numel;
 
     ag_mark graph = ag_mark_now();
-    long rss_start = 0;
+    long rss_at[8] = {0}, rss_step[8] = {0};
+    int nrss = 0;
     double t0 = 0;
     for (long s = 0; s < steps; s++) {
-        if (s == 1000) { /* warmed up: the arena has grown to its steady size */
-            rss_start = rss_kib();
-            t0 = now_ns();
+        if (s == 1000) t0 = now_ns(); /* warmed up: the arena has its steady size */
+        if (s == 1000 || s == 10000 || s == 100000 || s == 1000000 || s == 10000000) {
+            rss_step[nrss] = s;
+            rss_at[nrss++] = rss_kib();
         }
         int64_t i = s % n;
         ag_tensor *x = ag_tensor_from(X->data + i, AG_SHAPE(1), false);
@@ -65,7 +67,8 @@ int main(int argc, char **argv)
         ag_release(graph);
     }
     double agrad_ns = (now_ns() - t0) / (double)(steps - 1000);
-    long rss_end = rss_kib();
+    rss_step[nrss] = steps;
+    rss_at[nrss++] = rss_kib();
     float wa = w->data[0], ba = b->data[0];
 
     /* The same step by hand: the floor that any graph overhead sits on. */
@@ -89,8 +92,9 @@ int main(int argc, char **argv)
     printf("  hand C     %10.1f ns/step   (w = %.6f, b = %.6f)\n", hand_ns, (double)wv, (double)bv);
     printf("  ratio      %10.1f x hand-written C\n", agrad_ns / hand_ns);
     printf("  PyTorch 1.13 on this machine: about 35000 ns/step (bench/torch_sgd_step.py)\n");
-    printf("  resident memory: %ld KiB after 1000 steps, %ld KiB after %ld\n", rss_start, rss_end,
-           steps);
+    printf("  resident memory:");
+    for (int k = 0; k < nrss; k++)
+        printf(" %ld KiB after %ld steps%s", rss_at[k], rss_step[k], k + 1 < nrss ? "," : "\n");
     ag_stats st = ag_memory_stats();
     printf("  arena: %zu bytes, %zu system allocations in all\n", st.arena_bytes, st.system_allocs);
     ag_shutdown();
