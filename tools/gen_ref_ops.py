@@ -9,6 +9,8 @@ gradients are those of a non-trivial upstream gradient.
 """
 import torch
 
+from cref import c_float
+
 BINARY = ["add", "sub", "mul", "div", "pow"]
 SHAPES = [
     ([3], [3]),
@@ -53,13 +55,6 @@ def c_floats(t):
         return "NULL"
     return "(const float[]){" + ", ".join(c_float(v) for v in vals) + "}"
 
-
-def c_float(v):
-    if v != v:
-        return "NAN"
-    if v in (float("inf"), float("-inf")):
-        return "INFINITY" if v > 0 else "-INFINITY"
-    return "%.9ef" % v
 
 
 def c_shape(t):

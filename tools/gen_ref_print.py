@@ -11,29 +11,16 @@ prints exactly the numbers PyTorch printed.
 """
 import math
 import os
-import struct
 import sys
 
 import torch
+
+from cref import c_float, emit_values
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref",
                    "print_ref.h")
 
 
-def c_float(v):
-    """A C literal for the float32 v, exact (%.9g round-trips any float32)."""
-    if math.isnan(v):
-        # -nan keeps its sign bit, which C's printf shows and Python's format does not.
-        return "-NAN" if struct.pack(">f", v)[0] & 0x80 else "NAN"
-    if math.isinf(v):
-        return "-INFINITY" if v < 0 else "INFINITY"
-    if v == 0:
-        return "-0.0f" if math.copysign(1.0, v) < 0 else "0.0f"
-    s = "%.9g" % v
-    assert struct.unpack("f", struct.pack("f", float(s)))[0] == v
-    if not any(c in s for c in ".en"):
-        s += ".0"
-    return s + "f"
 
 
 def c_string(s):
@@ -170,18 +157,6 @@ def apply(op, a, b, s):
     raise ValueError(op)
 
 
-def emit_values(out, name, t):
-    vals = t.detach().reshape(-1).tolist()
-    out.append("static const float %s[] = {" % name)
-    line = "   "
-    for v in vals or [0.0]:  # C has no empty arrays: one unused value
-        item = " " + c_float(v) + ","
-        if len(line) + len(item) > 96:
-            out.append(line)
-            line = "   "
-        line += item
-    out.append(line)
-    out.append("};")
 
 
 def tensor_init(name, t):

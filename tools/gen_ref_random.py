@@ -15,9 +15,10 @@ which the cases for seeds 5 and 2**32 + 5 show (their values are the same).
 """
 import math
 import os
-import struct
 
 import torch
+
+from cref import c_float, emit_values
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref",
                    "random_ref.h")
@@ -113,32 +114,12 @@ def run(step):
     raise ValueError(kind)
 
 
-def c_float(v):
-    """A C literal for the float32 v, exact (%.9g round-trips any float32)."""
-    assert math.isfinite(v)
-    s = "%.9g" % v
-    assert struct.unpack("f", struct.pack("f", float(s)))[0] == v
-    if not any(c in s for c in ".e"):
-        s += ".0"
-    return s + "f"
 
 
 def c_double(v):
     return repr(float(v))  # repr round-trips a double
 
 
-def emit_values(out, name, t):
-    vals = t.reshape(-1).tolist()
-    out.append("static const float %s[] = {" % name)
-    line = "   "
-    for v in vals or [0.0]:  # C has no empty arrays: one unused value
-        item = " " + c_float(v) + ","
-        if len(line) + len(item) > 96:
-            out.append(line)
-            line = "   "
-        line += item
-    out.append(line)
-    out.append("};")
 
 
 def step_init(step, values):
