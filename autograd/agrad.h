@@ -54,8 +54,9 @@
  * PyTorch has them. By default it is printed to stderr and the program exits with
  * status 1, like an uncaught Python exception. ag_set_error_handler() changes that;
  * with a handler that returns, the failing call returns NULL (or false, or NAN) and
- * ag_last_error() keeps the message. An op given NULL returns NULL silently, so one
- * error surfaces once at the end of an expression.
+ * ag_last_error() keeps the message. An op given NULL returns NULL and reports it only
+ * when no error is pending (ag_last_error() is empty): the NULL result of a failed op
+ * passes silently through the rest of an expression, so one mistake surfaces once.
  *
  * SCALARS ON EITHER SIDE
  *
@@ -121,7 +122,9 @@ struct ag_tensor {
         uint16_t op;             /* index in the op table; 0 for a leaf */
         uint16_t flags;          /* AG__F_* in internal.h */
         ag_tensor *src[2];       /* inputs of the op that made this tensor */
-        float arg;               /* scalar argument of the op (pow's exponent) */
+        float farg[2];           /* scalar arguments of the op (pow's exponent, clamp's) */
+        int64_t iarg[2];         /* integer arguments of the op (a dim, an index) */
+        void *ctx;               /* what else the op's backward needs, in the arena */
         uint32_t version;        /* bumped by in-place writes to this storage */
         uint32_t src_version[2]; /* inputs' storage versions when recorded */
         ag_tensor *base;         /* the tensor that owns data (itself, unless a view) */
@@ -275,6 +278,96 @@ AG_API ag_tensor *ag_reshape(ag_tensor *x, ag_shape shape);
  * x.data, the same thing. */
 AG_API ag_tensor *ag_detach(ag_tensor *x);
 AG_API ag_tensor *ag_data(ag_tensor *x);
+
+/* Elementwise functions: torch.exp, log, sqrt, abs, relu, sigmoid, tanh. log of 0 is
+ * -inf and of a negative number nan, as in PyTorch (no error). */
+AG_API ag_tensor *ag_exp(ag_tensor *x);
+AG_API ag_tensor *ag_log(ag_tensor *x);
+AG_API ag_tensor *ag_sqrt(ag_tensor *x);
+AG_API ag_tensor *ag_abs(ag_tensor *x);
+AG_API ag_tensor *ag_relu(ag_tensor *x);
+AG_API ag_tensor *ag_sigmoid(ag_tensor *x);
+AG_API ag_tensor *ag_tanh(ag_tensor *x);
+/* x.clamp(min, max): pass -INFINITY or INFINITY for a missing bound. The gradient is 1
+ * where min <= x <= max, else 0. min > max gives max everywhere, as in PyTorch. */
+AG_API ag_tensor *ag_clamp(ag_tensor *x, double min, double max);
+/* A user-defined elementwise op: y = f(x) with derivative df, recorded under name (for
+ * grad_fn; the pointer must outlive the graph). */
+AG_API ag_tensor *ag_map(ag_tensor *x, float (*f)(float), float (*df)(float), const char *name);
+
+/* Reductions over dimension dim (negative counts from the end): x.sum(dim, keepdim),
+ * x.mean(dim, keepdim). */
+AG_API ag_tensor *ag_sum_dim(ag_tensor *x, int dim, bool keepdim);
+AG_API ag_tensor *ag_mean_dim(ag_tensor *x, int dim, bool keepdim);
+/* x.max() and x.min(): 0-d; the gradient goes to the chosen element (shared evenly among
+ * ties, as PyTorch does). An empty x is an error. */
+AG_API ag_tensor *ag_max(ag_tensor *x);
+AG_API ag_tensor *ag_min(ag_tensor *x);
+/* x.max(dim, keepdim) and x.min(dim, keepdim): the values; when indices is not NULL,
+ * *indices receives the positions (a float tensor, not recorded). The gradient goes to
+ * the chosen element of each slice (the first, on ties). */
+AG_API ag_tensor *ag_max_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
+AG_API ag_tensor *ag_min_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
+
+/* a @ b with torch.matmul's rules: vector . vector (0-d), matrix @ vector, vector @
+ * matrix, matrix @ matrix, and batched (rank 3 or 4, the batch dimensions broadcast). */
+AG_API ag_tensor *ag_matmul(ag_tensor *a, ag_tensor *b);
+/* x.t() (rank <= 2) and x.transpose(dim0, dim1). agrad tensors are contiguous, so the
+ * result is a copy, not a view: writes to it do not reach x. */
+AG_API ag_tensor *ag_t(ag_tensor *x);
+AG_API ag_tensor *ag_transpose(ag_tensor *x, int dim0, int dim1);
+/* x.inverse() of a square matrix (or a batch of them); a singular matrix is an error. */
+AG_API ag_tensor *ag_inverse(ag_tensor *x);
+
+/* len(x): the size of the first dimension (an error for a 0-d x: -1). */
+AG_API int64_t ag_len(const ag_tensor *x);
+/* x.select(dim, index); x[i] is ag_select(x, 0, i). Negative index counts from the end.
+ * Along dim 0 the result is a view sharing x's storage, as in PyTorch; along another
+ * dimension it is a copy (agrad tensors are contiguous). Gradients flow back either way.
+ * Iterating over rows, as in `for x, y in zip(X, Y)`:
+ *     for (int64_t i = 0; i < ag_len(X); i++) { x = ag_select(X, 0, i); y = ag_select(Y, 0, i); }
+ */
+AG_API ag_tensor *ag_select(ag_tensor *x, int dim, int64_t index);
+/* x[start:end] along dim, with Python's slice rules (negative counts from the end, out of
+ * range is clipped). A view along dim 0, a copy along another dimension. */
+AG_API ag_tensor *ag_slice(ag_tensor *x, int dim, int64_t start, int64_t end);
+/* torch.cat(xs, dim) and torch.stack(xs, dim) of n tensors: new storage. */
+AG_API ag_tensor *ag_cat(ag_tensor *const *xs, int n, int dim);
+AG_API ag_tensor *ag_stack(ag_tensor *const *xs, int n, int dim);
+
+/* ------------------------------------------------------------------------------------ */
+/* gradcheck                                                                             */
+
+/* The function gradcheck differentiates: from inputs[0..n-1] to one tensor. */
+typedef ag_tensor *(*ag_fn)(ag_tensor *const *inputs, void *userdata);
+
+/* Settings; zero fields take the defaults. */
+typedef struct ag_gradcheck_opts {
+    double eps;  /* finite-difference step, relative to max(1, |x|); default 1e-2 */
+    double atol; /* |analytical - numerical| <= atol + rtol * |numerical|; default 1e-3 */
+    double rtol; /* default 1e-2 */
+} ag_gradcheck_opts;
+
+/* What gradcheck found: the worst element of the Jacobian. */
+typedef struct ag_gradcheck_result {
+    bool passed;
+    int input;              /* which input holds the worst element */
+    int64_t input_index;    /* its flat index in that input */
+    int64_t output_index;   /* the flat index of the output element differentiated */
+    double analytical;      /* d output / d input there, from backward */
+    double numerical;       /* the same from finite differences */
+    double eps, atol, rtol; /* the settings used */
+    char report[512];       /* all of the above as readable text */
+} ag_gradcheck_result;
+
+/* torch.autograd.gradcheck: compares the full Jacobian of fn at inputs, from backward,
+ * with a fourth-order central finite difference of float32 forward values. Inputs that
+ * do not require grad are not checked. Returns whether every element is within the
+ * tolerances; result (may be NULL) gets the details. fn must not change its inputs.
+ * All tensors it makes are released before it returns. False, with an error, for bad
+ * arguments or when fn fails. */
+AG_API bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
+                         const ag_gradcheck_opts *opts, ag_gradcheck_result *result);
 
 /* ------------------------------------------------------------------------------------ */
 /* In-place writes. On a leaf that requires grad they are an error unless inside a      */

@@ -11,6 +11,14 @@ static struct {
     size_t pending;      /* visited tensors the walk has not reached yet */
 } eng;
 
+const ag__op ag__ops[AG__OP_COUNT] = {
+    [AG__OP_LEAF] = {NULL, {0, 0}, NULL},
+#define AG__OP(id, grad_fn, backward, needs0, needs1)                                              \
+    [AG__OP_##id] = {grad_fn, {needs0, needs1}, backward},
+#include "optable.h"
+#undef AG__OP
+};
+
 bool ag__grad_mode(void) { return eng.no_grad_depth == 0; }
 
 void ag__engine_reset(void)
@@ -47,6 +55,21 @@ void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b)
     out->ag__.flags |= saved;
 }
 
+bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n)
+{
+    bool any = false;
+    for (int i = 0; i < n; i++) any = any || inputs[i]->requires_grad;
+    if (eng.no_grad_depth || !any) return true;
+    ag_tensor **kept = ag__ctx_alloc((size_t)n * sizeof *kept);
+    if (!kept) return false;
+    for (int i = 0; i < n; i++) kept[i] = inputs[i];
+    out->requires_grad = true;
+    out->ag__.op = (uint16_t)op;
+    out->ag__.ctx = kept;
+    out->ag__.iarg[1] = n;
+    return true;
+}
+
 bool ag__inplace_begin(ag_tensor *t, const char *op)
 {
     if (t->requires_grad && eng.no_grad_depth == 0) {
@@ -78,19 +101,25 @@ ag_tensor *ag_retain_grad(ag_tensor *t)
 /* ------------------------------------------------------------------------------------ */
 /* Backward                                                                              */
 
-void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
+float *ag__grad_of(ag_tensor *x)
 {
-    if (!x->requires_grad || !g) return;
+    if (!x->requires_grad) return NULL;
     if (!(x->ag__.flags & AG__F_PENDING)) {
         float *buf = ag__scratch(x->numel);
-        if (!buf) return;
+        if (!buf) return NULL;
         memset(buf, 0, (size_t)x->numel * sizeof(float));
         x->ag__.gbuf = buf;
         x->ag__.flags |= AG__F_PENDING;
         arrput(eng.visited, x);
         eng.pending++;
     }
-    float *dst = x->ag__.gbuf;
+    return x->ag__.gbuf;
+}
+
+void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
+{
+    float *dst = g ? ag__grad_of(x) : NULL;
+    if (!dst) return;
     if (x->numel == out->numel) { /* same shape, or a view: no reduction */
         for (int64_t i = 0; i < x->numel; i++) dst[i] += g[i];
         return;
@@ -135,7 +164,8 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
 static bool node_check(const ag_tensor *n)
 {
     const char *name = ag__ops[n->ag__.op].grad_fn;
-    uint16_t saved = n->ag__.flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT);
+    uint16_t saved =
+        n->ag__.flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT | AG__F_SAVED_CTX);
     if (!saved) return true;
     if (n->ag__.flags & AG__F_FREED) {
         ag__error("backward: Trying to backward through the graph a second time (or directly "

@@ -18,6 +18,7 @@ enum {
     AG__F_SAVED_A = 1 << 4,     /* backward will read input 0 (see ag__op.needs) */
     AG__F_SAVED_B = 1 << 5,     /* ... input 1 */
     AG__F_SAVED_OUT = 1 << 6,   /* ... the op's own result */
+    AG__F_SAVED_CTX = 1 << 7,   /* ... what the op kept in ag__.ctx (no version to check) */
 };
 
 #define AG__UNUSED(x) ((void)(x))
@@ -83,6 +84,9 @@ void ag__engine_reset(void);
  * differentiated) into x's gradient, summing over the dimensions along which x was
  * broadcast to out. Does nothing when x does not require grad. */
 void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g);
+/* In ops' backward functions: x's gradient buffer for this pass (zeros the first time),
+ * to add into directly; NULL when x does not require grad (or out of memory). */
+float *ag__grad_of(ag_tensor *x);
 /* Whether x wants a gradient in this pass (so backward can skip work). */
 static inline bool ag__wants(const ag_tensor *x) { return x->requires_grad; }
 
@@ -132,19 +136,43 @@ static inline void ag__bstrides(const ag_tensor *x, int64_t st[AG_MAX_DIMS])
                 }                                                                                  \
     } while (0)
 
-/* ---- ops (ops.c) ---- */
+/* ---- the op table (optable.h, defined in engine.c) ---- */
 
-/* One entry per recorded op, indexed by ag_tensor.ag__.op; entry 0 is the leaf. */
+#define AG__A   AG__F_SAVED_A
+#define AG__B   AG__F_SAVED_B
+#define AG__OUT AG__F_SAVED_OUT
+#define AG__CTX AG__F_SAVED_CTX
+
+enum {
+    AG__OP_LEAF,
+#define AG__OP(id, grad_fn, backward, needs0, needs1) AG__OP_##id,
+#include "optable.h"
+#undef AG__OP
+    AG__OP_COUNT
+};
+
+#define AG__OP(id, grad_fn, backward, needs0, needs1) void backward(ag_tensor *out);
+#include "optable.h"
+#undef AG__OP
+
 typedef struct ag__op {
     const char *grad_fn; /* PyTorch's name for the backward node, e.g. "MulBackward0" */
-    /* What the gradient of input 0 and of input 1 reads, as AG__F_SAVED_* bits. A node
-     * saves what the gradients of its inputs that require grad read; PyTorch frees
-     * saved values after backward and checks them for in-place changes, and so does
-     * agrad: a node that saved nothing can run backward any number of times. */
-    uint16_t needs[2];
-    void (*backward)(ag_tensor *out); /* out->ag__.gbuf -> ag__accum into the inputs */
+    uint16_t needs[2];   /* what the gradient of input 0, input 1 reads (optable.h) */
+    void (*backward)(ag_tensor *out);
 } ag__op;
-extern const ag__op ag__ops[];
+extern const ag__op ag__ops[AG__OP_COUNT];
+
+/* Memory that lives as long as out, for what out's backward needs (ag__.ctx): call
+ * it after out is made. NULL after an out-of-memory error. */
+void *ag__ctx_alloc(size_t bytes);
+
+/* ag__record for ops of n inputs (cat, stack): the inputs are kept in out->ag__.ctx. */
+bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
+
+/* ---- unary.c ---- */
+
+/* The name given to ag_map, for the grad_fn of its recorded result y. */
+const char *ag__map_name(const ag_tensor *y);
 
 /* ---- random (random.c) ---- */
 

@@ -225,6 +225,8 @@ ag_tensor *ag__new_grad(const ag_tensor *t)
     return g;
 }
 
+void *ag__ctx_alloc(size_t bytes) { return arena_alloc(&tensors, bytes); }
+
 ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
 {
     return ag__new(op, t->ndim, t->shape, NULL, NULL);
@@ -409,5 +411,6 @@ bool ag_is_leaf(const ag_tensor *t) { return ag__check(t, "is_leaf", "self") && 
 const char *ag_grad_fn_name(const ag_tensor *t)
 {
     if (!ag__check(t, "grad_fn", "self") || !t->ag__.op) return NULL;
+    if (t->ag__.op == AG__OP_MAP) return ag__map_name(t);
     return ag__ops[t->ag__.op].grad_fn;
 }

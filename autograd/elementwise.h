@@ -1,0 +1,126 @@
+/* Private: the loops that elementwise ops share (ops.c, unary.c). Everything here is
+ * inlined into each op, so that the op's scalar function is a constant the compiler
+ * folds into the loop. */
+#ifndef AGRAD_ELEMENTWISE_H
+#define AGRAD_ELEMENTWISE_H
+
+#include "internal.h"
+
+/* The broadcast shape of a and b (NumPy rules), or an error in PyTorch's words. */
+static inline bool ag__broadcast_shape(const char *op, const ag_tensor *a, const ag_tensor *b,
+                                       int *ndim, int64_t shape[AG_MAX_DIMS])
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int k = 0; k < n; k++) {
+        int ja = k - (n - a->ndim), jb = k - (n - b->ndim);
+        int64_t sa = ja >= 0 ? a->shape[ja] : 1, sb = jb >= 0 ? b->shape[jb] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+            ag__error("%s: The size of tensor a (%lld) must match the size of tensor b (%lld) "
+                      "at non-singleton dimension %d (shapes %s and %s)",
+                      op, (long long)sa, (long long)sb, k, ag__shape_str(s1, a->ndim, a->shape),
+                      ag__shape_str(s2, b->ndim, b->shape));
+            return false;
+        }
+        shape[k] = sa == 1 ? sb : sa;
+    }
+    *ndim = n;
+    return true;
+}
+
+/* out[i] = f(a[i'], b[i'']) over the broadcast shape. Inlined into each op so that f is
+ * a constant the compiler folds into the loop. */
+AG__INLINE void map2(ag_tensor *out, const ag_tensor *a, const ag_tensor *b,
+                     float (*f)(float, float))
+{
+    float *o = out->data;
+    const float *x = a->data, *y = b->data;
+    if (a->numel == out->numel && b->numel == out->numel) {
+        for (int64_t i = 0; i < out->numel; i++) o[i] = f(x[i], y[i]);
+    } else if (a->numel == out->numel && b->numel == 1) {
+        for (int64_t i = 0; i < out->numel; i++) o[i] = f(x[i], y[0]);
+    } else if (a->numel == 1 && b->numel == out->numel) {
+        for (int64_t i = 0; i < out->numel; i++) o[i] = f(x[0], y[i]);
+    } else {
+        int64_t p[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
+        ag__pad(out->ndim, out->shape, p);
+        ag__bstrides(a, sa);
+        ag__bstrides(b, sb);
+        AG__FOR_BCAST(p, sa, sb, o[io] = f(x[ia], y[ib]));
+    }
+}
+
+AG__INLINE ag_tensor *binary(int op, const char *name, ag_tensor *a, ag_tensor *b,
+                             float (*f)(float, float))
+{
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    if (!ag__check(a, name, "a") || !ag__check(b, name, "b")) return NULL;
+    if (!ag__broadcast_shape(name, a, b, &ndim, shape)) return NULL;
+    ag_tensor *out = ag__new(name, ndim, shape, NULL, NULL);
+    if (!out) return NULL;
+    map2(out, a, b, f);
+    ag__record(out, op, a, b);
+    return out;
+}
+
+/* A partial derivative of an elementwise op: the gradient reaching one input from the
+ * gradient g of the output y = f(a, b). */
+typedef float (*partial_fn)(float a, float b, float y, float g);
+#define PARTIAL(name, expr)                                                                        \
+    static float name(float a, float b, float y, float g)                                          \
+    {                                                                                              \
+        (void)a, (void)b, (void)y, (void)g;                                                        \
+        return (expr);                                                                             \
+    }
+
+/* Backward of y = f(a, b): each input that wants a gradient gets d(a, b, y, g) at every
+ * element of y, summed back to its own shape. A NULL partial means the gradient passes
+ * through unchanged. */
+AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
+{
+    ag_tensor *in[2] = {y->ag__.src[0], y->ag__.src[1]};
+    partial_fn d[2] = {da, db};
+    const float *g = y->ag__.gbuf, *a = in[0]->data, *b = in[1]->data, *o = y->data;
+    int64_t p[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
+    ag__pad(y->ndim, y->shape, p);
+    ag__bstrides(in[0], sa);
+    ag__bstrides(in[1], sb);
+    for (int k = 0; k < 2; k++) {
+        if (!ag__wants(in[k])) continue;
+        if (!d[k]) {
+            ag__accum(in[k], y, g);
+            continue;
+        }
+        float *t = ag__scratch(y->numel);
+        if (!t) return;
+        partial_fn f = d[k];
+        AG__FOR_BCAST(p, sa, sb, t[io] = f(a[ia], b[ib], o[io], g[io]));
+        ag__accum(in[k], y, t);
+    }
+}
+
+/* Same for y = f(x) with the op's scalar argument: d(x, arg, y, g). */
+AG__INLINE void backward1(ag_tensor *y, partial_fn d)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *t = ag__scratch(y->numel);
+    if (!t) return;
+    for (int64_t i = 0; i < y->numel; i++)
+        t[i] = d(x->data[i], y->ag__.farg[0], y->data[i], y->ag__.gbuf[i]);
+    ag__accum(x, y, t);
+}
+
+/* y = f(x), recorded as op when x requires grad. */
+AG__INLINE ag_tensor *unary(int op, const char *name, ag_tensor *x, float (*f)(float))
+{
+    if (!ag__check(x, name, "self")) return NULL;
+    ag_tensor *y = ag__new_like(name, x);
+    if (!y) return NULL;
+    for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i]);
+    ag__record(y, op, x, NULL);
+    return y;
+}
+
+#endif /* AGRAD_ELEMENTWISE_H */

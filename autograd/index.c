@@ -1,0 +1,223 @@
+/* Rows, slices and concatenation: x[i], x[a:b], torch.cat, torch.stack.
+ *
+ * A tensor is contiguous, so every op here sees it as blocks: `outer` repetitions of
+ * the dimensions before dim, and within each, `size` slabs of `inner` floats (the
+ * dimensions after dim). Along dim 0 (outer = 1) a row or a range of rows is one piece
+ * of x's storage, so select and slice return views there, as PyTorch does; along any
+ * other dimension they copy. */
+#include "internal.h"
+
+#include <string.h>
+
+typedef struct blocks {
+    int64_t outer, size, inner;
+} blocks;
+
+static blocks blocks_of(const ag_tensor *x, int dim)
+{
+    blocks b = {1, x->shape[dim], 1};
+    for (int i = 0; i < dim; i++) b.outer *= x->shape[i];
+    for (int i = dim + 1; i < x->ndim; i++) b.inner *= x->shape[i];
+    return b;
+}
+
+/* dim within [-ndim, ndim - 1], as a dimension index; -1 after an error. */
+static int wrap_dim(const char *op, const ag_tensor *x, int dim, int ndim)
+{
+    if (dim < -ndim || dim >= ndim) {
+        char s[AG__SHAPE_STR];
+        ag__error("%s: Dimension out of range (expected to be in range of [%d, %d], but got %d) "
+                  "(shape %s)",
+                  op, -ndim, ndim - 1, dim, ag__shape_str(s, x->ndim, x->shape));
+        return -1;
+    }
+    return dim < 0 ? dim + ndim : dim;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* select / slice: y = x[..., start:start+len, ...] along dim (select drops the dim)     */
+/* dy/dx: the gradient lands on the selected elements, zero elsewhere                    */
+
+static ag_tensor *take(int op, const char *name, ag_tensor *x, int dim, int64_t start, int64_t len)
+{
+    blocks b = blocks_of(x, dim);
+    int64_t shape[AG_MAX_DIMS];
+    int ndim = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (i != dim)
+            shape[ndim++] = x->shape[i];
+        else if (op == AG__OP_SLICE)
+            shape[ndim++] = len;
+    }
+    ag_tensor *y = dim == 0 ? ag__new(name, ndim, shape, x, x->data + start * b.inner)
+                            : ag__new(name, ndim, shape, NULL, NULL);
+    if (!y) return NULL;
+    if (dim != 0)
+        for (int64_t o = 0; o < b.outer; o++)
+            memcpy(y->data + o * len * b.inner, x->data + (o * b.size + start) * b.inner,
+                   (size_t)(len * b.inner) * sizeof(float));
+    ag__record(y, op, x, NULL);
+    y->ag__.iarg[0] = dim;
+    y->ag__.iarg[1] = start;
+    return y;
+}
+
+/* Backward of select and slice: add g into the block of x's gradient it came from. */
+static void take_backward(ag_tensor *y, int64_t len)
+{
+    ag_tensor *x = y->ag__.src[0];
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
+    blocks b = blocks_of(x, (int)y->ag__.iarg[0]);
+    int64_t start = y->ag__.iarg[1], n = len * b.inner;
+    const float *g = y->ag__.gbuf;
+    for (int64_t o = 0; o < b.outer; o++)
+        for (int64_t k = 0; k < n; k++) dx[(o * b.size + start) * b.inner + k] += g[o * n + k];
+}
+
+ag_tensor *ag_select(ag_tensor *x, int dim, int64_t index)
+{
+    if (!ag__check(x, "select", "self")) return NULL;
+    if (x->ndim == 0)
+        return ag__error("select: select() cannot be applied to a 0-dim tensor."), NULL;
+    if ((dim = wrap_dim("select", x, dim, x->ndim)) < 0) return NULL;
+    int64_t size = x->shape[dim], i = index < 0 ? index + size : index;
+    if (i < 0 || i >= size) {
+        char s[AG__SHAPE_STR];
+        return ag__error("select: index %lld out of range for tensor of size %s at dimension %d",
+                         (long long)index, ag__shape_str(s, x->ndim, x->shape), dim),
+               NULL;
+    }
+    return take(AG__OP_SELECT, "select", x, dim, i, 1);
+}
+
+void ag__select_backward(ag_tensor *y) { take_backward(y, 1); }
+
+ag_tensor *ag_slice(ag_tensor *x, int dim, int64_t start, int64_t end)
+{
+    if (!ag__check(x, "slice", "self")) return NULL;
+    if (x->ndim == 0) return ag__error("slice: slice() cannot be applied to a 0-dim tensor."), NULL;
+    if ((dim = wrap_dim("slice", x, dim, x->ndim)) < 0) return NULL;
+    /* Python's rules: negative counts from the end, then clip to [0, size]. */
+    int64_t size = x->shape[dim];
+    if (start < 0) start += size;
+    if (end < 0) end += size;
+    start = start < 0 ? 0 : start > size ? size : start;
+    end = end < start ? start : end > size ? size : end;
+    return take(AG__OP_SLICE, "slice", x, dim, start, end - start);
+}
+
+void ag__slice_backward(ag_tensor *y)
+{
+    int dim = (int)y->ag__.iarg[0];
+    take_backward(y, y->shape[dim]);
+}
+
+int64_t ag_len(const ag_tensor *x)
+{
+    if (!ag__check(x, "len", "self")) return -1;
+    if (x->ndim == 0) return ag__error("len: len() of a 0-d tensor"), -1;
+    return x->shape[0];
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* cat / stack: y = the inputs side by side along dim (stack: along a new dim)           */
+/* dy/dx_k: the block of the gradient where x_k was put                                  */
+
+/* The floats each input puts in one outer block of y: the sizes from dim on (for
+ * stack, which inserts a dimension of size 1 at dim into each input, the same). */
+static int64_t piece(const ag_tensor *x, int dim)
+{
+    int64_t n = 1;
+    for (int i = dim; i < x->ndim; i++) n *= x->shape[i];
+    return n;
+}
+
+static int64_t outer_of(const ag_tensor *x, int dim)
+{
+    int64_t n = 1;
+    for (int i = 0; i < dim; i++) n *= x->shape[i];
+    return n;
+}
+
+static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, int dim)
+{
+    bool stack = op == AG__OP_STACK;
+    if (!xs || n <= 0)
+        return ag__error("%s: expected a non-empty list of Tensors (got %d)", name, n), NULL;
+    for (int k = 0; k < n; k++)
+        if (!ag__check(xs[k], name, "tensors[k]")) return NULL;
+    const ag_tensor *first = xs[0];
+    int ndim = first->ndim + (stack ? 1 : 0);
+    if (!stack && first->ndim == 0)
+        return ag__error("%s: zero-dimensional tensor (at position 0) cannot be concatenated",
+                         name),
+               NULL;
+    if (ndim > AG_MAX_DIMS)
+        return ag__error("%s: the result would have %d dimensions; agrad has at most %d", name,
+                         ndim, AG_MAX_DIMS),
+               NULL;
+    if ((dim = wrap_dim(name, first, dim, ndim)) < 0) return NULL;
+
+    int64_t shape[AG_MAX_DIMS];
+    for (int i = 0, j = 0; i < ndim; i++) shape[i] = stack && i == dim ? n : first->shape[j++];
+    if (!stack) shape[dim] = 0;
+    for (int k = 0; k < n; k++) {
+        const ag_tensor *x = xs[k];
+        bool same = x->ndim == first->ndim;
+        for (int i = 0; same && i < x->ndim; i++)
+            same = x->shape[i] == first->shape[i] || (!stack && i == dim);
+        if (!same) {
+            char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+            ag__shape_str(s1, first->ndim, first->shape);
+            ag__shape_str(s2, x->ndim, x->shape);
+            if (stack)
+                ag__error("%s: stack expects each tensor to be equal size, but got %s at entry 0 "
+                          "and %s at entry %d",
+                          name, s1, s2, k);
+            else
+                ag__error("%s: Sizes of tensors must match except in dimension %d. Expected a "
+                          "tensor like %s but got %s for tensor number %d in the list.",
+                          name, dim, s1, s2, k);
+            return NULL;
+        }
+        if (!stack) shape[dim] += x->shape[dim];
+    }
+
+    ag_tensor *y = ag__new(name, ndim, shape, NULL, NULL);
+    if (!y) return NULL;
+    int64_t outer = outer_of(first, dim), row = y->numel / (outer ? outer : 1), at = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t p = piece(xs[k], dim);
+        for (int64_t o = 0; o < outer; o++)
+            memcpy(y->data + o * row + at, xs[k]->data + o * p, (size_t)p * sizeof(float));
+        at += p;
+    }
+    if (!ag__record_n(y, op, xs, n)) return NULL;
+    y->ag__.iarg[0] = dim;
+    return y;
+}
+
+void ag__cat_backward(ag_tensor *y)
+{
+    ag_tensor **xs = y->ag__.ctx;
+    int n = (int)y->ag__.iarg[1], dim = (int)y->ag__.iarg[0];
+    int64_t outer = outer_of(xs[0], dim), row = y->numel / (outer ? outer : 1), at = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t p = piece(xs[k], dim);
+        float *dx = ag__grad_of(xs[k]);
+        for (int64_t o = 0; dx && o < outer; o++)
+            for (int64_t i = 0; i < p; i++) dx[o * p + i] += y->ag__.gbuf[o * row + at + i];
+        at += p;
+    }
+}
+
+ag_tensor *ag_cat(ag_tensor *const *xs, int n, int dim)
+{
+    return join(AG__OP_CAT, "cat", xs, n, dim);
+}
+
+ag_tensor *ag_stack(ag_tensor *const *xs, int n, int dim)
+{
+    return join(AG__OP_STACK, "stack", xs, n, dim);
+}

@@ -1,0 +1,496 @@
+/* Matrix products, transposition and the inverse. Each op keeps its forward and its
+ * backward side by side.
+ *
+ * Products accumulate in float, one term after another in the order of the inner
+ * index: the order of the reference BLAS that Debian's PyTorch calls (sgemm, sgemv,
+ * sdot) and of its small-batch bmm kernel, so results are the same floats as
+ * PyTorch's. The inverse is computed in double. */
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernels. Each adds its product into c, so that gradients of broadcast batches sum    */
+/* into one buffer as they are produced (in the order PyTorch's folded products sum).   */
+
+/* c[n,p] += a[n,k] b[k,p]. Row i of c gathers rows of b scaled by a[i,l] (i-k-j), so
+ * the inner loop walks b and c contiguously. */
+static void mm_nn(float *c, const float *a, const float *b, int64_t n, int64_t k, int64_t p)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *ci = c + i * p;
+        for (int64_t l = 0; l < k; l++) {
+            const float ail = a[i * k + l], *bl = b + l * p;
+            for (int64_t j = 0; j < p; j++) ci[j] += ail * bl[j];
+        }
+    }
+}
+
+/* c[n,k] += a[n,p] b[k,p]^T: dot products of rows, both contiguous. */
+static void mm_nt(float *c, const float *a, const float *b, int64_t n, int64_t p, int64_t k)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t l = 0; l < k; l++) {
+            const float *ai = a + i * p, *bl = b + l * p;
+            float s = c[i * k + l];
+            for (int64_t j = 0; j < p; j++) s += ai[j] * bl[j];
+            c[i * k + l] = s;
+        }
+}
+
+/* c[k,p] += a[n,k]^T b[n,p]: row i of b scaled by a[i,l] into row l of c. */
+static void mm_tn(float *c, const float *a, const float *b, int64_t n, int64_t k, int64_t p)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t l = 0; l < k; l++) {
+            const float ail = a[i * k + l], *bi = b + i * p;
+            float *cl = c + l * p;
+            for (int64_t j = 0; j < p; j++) cl[j] += ail * bi[j];
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* matmul: C = A B                         dA = G B^T, dB = A^T G                        */
+/* A 1-D a is a row [1, k], a 1-D b a column [k, 1], and the added dimension is dropped  */
+/* from the result. Dimensions before the last two are batch dimensions: they broadcast, */
+/* and the gradient of a broadcast operand is summed over them.                          */
+
+/* What a @ b multiplies: per batch, a [n, k] by b [k, p]. */
+typedef struct mm_plan {
+    int op;               /* AG__OP_DOT, _MV, _VM, _MM or _BMM */
+    int64_t n, k, p;      /* the matrices of one batch */
+    int64_t nb[2];        /* the broadcast batch shape, padded to two dimensions */
+    int64_t sa[2], sb[2]; /* a's and b's strides over it, in matrices (0: broadcast) */
+    int ndim;             /* the result's shape */
+    int64_t shape[AG_MAX_DIMS];
+} mm_plan;
+
+static int64_t prod(const int64_t *d, int n)
+{
+    int64_t r = 1;
+    for (int i = 0; i < n; i++) r *= d[i];
+    return r;
+}
+
+/* The message for inner sizes that differ, in the words of the PyTorch kernel that
+ * torch.matmul reaches for these ranks: mm, mv and dot for matrices and vectors; for a
+ * batched operand against a matrix or vector, PyTorch folds the batch into the rows of
+ * one mm or mv (transposing both sides when the batch is on the right), so its message
+ * shows the folded sizes; the original shapes follow in that case. */
+static void mismatch_error(const ag_tensor *a, const ag_tensor *b, const mm_plan *pl, int64_t kb)
+{
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    int da = a->ndim, db = b->ndim;
+    int64_t ka = pl->k;
+    ag__shape_str(s1, da, a->shape);
+    ag__shape_str(s2, db, b->shape);
+    if (da == 1 && db == 1) {
+        ag__error("matmul: inconsistent tensor size, expected tensor [%lld] and src [%lld] to "
+                  "have the same number of elements, but got %lld and %lld elements respectively",
+                  (long long)ka, (long long)kb, (long long)ka, (long long)kb);
+    } else if (da == 2 && db == 2) {
+        ag__error("matmul: mat1 and mat2 shapes cannot be multiplied (%lldx%lld and %lldx%lld)",
+                  (long long)pl->n, (long long)ka, (long long)kb, (long long)pl->p);
+    } else if (da <= 2 && db <= 2) { /* [n, k] @ [k] is mv; [k] @ [k, p] is [1, k] @ [k, p] */
+        if (db == 1)
+            ag__error("matmul: size mismatch, got %lld, %lldx%lld,%lld (shapes %s and %s)",
+                      (long long)pl->n, (long long)pl->n, (long long)ka, (long long)kb, s1, s2);
+        else
+            ag__error("matmul: mat1 and mat2 shapes cannot be multiplied (%lldx%lld and "
+                      "%lldx%lld) (shapes %s and %s)",
+                      (long long)pl->n, (long long)ka, (long long)kb, (long long)pl->p, s1, s2);
+    } else if (db <= 2) { /* a folded to [rows, k] */
+        int64_t rows = prod(a->shape, da - 1);
+        if (db == 1)
+            ag__error("matmul: size mismatch, got %lld, %lldx%lld,%lld (shapes %s and %s)",
+                      (long long)rows, (long long)rows, (long long)ka, (long long)kb, s1, s2);
+        else
+            ag__error("matmul: mat1 and mat2 shapes cannot be multiplied (%lldx%lld and "
+                      "%lldx%lld) (shapes %s and %s)",
+                      (long long)rows, (long long)ka, (long long)kb, (long long)pl->p, s1, s2);
+    } else if (da <= 2) { /* b^T folded to [rows, k] times a^T */
+        int64_t rows = prod(b->shape, db - 2) * pl->p;
+        if (da == 1)
+            ag__error("matmul: size mismatch, got %lld, %lldx%lld,%lld (shapes %s and %s)",
+                      (long long)rows, (long long)rows, (long long)kb, (long long)ka, s1, s2);
+        else
+            ag__error("matmul: mat1 and mat2 shapes cannot be multiplied (%lldx%lld and "
+                      "%lldx%lld) (shapes %s and %s)",
+                      (long long)rows, (long long)kb, (long long)ka, (long long)pl->n, s1, s2);
+    } else { /* bmm of the expanded batches */
+        int64_t nb = pl->nb[0] * pl->nb[1];
+        ag__error("matmul: Expected size for first two dimensions of batch2 tensor to be: "
+                  "[%lld, %lld] but got: [%lld, %lld]. (shapes %s and %s)",
+                  (long long)nb, (long long)ka, (long long)nb, (long long)kb, s1, s2);
+    }
+}
+
+/* Fills pl for a @ b; false after an error. */
+static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
+{
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    int da = a->ndim, db = b->ndim;
+    if (da == 0 || db == 0)
+        return ag__error("matmul: both arguments to matmul need to be at least 1D, but they are "
+                         "%dD and %dD",
+                         da, db),
+               false;
+    memset(pl, 0, sizeof *pl);
+    pl->n = da == 1 ? 1 : a->shape[da - 2];
+    pl->k = a->shape[da - 1];
+    pl->p = db == 1 ? 1 : b->shape[db - 1];
+    int64_t kb = db == 1 ? b->shape[0] : b->shape[db - 2];
+
+    /* Batch shapes, padded on the left to two dimensions. */
+    int ba = da > 2 ? da - 2 : 0, bb = db > 2 ? db - 2 : 0, nbatch = ba > bb ? ba : bb;
+    int64_t pa[2], pb[2];
+    for (int i = 0; i < 2; i++) {
+        int ja = i - (2 - ba), jb = i - (2 - bb);
+        pa[i] = ja >= 0 ? a->shape[ja] : 1;
+        pb[i] = jb >= 0 ? b->shape[jb] : 1;
+        if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1)
+            return ag__error("matmul: The size of tensor a (%lld) must match the size of tensor "
+                             "b (%lld) at non-singleton dimension %d (shapes %s and %s)",
+                             (long long)pa[i], (long long)pb[i], i - (2 - nbatch),
+                             ag__shape_str(s1, da, a->shape), ag__shape_str(s2, db, b->shape)),
+                   false;
+        pl->nb[i] = pa[i] == 1 ? pb[i] : pa[i];
+    }
+    pl->sa[1] = pa[1] == 1 ? 0 : 1;
+    pl->sa[0] = pa[0] == 1 ? 0 : pa[1];
+    pl->sb[1] = pb[1] == 1 ? 0 : 1;
+    pl->sb[0] = pb[0] == 1 ? 0 : pb[1];
+    if (pl->k != kb) return mismatch_error(a, b, pl, kb), false;
+
+    for (int i = 0; i < nbatch; i++) pl->shape[pl->ndim++] = pl->nb[2 - nbatch + i];
+    if (da > 1) pl->shape[pl->ndim++] = pl->n;
+    if (db > 1) pl->shape[pl->ndim++] = pl->p;
+    if (da > 2 || db > 2)
+        pl->op = da == 2 ? AG__OP_MATMUL_CLONE : AG__OP_MATMUL_VIEW;
+    else
+        pl->op = da == 1 ? (db == 1 ? AG__OP_DOT : AG__OP_VM) : (db == 1 ? AG__OP_MV : AG__OP_MM);
+    return true;
+}
+
+/* Runs BODY for each batch with ia, ib, io the offsets (in matrices) of a's, b's and
+ * the result's matrices. */
+#define FOR_BATCH(pl, BODY)                                                                        \
+    for (int64_t i0 = 0; i0 < (pl).nb[0]; i0++)                                                    \
+        for (int64_t i1 = 0; i1 < (pl).nb[1]; i1++) {                                              \
+            int64_t ia = i0 * (pl).sa[0] + i1 * (pl).sa[1];                                        \
+            int64_t ib = i0 * (pl).sb[0] + i1 * (pl).sb[1];                                        \
+            int64_t io = i0 * (pl).nb[1] + i1;                                                     \
+            BODY;                                                                                  \
+        }
+
+/* Gradients of one batch: d += g b^T (of a) or d += a^T g (of b). Where an operand was
+ * broadcast, several batches add into the same d. PyTorch sums them in two ways: with one
+ * operand of rank <= 2 it folds the batches into one product, whose sums run on across
+ * batches (tmp NULL here); with both batched it makes each batch's product (bmm), then
+ * sums the batches (sum_to_size), which tmp reproduces. Either way the floats match. */
+static void grad_a_batch(float *d, float *tmp, const float *g, const float *b, int64_t n, int64_t k,
+                         int64_t p)
+{
+    if (!tmp) {
+        mm_nt(d, g, b, n, p, k);
+        return;
+    }
+    memset(tmp, 0, (size_t)(n * k) * sizeof *tmp);
+    mm_nt(tmp, g, b, n, p, k);
+    for (int64_t i = 0; i < n * k; i++) d[i] += tmp[i];
+}
+
+static void grad_b_batch(float *d, float *tmp, const float *a, const float *g, int64_t n, int64_t k,
+                         int64_t p)
+{
+    if (!tmp) {
+        mm_tn(d, a, g, n, k, p);
+        return;
+    }
+    memset(tmp, 0, (size_t)(k * p) * sizeof *tmp);
+    mm_tn(tmp, a, g, n, k, p);
+    for (int64_t i = 0; i < k * p; i++) d[i] += tmp[i];
+}
+
+void ag__matmul_backward(ag_tensor *out)
+{
+    ag_tensor *a = out->ag__.src[0], *b = out->ag__.src[1];
+    const float *g = out->ag__.gbuf;
+    mm_plan pl;
+    if (!mm_plan_make(a, b, &pl)) return;
+    int64_t n = pl.n, k = pl.k, p = pl.p;
+    float *tmp = NULL;
+    if (a->ndim > 2 && b->ndim > 2) {
+        tmp = ag__scratch(n * k > k * p ? n * k : k * p);
+        if (!tmp) return;
+    }
+    if (ag__wants(a)) {
+        float *da = ag__scratch(a->numel);
+        if (!da) return;
+        memset(da, 0, (size_t)a->numel * sizeof *da);
+        FOR_BATCH(
+            pl, grad_a_batch(da + ia * n * k, tmp, g + io * n * p, b->data + ib * k * p, n, k, p));
+        ag__accum(a, a, da);
+    }
+    if (ag__wants(b)) {
+        float *db = ag__scratch(b->numel);
+        if (!db) return;
+        memset(db, 0, (size_t)b->numel * sizeof *db);
+        FOR_BATCH(
+            pl, grad_b_batch(db + ib * k * p, tmp, a->data + ia * n * k, g + io * n * p, n, k, p));
+        ag__accum(b, b, db);
+    }
+}
+
+ag_tensor *ag_matmul(ag_tensor *a, ag_tensor *b)
+{
+    if (!ag__check(a, "matmul", "self") || !ag__check(b, "matmul", "other")) return NULL;
+    mm_plan pl;
+    if (!mm_plan_make(a, b, &pl)) return NULL;
+    ag_tensor *out = ag__new("matmul", pl.ndim, pl.shape, NULL, NULL);
+    if (!out) return NULL;
+    int64_t n = pl.n, k = pl.k, p = pl.p;
+    memset(out->data, 0, (size_t)out->numel * sizeof *out->data);
+    FOR_BATCH(pl,
+              mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p, n, k, p));
+    ag__record(out, pl.op, a, b);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* transpose: y = x with dimensions d0 and d1 swapped (a copy)                           */
+/*                                         dx = G with the same dimensions swapped back  */
+/* t() is transpose(0, 1) for a matrix and a copy of a vector or a scalar, which         */
+/* PyTorch records too (TBackward0).                                                     */
+
+/* dst = src (of rank ndim and shape shape) with dimensions d0 and d1 swapped. */
+static void swap_dims(float *dst, const float *src, int ndim, const int64_t *shape, int d0, int d1)
+{
+    int64_t p[AG_MAX_DIMS], st[AG_MAX_DIMS], s = 1;
+    ag__pad(ndim, shape, p);
+    for (int i = AG_MAX_DIMS - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= p[i];
+    }
+    /* Reading src through swapped sizes and strides walks it in dst's order. A scalar
+     * has nothing to swap (its dims are 0 and 0). */
+    if (ndim > 0) {
+        int e0 = d0 + AG_MAX_DIMS - ndim, e1 = d1 + AG_MAX_DIMS - ndim;
+        int64_t tp = p[e0], ts = st[e0];
+        p[e0] = p[e1], st[e0] = st[e1];
+        p[e1] = tp, st[e1] = ts;
+    }
+    int64_t o = 0;
+    for (int64_t i0 = 0; i0 < p[0]; i0++)
+        for (int64_t i1 = 0; i1 < p[1]; i1++)
+            for (int64_t i2 = 0; i2 < p[2]; i2++) {
+                const float *row = src + i0 * st[0] + i1 * st[1] + i2 * st[2];
+                for (int64_t i3 = 0; i3 < p[3]; i3++) dst[o++] = row[i3 * st[3]];
+            }
+}
+
+void ag__transpose_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *dx = ag__scratch(x->numel);
+    if (!dx) return;
+    swap_dims(dx, y->ag__.gbuf, y->ndim, y->shape, (int)y->ag__.iarg[0], (int)y->ag__.iarg[1]);
+    ag__accum(x, x, dx);
+}
+
+static ag_tensor *transposed(int op, const char *name, ag_tensor *x, int d0, int d1)
+{
+    int64_t shape[AG_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    if (x->ndim > 0) {
+        shape[d0] = x->shape[d1];
+        shape[d1] = x->shape[d0];
+    }
+    ag_tensor *y = ag__new(name, x->ndim, shape, NULL, NULL);
+    if (!y) return NULL;
+    swap_dims(y->data, x->data, x->ndim, x->shape, d0, d1);
+    y->ag__.iarg[0] = d0;
+    y->ag__.iarg[1] = d1;
+    ag__record(y, op, x, NULL);
+    return y;
+}
+
+/* dim counted from the end when negative; a scalar takes dims -1 and 0, as in PyTorch. */
+static bool wrap_dim(const ag_tensor *x, int *dim)
+{
+    int n = x->ndim > 0 ? x->ndim : 1;
+    if (*dim < -n || *dim >= n) {
+        char s[AG__SHAPE_STR];
+        ag__error("transpose: Dimension out of range (expected to be in range of [%d, %d], but "
+                  "got %d) (shape %s)",
+                  -n, n - 1, *dim, ag__shape_str(s, x->ndim, x->shape));
+        return false;
+    }
+    if (*dim < 0) *dim += n;
+    if (x->ndim == 0) *dim = 0;
+    return true;
+}
+
+ag_tensor *ag_transpose(ag_tensor *x, int dim0, int dim1)
+{
+    if (!ag__check(x, "transpose", "self")) return NULL;
+    if (!wrap_dim(x, &dim0) || !wrap_dim(x, &dim1)) return NULL;
+    return transposed(AG__OP_TRANSPOSE, "transpose", x, dim0, dim1);
+}
+
+ag_tensor *ag_t(ag_tensor *x)
+{
+    if (!ag__check(x, "t", "self")) return NULL;
+    if (x->ndim > 2) {
+        char s[AG__SHAPE_STR];
+        return ag__error("t: t() expects a tensor with <= 2 dimensions, but self is %dD (shape "
+                         "%s)",
+                         x->ndim, ag__shape_str(s, x->ndim, x->shape)),
+               NULL;
+    }
+    return transposed(AG__OP_T, "t", x, 0, x->ndim == 2 ? 1 : 0);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* inverse: Y = A^-1                       dA = -Y^T G Y^T                               */
+
+/* Inverts the n x n matrix m in place: Gauss-Jordan elimination with partial pivoting,
+ * the row swaps undone as column swaps at the end. piv and colmax have room for n
+ * values. Returns 0, or k + 1 when the k-th pivot is zero: LAPACK's "diagonal element
+ * k + 1 of U is zero", which PyTorch reports. A pivot within double rounding of zero,
+ * relative to the largest element of its column, counts as zero: an exactly singular
+ * matrix such as [[1, 2, 3], [4, 5, 6], [7, 8, 9]] leaves a residue of 1e-16 in double,
+ * where PyTorch's float LU reaches an exact zero. */
+static int64_t gauss_jordan(double *m, int64_t n, int64_t *piv, double *colmax)
+{
+    for (int64_t i = 0; i < n * n; i++)
+        if (isnan(m[i])) { /* as LAPACK: NaN everywhere, no error */
+            for (int64_t j = 0; j < n * n; j++) m[j] = NAN;
+            return 0;
+        }
+    for (int64_t k = 0; k < n; k++) {
+        colmax[k] = 0;
+        for (int64_t i = 0; i < n; i++) colmax[k] = fmax(colmax[k], fabs(m[i * n + k]));
+    }
+    for (int64_t k = 0; k < n; k++) {
+        int64_t r = k;
+        for (int64_t i = k + 1; i < n; i++)
+            if (fabs(m[i * n + k]) > fabs(m[r * n + k])) r = i;
+        double pivot = m[r * n + k];
+        if (pivot == 0 ||
+            (isfinite(colmax[k]) && fabs(pivot) <= (double)n * DBL_EPSILON * colmax[k]))
+            return k + 1;
+        piv[k] = r;
+        if (r != k)
+            for (int64_t j = 0; j < n; j++) {
+                double t = m[k * n + j];
+                m[k * n + j] = m[r * n + j];
+                m[r * n + j] = t;
+            }
+        /* Column k becomes column k of the inverse as the identity's column would. */
+        m[k * n + k] = 1;
+        for (int64_t j = 0; j < n; j++) m[k * n + j] /= pivot;
+        for (int64_t i = 0; i < n; i++) {
+            if (i == k) continue;
+            double f = m[i * n + k];
+            m[i * n + k] = 0;
+            for (int64_t j = 0; j < n; j++) m[i * n + j] -= f * m[k * n + j];
+        }
+    }
+    for (int64_t k = n; k-- > 0;)
+        if (piv[k] != k)
+            for (int64_t i = 0; i < n; i++) {
+                double t = m[i * n + k];
+                m[i * n + k] = m[i * n + piv[k]];
+                m[i * n + piv[k]] = t;
+            }
+    return 0;
+}
+
+static void transpose_square(double *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) dst[j * n + i] = src[i * n + j];
+}
+
+void ag__inverse_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    int64_t n = y->shape[y->ndim - 1], nn = n * n;
+    float *dx = ag__scratch(x->numel), *t = ag__scratch(nn);
+    if (!dx || !t) return;
+    memset(dx, 0, (size_t)x->numel * sizeof *dx);
+    /* In PyTorch's order: Y^T (G Y^T), then negated. */
+    for (int64_t off = 0; off < x->numel; off += nn) {
+        memset(t, 0, (size_t)nn * sizeof *t);
+        mm_nt(t, y->ag__.gbuf + off, y->data + off, n, n, n);
+        mm_tn(dx + off, y->data + off, t, n, n, n);
+    }
+    for (int64_t i = 0; i < x->numel; i++) dx[i] = -dx[i];
+    ag__accum(x, x, dx);
+}
+
+ag_tensor *ag_inverse(ag_tensor *x)
+{
+    char s[AG__SHAPE_STR];
+    if (!ag__check(x, "inverse", "self")) return NULL;
+    ag__shape_str(s, x->ndim, x->shape);
+    if (x->ndim < 2)
+        return ag__error("inverse: The input tensor A must have at least 2 dimensions. (shape "
+                         "%s)",
+                         s),
+               NULL;
+    int64_t n = x->shape[x->ndim - 1], rows = x->shape[x->ndim - 2], nn = n * n;
+    if (rows != n)
+        return ag__error("inverse: A must be batches of square matrices, but they are %lld by "
+                         "%lld matrices (shape %s)",
+                         (long long)rows, (long long)n, s),
+               NULL;
+
+    /* The work happens before the result is made, so that a singular matrix leaves
+     * nothing on the tape. */
+    double *m = NULL;
+    int64_t *piv = NULL;
+    if (x->numel > 0) {
+        m = ag__malloc((size_t)(x->numel + n) * sizeof *m);
+        piv = ag__malloc((size_t)n * sizeof *piv);
+        if (!m || !piv) {
+            free(m);
+            free(piv);
+            return NULL;
+        }
+    }
+    /* PyTorch factors A^T (linalg.solve's choice for a row-major A): pivoting over it
+     * finds the zero pivot PyTorch reports. A^-1 = (A^T)^-1^T. */
+    for (int64_t off = 0; off < x->numel; off += nn) transpose_square(m + off, x->data + off, n);
+    for (int64_t off = 0; off < x->numel; off += nn) {
+        int64_t info = gauss_jordan(m + off, n, piv, m + x->numel);
+        if (info) {
+            char batch[48] = "";
+            if (x->ndim > 2)
+                snprintf(batch, sizeof batch, "(Batch element %lld): ", (long long)(off / nn));
+            free(m);
+            free(piv);
+            return ag__error("inverse: %sThe diagonal element %lld is zero, the inversion could "
+                             "not be completed because the input matrix is singular. (shape %s)",
+                             batch, (long long)info, s),
+                   NULL;
+        }
+    }
+    ag_tensor *y = ag__new_like("inverse", x);
+    if (y) {
+        for (int64_t off = 0; off < x->numel; off += nn)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < n; j++)
+                    y->data[off + i * n + j] = (float)m[off + j * n + i];
+        ag__record(y, AG__OP_INVERSE, x, NULL);
+    }
+    free(m);
+    free(piv);
+    return y;
+}

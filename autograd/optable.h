@@ -1,0 +1,70 @@
+/* The op table: one line per recorded op, read by internal.h (the op ids and the
+ * declarations of the backward functions) and engine.c (the table itself).
+ *
+ *   AG__OP(id, grad_fn, backward, needs0, needs1)
+ *
+ * id        AG__OP_<id>, stored in a recorded tensor's ag__.op
+ * grad_fn   PyTorch's name for the backward node, as printed in grad_fn=<...>
+ * backward  void backward(ag_tensor *out): out->ag__.gbuf holds d loss / d out; the
+ *           function ag__accum-ulates what reaches each input. Defined beside the op's
+ *           forward in the file named below.
+ * needs0/1  what the gradient of input 0 / input 1 reads: AG__A (input 0), AG__B
+ *           (input 1), AG__OUT (the result), AG__CTX (what the op kept in ag__.ctx,
+ *           like max's indices). A node saves only what the gradients of
+ *           its inputs that require grad read; that decides whether a second backward
+ *           or an in-place change of a saved tensor is an error, as in PyTorch.
+ *
+ * Adding an op: write its forward and backward in the file of its kind, add its line
+ * here. Nothing else changes. */
+
+/* ops.c: elementwise arithmetic, sum and mean of everything, view and reshape */
+AG__OP(ADD, "AddBackward0", ag__add_backward, 0, 0)
+AG__OP(SUB, "SubBackward0", ag__sub_backward, 0, 0)
+AG__OP(RSUB, "RsubBackward1", ag__rsub_backward, 0, 0)
+AG__OP(MUL, "MulBackward0", ag__mul_backward, AG__B, AG__A)
+AG__OP(DIV, "DivBackward0", ag__div_backward, AG__B, AG__A | AG__B)
+AG__OP(POW_TENSOR, "PowBackward1", ag__pow_tensor_backward, AG__A | AG__B, AG__A | AG__B | AG__OUT)
+AG__OP(NEG, "NegBackward0", ag__neg_backward, 0, 0)
+AG__OP(POW_SCALAR, "PowBackward0", ag__pow_scalar_backward, AG__A, 0)
+AG__OP(SUM, "SumBackward0", ag__sum_backward, 0, 0)
+AG__OP(MEAN, "MeanBackward0", ag__mean_backward, 0, 0)
+AG__OP(VIEW, "ViewBackward0", ag__view_backward, 0, 0)
+AG__OP(RESHAPE, "ReshapeAliasBackward0", ag__view_backward, 0, 0)
+
+/* unary.c: elementwise functions of one tensor */
+AG__OP(EXP, "ExpBackward0", ag__exp_backward, AG__OUT, 0)
+AG__OP(LOG, "LogBackward0", ag__log_backward, AG__A, 0)
+AG__OP(SQRT, "SqrtBackward0", ag__sqrt_backward, AG__OUT, 0)
+AG__OP(ABS, "AbsBackward0", ag__abs_backward, AG__A, 0)
+AG__OP(RELU, "ReluBackward0", ag__relu_backward, AG__OUT, 0)
+AG__OP(SIGMOID, "SigmoidBackward0", ag__sigmoid_backward, AG__OUT, 0)
+AG__OP(TANH, "TanhBackward0", ag__tanh_backward, AG__OUT, 0)
+AG__OP(CLAMP, "ClampBackward1", ag__clamp_backward, AG__A, 0)
+AG__OP(MAP, "MapBackward", ag__map_backward, AG__A, 0)
+
+/* reduce.c: reductions over one dimension, max and min */
+AG__OP(SUM_DIM, "SumBackward1", ag__sum_dim_backward, 0, 0)
+AG__OP(MEAN_DIM, "MeanBackward1", ag__mean_dim_backward, 0, 0)
+AG__OP(MAX, "MaxBackward1", ag__max_backward, AG__A | AG__OUT, 0)
+AG__OP(MIN, "MinBackward1", ag__max_backward, AG__A | AG__OUT, 0)
+AG__OP(MAX_DIM, "MaxBackward0", ag__max_dim_backward, AG__CTX, 0)
+AG__OP(MIN_DIM, "MinBackward0", ag__max_dim_backward, AG__CTX, 0)
+
+/* linalg.c: matrix products, transposition, inverse */
+AG__OP(DOT, "DotBackward0", ag__matmul_backward, AG__B, AG__A)
+AG__OP(MV, "MvBackward0", ag__matmul_backward, AG__B, AG__A)
+AG__OP(VM, "SqueezeBackward3", ag__matmul_backward, AG__B, AG__A)
+AG__OP(MM, "MmBackward0", ag__matmul_backward, AG__B, AG__A)
+/* batched: PyTorch's last node is a view of a folded product, or a clone when a 2-D a
+ * meets a batched b */
+AG__OP(MATMUL_VIEW, "UnsafeViewBackward0", ag__matmul_backward, AG__B, AG__A)
+AG__OP(MATMUL_CLONE, "CloneBackward0", ag__matmul_backward, AG__B, AG__A)
+AG__OP(T, "TBackward0", ag__transpose_backward, 0, 0)
+AG__OP(TRANSPOSE, "TransposeBackward0", ag__transpose_backward, 0, 0)
+AG__OP(INVERSE, "LinalgInvExBackward0", ag__inverse_backward, AG__OUT, 0)
+
+/* index.c: rows, slices, concatenation */
+AG__OP(SELECT, "SelectBackward0", ag__select_backward, 0, 0)
+AG__OP(SLICE, "SliceBackward0", ag__slice_backward, 0, 0)
+AG__OP(CAT, "CatBackward0", ag__cat_backward, 0, 0)
+AG__OP(STACK, "StackBackward0", ag__cat_backward, 0, 0)

@@ -1,0 +1,246 @@
+/* Reductions: sum and mean over one dimension, max and min of everything or over one
+ * dimension. Each op keeps its forward and its backward side by side.
+ *
+ * A reduction over dimension d sees x as [outer, n, inner]: outer is the product of
+ * the sizes before d, n the size of d, inner the product of the sizes after d. Element
+ * (o, k, i) is at (o * n + k) * inner + i and reduces into result element o * inner + i,
+ * whether or not keepdim keeps d as a size-1 dimension (the layout is the same). A 0-d
+ * tensor reduces as if it had one dimension of size 1, as in PyTorch. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* Shared: the dimension, the result's shape, the [outer, n, inner] split               */
+
+/* dim wrapped into [0, rank), rank counting a 0-d tensor as one dimension; -1 (after an
+ * error in PyTorch's words) when out of range. */
+static int wrap_dim(const char *op, const ag_tensor *x, int dim)
+{
+    int rank = x->ndim > 0 ? x->ndim : 1;
+    if (dim < -rank || dim >= rank) {
+        char s[AG__SHAPE_STR];
+        ag__error("%s: Dimension out of range (expected to be in range of [%d, %d], but got %d) "
+                  "for a tensor of shape %s",
+                  op, -rank, rank - 1, dim, ag__shape_str(s, x->ndim, x->shape));
+        return -1;
+    }
+    return dim < 0 ? dim + rank : dim;
+}
+
+typedef struct split {
+    int64_t outer, n, inner;
+} split;
+
+/* x as [outer, n, inner] around dimension d (sizes past ndim are 1, which covers 0-d). */
+static split split_at(const ag_tensor *x, int d)
+{
+    split s = {1, x->shape[d], 1};
+    for (int i = 0; i < d; i++) s.outer *= x->shape[i];
+    for (int i = d + 1; i < x->ndim; i++) s.inner *= x->shape[i];
+    return s;
+}
+
+/* A new tensor for the reduction of x over d: d dropped, or kept with size 1. */
+static ag_tensor *new_reduced(const char *op, const ag_tensor *x, int d, bool keepdim)
+{
+    int64_t shape[AG_MAX_DIMS];
+    int ndim = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (i != d)
+            shape[ndim++] = x->shape[i];
+        else if (keepdim)
+            shape[ndim++] = 1;
+    }
+    return ag__new(op, ndim, shape, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* sum over d: y[o, i] = sum_k x[o, k, i]          dy/dx[o, k, i] = 1                    */
+/* mean over d: y[o, i] = sum_k x[o, k, i] / n     dy/dx[o, k, i] = 1 / n                */
+/* The gradient of y is expanded back along d. iarg[0] is d.                             */
+
+/* t[o, k, i] = g[o, i] / div. PyTorch divides the expanded gradient in float, as here. */
+static void expand_backward(ag_tensor *y, float div)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *t = ag__scratch(x->numel);
+    if (!t) return;
+    split s = split_at(x, (int)y->ag__.iarg[0]);
+    const float *g = y->ag__.gbuf;
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t k = 0; k < s.n; k++)
+            for (int64_t i = 0; i < s.inner; i++)
+                t[(o * s.n + k) * s.inner + i] = g[o * s.inner + i] / div;
+    ag__accum(x, x, t);
+}
+
+void ag__sum_dim_backward(ag_tensor *y) { expand_backward(y, 1.0f); }
+void ag__mean_dim_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    expand_backward(y, (float)x->shape[y->ag__.iarg[0]]);
+}
+
+static ag_tensor *sum_or_mean(int op, const char *name, ag_tensor *x, int dim, bool keepdim)
+{
+    if (!ag__check(x, name, "self")) return NULL;
+    int d = wrap_dim(name, x, dim);
+    if (d < 0) return NULL;
+    ag_tensor *y = new_reduced(name, x, d, keepdim);
+    if (!y) return NULL;
+    split s = split_at(x, d);
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t i = 0; i < s.inner; i++) {
+            /* in double, as ag_sum: the float result is the correctly rounded sum */
+            double acc = 0;
+            for (int64_t k = 0; k < s.n; k++) acc += x->data[(o * s.n + k) * s.inner + i];
+            float sum = (float)acc;
+            /* PyTorch's mean is the float sum divided by n in float; 0 / 0 is nan */
+            y->data[o * s.inner + i] = op == AG__OP_MEAN_DIM ? sum / (float)s.n : sum;
+        }
+    y->ag__.iarg[0] = d;
+    y->ag__.iarg[1] = keepdim;
+    ag__record(y, op, x, NULL);
+    return y;
+}
+
+ag_tensor *ag_sum_dim(ag_tensor *x, int dim, bool keepdim)
+{
+    return sum_or_mean(AG__OP_SUM_DIM, "sum", x, dim, keepdim);
+}
+ag_tensor *ag_mean_dim(ag_tensor *x, int dim, bool keepdim)
+{
+    return sum_or_mean(AG__OP_MEAN_DIM, "mean", x, dim, keepdim);
+}
+
+/* Whether v replaces best as the max (or min) so far. NaN wins over any number and
+ * nothing replaces it; equal values do not replace, so the first of ties is kept. */
+static inline bool beats(float v, float best, bool is_min)
+{
+    if (isnan(best)) return false;
+    return isnan(v) || (is_min ? v < best : v > best);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* max / min of everything: y = max_j x_j          dy/dx_j = 1 / m where x_j == y        */
+/* (m the number of elements equal to y: PyTorch shares the gradient evenly among ties,  */
+/* evenly_distribute_backward; when y is nan, among the nan elements).                   */
+
+static inline bool equals_result(float a, float y) { return isnan(y) ? isnan(a) : a == y; }
+
+void ag__max_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *t = ag__scratch(x->numel);
+    if (!t) return;
+    float v = y->data[0];
+    int64_t m = 0;
+    for (int64_t j = 0; j < x->numel; j++) m += equals_result(x->data[j], v);
+    float share = y->ag__.gbuf[0] / (float)m;
+    for (int64_t j = 0; j < x->numel; j++) t[j] = equals_result(x->data[j], v) ? share : 0.0f;
+    ag__accum(x, x, t);
+}
+
+static ag_tensor *max_all(int op, const char *name, ag_tensor *x)
+{
+    if (!ag__check(x, name, "self")) return NULL;
+    if (x->numel == 0) {
+        char s[AG__SHAPE_STR];
+        return ag__error("%s: Expected reduction dim to be specified for input.numel() == 0 "
+                         "(shape %s). Specify the reduction dim with the 'dim' argument.",
+                         name, ag__shape_str(s, x->ndim, x->shape)),
+               NULL;
+    }
+    ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
+    if (!y) return NULL;
+    bool is_min = op == AG__OP_MIN;
+    float best = x->data[0];
+    for (int64_t j = 1; j < x->numel; j++)
+        if (beats(x->data[j], best, is_min)) best = x->data[j];
+    y->data[0] = best;
+    ag__record(y, op, x, NULL);
+    return y;
+}
+
+ag_tensor *ag_max(ag_tensor *x) { return max_all(AG__OP_MAX, "max", x); }
+ag_tensor *ag_min(ag_tensor *x) { return max_all(AG__OP_MIN, "min", x); }
+
+/* ------------------------------------------------------------------------------------ */
+/* max / min over d: y[o, i] = x[o, k*, i], k* the position of the max (the first, on    */
+/* ties; the first nan, if any)                    dy/dx[o, k, i] = 1 where k == k*      */
+/* The positions k* (int64, one per element of y) are in ctx; iarg[0] is d.             */
+
+void ag__max_dim_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *t = ag__scratch(x->numel);
+    if (!t) return;
+    memset(t, 0, (size_t)x->numel * sizeof *t);
+    split s = split_at(x, (int)y->ag__.iarg[0]);
+    const int64_t *at = y->ag__.ctx;
+    const float *g = y->ag__.gbuf;
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t i = 0; i < s.inner; i++) {
+            int64_t r = o * s.inner + i;
+            t[(o * s.n + at[r]) * s.inner + i] = g[r];
+        }
+    ag__accum(x, x, t);
+}
+
+static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool keepdim,
+                          ag_tensor **indices)
+{
+    if (indices) *indices = NULL;
+    if (!ag__check(x, name, "self")) return NULL;
+    int d = wrap_dim(name, x, dim);
+    if (d < 0) return NULL;
+    split s = split_at(x, d);
+    if (s.n == 0) {
+        char sh[AG__SHAPE_STR];
+        return ag__error("%s: Expected reduction dim %d to have non-zero size (shape %s).", name, d,
+                         ag__shape_str(sh, x->ndim, x->shape)),
+               NULL;
+    }
+    ag_tensor *y = new_reduced(name, x, d, keepdim);
+    if (!y) return NULL;
+    ag_tensor *idx = indices ? new_reduced(name, x, d, keepdim) : NULL;
+    if (indices && !idx) return NULL;
+    /* The positions outlive the forward only when backward will read them. */
+    int64_t *at = NULL;
+    if (ag__grad_mode() && x->requires_grad) {
+        at = ag__ctx_alloc((size_t)(y->numel > 0 ? y->numel : 1) * sizeof *at);
+        if (!at) return NULL;
+    }
+    bool is_min = op == AG__OP_MIN_DIM;
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t i = 0; i < s.inner; i++) {
+            const float *slice = x->data + o * s.n * s.inner + i;
+            int64_t best = 0;
+            for (int64_t k = 1; k < s.n; k++)
+                if (beats(slice[k * s.inner], slice[best * s.inner], is_min)) best = k;
+            int64_t r = o * s.inner + i;
+            y->data[r] = slice[best * s.inner];
+            if (idx) idx->data[r] = (float)best;
+            if (at) at[r] = best;
+        }
+    y->ag__.ctx = at;
+    y->ag__.iarg[0] = d;
+    y->ag__.iarg[1] = keepdim;
+    ag__record(y, op, x, NULL);
+    if (indices) *indices = idx;
+    return y;
+}
+
+ag_tensor *ag_max_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
+{
+    return max_dim(AG__OP_MAX_DIM, "max", x, dim, keepdim, indices);
+}
+ag_tensor *ag_min_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
+{
+    return max_dim(AG__OP_MIN_DIM, "min", x, dim, keepdim, indices);
+}

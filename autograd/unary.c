@@ -1,0 +1,188 @@
+/* Elementwise functions of one tensor: exp, log, sqrt, abs, relu, sigmoid, tanh, clamp,
+ * and ag_map for a function the user supplies with its derivative. Each op keeps its
+ * forward and its backward side by side.
+ *
+ * The derivatives are PyTorch's (tools/autograd/derivatives.yaml), evaluated in the
+ * same order of operations, so that the same forward values give the same float
+ * gradients. The forward values come from the C library's float functions; PyTorch's
+ * vectorised kernels use SLEEF instead, within an ulp or two of them (see
+ * tests/test_unary.c for the measured differences). */
+#include "elementwise.h"
+
+#include <float.h>
+#include <math.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* exp: y = e^x                            dy/dx = y                                     */
+
+static float exp_f(float x) { return expf(x); }
+PARTIAL(exp_d, g *y)
+void ag__exp_backward(ag_tensor *y) { backward1(y, exp_d); }
+
+ag_tensor *ag_exp(ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* log: y = ln x                           dy/dx = 1 / x                                 */
+/* log(0) = -inf and log(x < 0) = nan, and the gradient at 0 is inf, all without an      */
+/* error, as in PyTorch.                                                                 */
+
+static float log_f(float x) { return logf(x); }
+PARTIAL(log_d, g / a)
+void ag__log_backward(ag_tensor *y) { backward1(y, log_d); }
+
+ag_tensor *ag_log(ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* sqrt: y = x^(1/2)                       dy/dx = 1 / (2 y)                             */
+
+static float sqrt_f(float x) { return sqrtf(x); }
+PARTIAL(sqrt_d, g / (2.0f * y))
+void ag__sqrt_backward(ag_tensor *y) { backward1(y, sqrt_d); }
+
+ag_tensor *ag_sqrt(ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sqrt_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* abs: y = |x|                            dy/dx = sgn(x), 0 at 0 (and at nan)           */
+
+static float abs_f(float x) { return fabsf(x); }
+/* PyTorch multiplies by sgn(x) rather than selecting g or -g, so that an inf or nan
+ * gradient still turns into nan at x == 0. */
+PARTIAL(abs_d, g *(float)((0.0f < a) - (a < 0.0f)))
+void ag__abs_backward(ag_tensor *y) { backward1(y, abs_d); }
+
+ag_tensor *ag_abs(ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* relu: y = max(x, 0)                     dy/dx = 1 where y > 0, else 0                 */
+/* PyTorch's relu is clamp_min(x, 0): nan stays nan and -0 stays -0. Its backward is     */
+/* threshold_backward on the result, which zeroes where y <= 0: where y is nan the       */
+/* gradient passes.                                                                      */
+
+static float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
+PARTIAL(relu_d, y <= 0.0f ? 0.0f : g)
+void ag__relu_backward(ag_tensor *y) { backward1(y, relu_d); }
+
+ag_tensor *ag_relu(ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, relu_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* sigmoid: y = 1 / (1 + e^-x)             dy/dx = (1 - y) y                             */
+/* Below x = -88.7, e^-x overflows and y is 0, as in PyTorch. The gradient is            */
+/* g * (1 - y) * y, evaluated left to right as PyTorch's sigmoid_backward does.          */
+
+static float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+PARTIAL(sigmoid_d, g *(1.0f - y) * y)
+void ag__sigmoid_backward(ag_tensor *y) { backward1(y, sigmoid_d); }
+
+ag_tensor *ag_sigmoid(ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoid", x, sigmoid_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* tanh: y = tanh x                        dy/dx = 1 - y^2                               */
+/* PyTorch 1.13's tanh_backward (its AVX2 build, scalar and vector loops alike) rounds   */
+/* 1 - y*y once, as a fused multiply-add; fmaf gives the same bits on any machine.       */
+
+static float tanh_f(float x) { return tanhf(x); }
+PARTIAL(tanh_d, g *fmaf(-y, y, 1.0f))
+void ag__tanh_backward(ag_tensor *y) { backward1(y, tanh_d); }
+
+ag_tensor *ag_tanh(ag_tensor *x) { return unary(AG__OP_TANH, "tanh", x, tanh_f); }
+
+/* ------------------------------------------------------------------------------------ */
+/* clamp: y = min(max(x, lo), hi)          dy/dx = 1 where lo <= x <= hi, else 0         */
+/* PyTorch's rules: a nan x stays nan; a nan bound makes every value nan; lo > hi gives  */
+/* hi everywhere, and then no gradient passes, since no x lies in [lo, hi]. The          */
+/* comparisons are in float, against the bounds rounded to float (farg[0], farg[1]).     */
+
+static float clamp_f(float x, float lo, float hi)
+{
+    float r = (x < lo || isnan(lo)) ? lo : x;
+    return (r > hi || isnan(hi)) ? hi : r;
+}
+
+void ag__clamp_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *t = ag__scratch(y->numel);
+    if (!t) return;
+    float lo = y->ag__.farg[0], hi = y->ag__.farg[1];
+    for (int64_t i = 0; i < y->numel; i++) {
+        float v = x->data[i];
+        t[i] = (v >= lo && v <= hi) ? y->ag__.gbuf[i] : 0.0f;
+    }
+    ag__accum(x, y, t);
+}
+
+/* A bound as the float the comparisons use; PyTorch refuses a finite one that float
+ * cannot hold rather than turn it into an infinity. */
+static bool clamp_bound(const ag_tensor *x, const char *role, double b, float *out)
+{
+    if (isfinite(b) && fabs(b) > FLT_MAX) {
+        char s[AG__SHAPE_STR];
+        ag__error("clamp: value cannot be converted to type float without overflow (%s = %g, "
+                  "input shape %s)",
+                  role, b, ag__shape_str(s, x->ndim, x->shape));
+        return false;
+    }
+    *out = (float)b;
+    return true;
+}
+
+ag_tensor *ag_clamp(ag_tensor *x, double min, double max)
+{
+    float lo, hi;
+    if (!ag__check(x, "clamp", "self")) return NULL;
+    if (!clamp_bound(x, "min", min, &lo) || !clamp_bound(x, "max", max, &hi)) return NULL;
+    ag_tensor *y = ag__new_like("clamp", x);
+    if (!y) return NULL;
+    for (int64_t i = 0; i < x->numel; i++) y->data[i] = clamp_f(x->data[i], lo, hi);
+    y->ag__.farg[0] = lo;
+    y->ag__.farg[1] = hi;
+    ag__record(y, AG__OP_CLAMP, x, NULL);
+    return y;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* map: y = f(x)                           dy/dx = df(x), both given by the user         */
+
+/* What a recorded map's backward and grad_fn name need; in the arena with its result. */
+typedef struct map_ctx {
+    float (*df)(float);
+    const char *name;
+} map_ctx;
+
+void ag__map_backward(ag_tensor *y)
+{
+    ag_tensor *x = y->ag__.src[0];
+    if (!ag__wants(x)) return;
+    float *t = ag__scratch(y->numel);
+    if (!t) return;
+    const map_ctx *c = y->ag__.ctx;
+    for (int64_t i = 0; i < y->numel; i++) t[i] = y->ag__.gbuf[i] * c->df(x->data[i]);
+    ag__accum(x, y, t);
+}
+
+/* The user's name for a recorded map's grad_fn, for ag_grad_fn_name. */
+const char *ag__map_name(const ag_tensor *y)
+{
+    const map_ctx *c = y->ag__.ctx;
+    return c ? c->name : ag__ops[AG__OP_MAP].grad_fn;
+}
+
+ag_tensor *ag_map(ag_tensor *x, float (*f)(float), float (*df)(float), const char *name)
+{
+    if (!ag__check(x, "map", "self")) return NULL;
+    if (!f || !df || !name)
+        return ag__error("map: argument %s is NULL", !f ? "f" : !df ? "df" : "name"), NULL;
+    ag_tensor *y = ag__new_like("map", x);
+    if (!y) return NULL;
+    for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i]);
+    /* Only a result that will be recorded needs the context. */
+    if (x->requires_grad && ag__grad_mode()) {
+        map_ctx *c = ag__ctx_alloc(sizeof *c);
+        if (!c) return NULL;
+        *c = (map_ctx){df, name};
+        y->ag__.ctx = c;
+    }
+    ag__record(y, AG__OP_MAP, x, NULL);
+    return y;
+}
