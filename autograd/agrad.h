@@ -111,25 +111,26 @@ typedef struct ag_tensor ag_tensor;
 struct ag_tensor {
     float *data;                /* numel floats, row-major */
     int64_t shape[AG_MAX_DIMS]; /* sizes of the first ndim dimensions; the rest are 1 */
-    int ndim;                   /* rank, 0 to AG_MAX_DIMS */
     int64_t numel;              /* number of elements, the product of the sizes */
+    int ndim;                   /* rank, 0 to AG_MAX_DIMS */
     bool requires_grad;         /* takes part in autograd */
     ag_tensor *grad;            /* accumulated gradient of a leaf (or retain_grad); else NULL */
 
-    /* Private: the graph record, owned by agrad. */
+    /* Private: the graph record, owned by agrad. Packed so that a header and a small
+     * tensor's data fill whole cache lines: every recorded op writes one. */
     struct ag__node {
         uint32_t magic;          /* tells a live tensor from a released one */
         uint16_t op;             /* index in the op table; 0 for a leaf */
         uint16_t flags;          /* AG__F_* in internal.h */
-        ag_tensor *src[2];       /* inputs of the op that made this tensor */
-        float farg[2];           /* scalar arguments of the op (pow's exponent, clamp's) */
-        int64_t iarg[2];         /* integer arguments of the op (a dim, an index) */
-        void *ctx;               /* what else the op's backward needs, in the arena */
         uint32_t version;        /* bumped by in-place writes to this storage */
         uint32_t src_version[2]; /* inputs' storage versions when recorded */
+        float farg[2];           /* scalar arguments of the op (pow's exponent, clamp's) */
+        ag_tensor *src[2];       /* inputs of the op that made this tensor */
         ag_tensor *base;         /* the tensor that owns data (itself, unless a view) */
         float *gbuf;             /* gradient arriving during a backward pass */
         size_t id;               /* position on the tape */
+        void *ctx;               /* what else the op's backward needs, in the arena */
+        int64_t iarg[2];         /* integer arguments of the op (a dim, an index) */
     } ag__;
 };
 
@@ -363,7 +364,8 @@ typedef struct ag_gradcheck_result {
 /* torch.autograd.gradcheck: compares the full Jacobian of fn at inputs, from backward,
  * with a fourth-order central finite difference of float32 forward values. Inputs that
  * do not require grad are not checked. Returns whether every element is within the
- * tolerances; result (may be NULL) gets the details. fn must not change its inputs.
+ * tolerances; result (may be NULL) gets the details. fn must not change its inputs;
+ * leaves it uses besides the inputs receive gradients as from any backward.
  * All tensors it makes are released before it returns. False, with an error, for bad
  * arguments or when fn fails. */
 AG_API bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,

@@ -195,14 +195,15 @@ ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *ba
     size_t header = align_up(sizeof(ag_tensor));
     ag_tensor *t = arena_alloc(&tensors, header + (data ? 0 : (size_t)numel * sizeof(float)));
     if (!t) return NULL;
-    memset(t, 0, sizeof *t);
-    t->data = data ? data : (float *)((char *)t + header);
+    /* One assignment of the whole header: the compiler writes each field once, in
+     * order, which is measurably faster than memset and then the fields. */
+    *t = (ag_tensor){.data = data ? data : (float *)((char *)t + header),
+                     .numel = numel,
+                     .ndim = ndim,
+                     .ag__ = {.magic = AG__MAGIC_LIVE,
+                              .base = base ? base->ag__.base : t,
+                              .id = arrlenu(tape)}};
     for (int i = 0; i < AG_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
-    t->ndim = ndim;
-    t->numel = numel;
-    t->ag__.magic = AG__MAGIC_LIVE;
-    t->ag__.base = base ? base->ag__.base : t;
-    t->ag__.id = arrlenu(tape);
     arrput(tape, t);
     return t;
 }
