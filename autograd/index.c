@@ -1,38 +1,13 @@
 /* Rows, slices and concatenation: x[i], x[a:b], torch.cat, torch.stack.
  *
- * A tensor is contiguous, so every op here sees it as blocks: `outer` repetitions of
- * the dimensions before dim, and within each, `size` slabs of `inner` floats (the
- * dimensions after dim). Along dim 0 (outer = 1) a row or a range of rows is one piece
+ * A tensor is contiguous, so every op here sees it as blocks (ag__split_at): `outer`
+ * repetitions of the dimensions before dim, and within each, `n` slabs of `inner`
+ * floats (the dimensions after dim). Along dim 0 (outer = 1) a row or a range of rows is one piece
  * of x's storage, so select and slice return views there, as PyTorch does; along any
  * other dimension they copy. */
 #include "internal.h"
 
 #include <string.h>
-
-typedef struct blocks {
-    int64_t outer, size, inner;
-} blocks;
-
-static blocks blocks_of(const ag_tensor *x, int dim)
-{
-    blocks b = {1, x->shape[dim], 1};
-    for (int i = 0; i < dim; i++) b.outer *= x->shape[i];
-    for (int i = dim + 1; i < x->ndim; i++) b.inner *= x->shape[i];
-    return b;
-}
-
-/* dim within [-ndim, ndim - 1], as a dimension index; -1 after an error. */
-static int wrap_dim(const char *op, const ag_tensor *x, int dim, int ndim)
-{
-    if (dim < -ndim || dim >= ndim) {
-        char s[AG__SHAPE_STR];
-        ag__error("%s: Dimension out of range (expected to be in range of [%d, %d], but got %d) "
-                  "(shape %s)",
-                  op, -ndim, ndim - 1, dim, ag__shape_str(s, x->ndim, x->shape));
-        return -1;
-    }
-    return dim < 0 ? dim + ndim : dim;
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* select / slice: y = x[..., start:start+len, ...] along dim (select drops the dim)     */
@@ -40,7 +15,7 @@ static int wrap_dim(const char *op, const ag_tensor *x, int dim, int ndim)
 
 static ag_tensor *take(int op, const char *name, ag_tensor *x, int dim, int64_t start, int64_t len)
 {
-    blocks b = blocks_of(x, dim);
+    ag__split b = ag__split_at(x, dim);
     int64_t shape[AG_MAX_DIMS];
     int ndim = 0;
     for (int i = 0; i < x->ndim; i++) {
@@ -54,7 +29,7 @@ static ag_tensor *take(int op, const char *name, ag_tensor *x, int dim, int64_t 
     if (!y) return NULL;
     if (dim != 0)
         for (int64_t o = 0; o < b.outer; o++)
-            memcpy(y->data + o * len * b.inner, x->data + (o * b.size + start) * b.inner,
+            memcpy(y->data + o * len * b.inner, x->data + (o * b.n + start) * b.inner,
                    (size_t)(len * b.inner) * sizeof(float));
     ag__record(y, op, x, NULL);
     y->ag__.iarg[0] = dim;
@@ -68,11 +43,11 @@ static void take_backward(ag_tensor *y, int64_t len)
     ag_tensor *x = y->ag__.src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
-    blocks b = blocks_of(x, (int)y->ag__.iarg[0]);
+    ag__split b = ag__split_at(x, (int)y->ag__.iarg[0]);
     int64_t start = y->ag__.iarg[1], n = len * b.inner;
     const float *g = y->ag__.gbuf;
     for (int64_t o = 0; o < b.outer; o++)
-        for (int64_t k = 0; k < n; k++) dx[(o * b.size + start) * b.inner + k] += g[o * n + k];
+        for (int64_t k = 0; k < n; k++) dx[(o * b.n + start) * b.inner + k] += g[o * n + k];
 }
 
 ag_tensor *ag_select(ag_tensor *x, int dim, int64_t index)
@@ -80,7 +55,7 @@ ag_tensor *ag_select(ag_tensor *x, int dim, int64_t index)
     if (!ag__check(x, "select", "self")) return NULL;
     if (x->ndim == 0)
         return ag__error("select: select() cannot be applied to a 0-dim tensor."), NULL;
-    if ((dim = wrap_dim("select", x, dim, x->ndim)) < 0) return NULL;
+    if ((dim = ag__wrap_dim("select", x, dim, x->ndim)) < 0) return NULL;
     int64_t size = x->shape[dim], i = index < 0 ? index + size : index;
     if (i < 0 || i >= size) {
         char s[AG__SHAPE_STR];
@@ -97,7 +72,7 @@ ag_tensor *ag_slice(ag_tensor *x, int dim, int64_t start, int64_t end)
 {
     if (!ag__check(x, "slice", "self")) return NULL;
     if (x->ndim == 0) return ag__error("slice: slice() cannot be applied to a 0-dim tensor."), NULL;
-    if ((dim = wrap_dim("slice", x, dim, x->ndim)) < 0) return NULL;
+    if ((dim = ag__wrap_dim("slice", x, dim, x->ndim)) < 0) return NULL;
     /* Python's rules: negative counts from the end, then clip to [0, size]. */
     int64_t size = x->shape[dim];
     if (start < 0) start += size;
@@ -157,7 +132,7 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
         return ag__error("%s: the result would have %d dimensions; agrad has at most %d", name,
                          ndim, AG_MAX_DIMS),
                NULL;
-    if ((dim = wrap_dim(name, first, dim, ndim)) < 0) return NULL;
+    if ((dim = ag__wrap_dim(name, first, dim, ndim)) < 0) return NULL;
 
     int64_t shape[AG_MAX_DIMS];
     for (int i = 0, j = 0; i < ndim; i++) shape[i] = stack && i == dim ? n : first->shape[j++];

@@ -40,6 +40,11 @@ void ag__error(const char *fmt, ...) AG__PRINTF(1, 2);
  * failure is reported once), or a released tensor. True when t is usable. */
 bool ag__check(const ag_tensor *t, const char *op, const char *role);
 
+/* dim of x wrapped into [0, rank) (negative counts from the end); -1 after PyTorch's
+ * "Dimension out of range" error. rank is x's for most ops; callers pass 1 for a 0-d x
+ * where PyTorch treats it as one dimension, and ndim + 1 for stack. */
+int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank);
+
 /* Writes "[2, 3]" (or "[]" for a scalar) into buf, which has room for 96 chars. */
 enum { AG__SHAPE_STR = 96 };
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
@@ -117,6 +122,18 @@ static inline void ag__bstrides(const ag_tensor *x, int64_t st[AG_MAX_DIMS])
         st[k] = p[k] == 1 ? 0 : s;
         s *= p[k];
     }
+}
+/* x seen as [outer, n, inner] around dimension d: the dimensions before d, d itself,
+ * the dimensions after it (sizes past ndim are 1, which covers a 0-d x). */
+typedef struct ag__split {
+    int64_t outer, n, inner;
+} ag__split;
+static inline ag__split ag__split_at(const ag_tensor *x, int d)
+{
+    ag__split s = {1, x->shape[d], 1};
+    for (int i = 0; i < d; i++) s.outer *= x->shape[i];
+    for (int i = d + 1; i < x->ndim; i++) s.inner *= x->shape[i];
+    return s;
 }
 /* Runs BODY for each element of the padded shape P, in row-major order, with io its
  * offset and ia, ib the offsets of the broadcast elements of operands with strides

@@ -319,26 +319,14 @@ static ag_tensor *transposed(int op, const char *name, ag_tensor *x, int d0, int
     return y;
 }
 
-/* dim counted from the end when negative; a scalar takes dims -1 and 0, as in PyTorch. */
-static bool wrap_dim(const ag_tensor *x, int *dim)
-{
-    int n = x->ndim > 0 ? x->ndim : 1;
-    if (*dim < -n || *dim >= n) {
-        char s[AG__SHAPE_STR];
-        ag__error("transpose: Dimension out of range (expected to be in range of [%d, %d], but "
-                  "got %d) (shape %s)",
-                  -n, n - 1, *dim, ag__shape_str(s, x->ndim, x->shape));
-        return false;
-    }
-    if (*dim < 0) *dim += n;
-    if (x->ndim == 0) *dim = 0;
-    return true;
-}
-
 ag_tensor *ag_transpose(ag_tensor *x, int dim0, int dim1)
 {
     if (!ag__check(x, "transpose", "self")) return NULL;
-    if (!wrap_dim(x, &dim0) || !wrap_dim(x, &dim1)) return NULL;
+    /* A 0-d x takes dims -1 and 0, as in PyTorch. */
+    int rank = x->ndim > 0 ? x->ndim : 1;
+    if ((dim0 = ag__wrap_dim("transpose", x, dim0, rank)) < 0 ||
+        (dim1 = ag__wrap_dim("transpose", x, dim1, rank)) < 0)
+        return NULL;
     return transposed(AG__OP_TRANSPOSE, "transpose", x, dim0, dim1);
 }
 

@@ -12,35 +12,7 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------ */
-/* Shared: the dimension, the result's shape, the [outer, n, inner] split               */
-
-/* dim wrapped into [0, rank), rank counting a 0-d tensor as one dimension; -1 (after an
- * error in PyTorch's words) when out of range. */
-static int wrap_dim(const char *op, const ag_tensor *x, int dim)
-{
-    int rank = x->ndim > 0 ? x->ndim : 1;
-    if (dim < -rank || dim >= rank) {
-        char s[AG__SHAPE_STR];
-        ag__error("%s: Dimension out of range (expected to be in range of [%d, %d], but got %d) "
-                  "for a tensor of shape %s",
-                  op, -rank, rank - 1, dim, ag__shape_str(s, x->ndim, x->shape));
-        return -1;
-    }
-    return dim < 0 ? dim + rank : dim;
-}
-
-typedef struct split {
-    int64_t outer, n, inner;
-} split;
-
-/* x as [outer, n, inner] around dimension d (sizes past ndim are 1, which covers 0-d). */
-static split split_at(const ag_tensor *x, int d)
-{
-    split s = {1, x->shape[d], 1};
-    for (int i = 0; i < d; i++) s.outer *= x->shape[i];
-    for (int i = d + 1; i < x->ndim; i++) s.inner *= x->shape[i];
-    return s;
-}
+/* Shared: the result's shape                                                           */
 
 /* A new tensor for the reduction of x over d: d dropped, or kept with size 1. */
 static ag_tensor *new_reduced(const char *op, const ag_tensor *x, int d, bool keepdim)
@@ -68,7 +40,7 @@ static void expand_backward(ag_tensor *y, float div)
     if (!ag__wants(x)) return;
     float *t = ag__scratch(x->numel);
     if (!t) return;
-    split s = split_at(x, (int)y->ag__.iarg[0]);
+    ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
     const float *g = y->ag__.gbuf;
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t k = 0; k < s.n; k++)
@@ -87,11 +59,11 @@ void ag__mean_dim_backward(ag_tensor *y)
 static ag_tensor *sum_or_mean(int op, const char *name, ag_tensor *x, int dim, bool keepdim)
 {
     if (!ag__check(x, name, "self")) return NULL;
-    int d = wrap_dim(name, x, dim);
+    int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
     if (d < 0) return NULL;
     ag_tensor *y = new_reduced(name, x, d, keepdim);
     if (!y) return NULL;
-    split s = split_at(x, d);
+    ag__split s = ag__split_at(x, d);
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
             /* in double, as ag_sum: the float result is the correctly rounded sum */
@@ -181,7 +153,7 @@ void ag__max_dim_backward(ag_tensor *y)
     float *t = ag__scratch(x->numel);
     if (!t) return;
     memset(t, 0, (size_t)x->numel * sizeof *t);
-    split s = split_at(x, (int)y->ag__.iarg[0]);
+    ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
     const int64_t *at = y->ag__.ctx;
     const float *g = y->ag__.gbuf;
     for (int64_t o = 0; o < s.outer; o++)
@@ -197,9 +169,9 @@ static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool 
 {
     if (indices) *indices = NULL;
     if (!ag__check(x, name, "self")) return NULL;
-    int d = wrap_dim(name, x, dim);
+    int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
     if (d < 0) return NULL;
-    split s = split_at(x, d);
+    ag__split s = ag__split_at(x, d);
     if (s.n == 0) {
         char sh[AG__SHAPE_STR];
         return ag__error("%s: Expected reduction dim %d to have non-zero size (shape %s).", name, d,

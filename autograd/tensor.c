@@ -59,6 +59,18 @@ bool ag__check(const ag_tensor *t, const char *op, const char *role)
     return true;
 }
 
+int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
+{
+    if (dim < -rank || dim >= rank) {
+        char s[AG__SHAPE_STR];
+        ag__error("%s: Dimension out of range (expected to be in range of [%d, %d], but got %d) "
+                  "for a tensor of shape %s",
+                  op, -rank, rank - 1, dim, ag__shape_str(s, x->ndim, x->shape));
+        return -1;
+    }
+    return dim < 0 ? dim + rank : dim;
+}
+
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape)
 {
     size_t n = 0;
@@ -197,12 +209,11 @@ ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *ba
     if (!t) return NULL;
     /* One assignment of the whole header: the compiler writes each field once, in
      * order, which is measurably faster than memset and then the fields. */
-    *t = (ag_tensor){.data = data ? data : (float *)((char *)t + header),
-                     .numel = numel,
-                     .ndim = ndim,
-                     .ag__ = {.magic = AG__MAGIC_LIVE,
-                              .base = base ? base->ag__.base : t,
-                              .id = arrlenu(tape)}};
+    *t = (ag_tensor){
+        .data = data ? data : (float *)((char *)t + header),
+        .numel = numel,
+        .ndim = ndim,
+        .ag__ = {.magic = AG__MAGIC_LIVE, .base = base ? base->ag__.base : t, .id = arrlenu(tape)}};
     for (int i = 0; i < AG_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
     arrput(tape, t);
     return t;

@@ -256,8 +256,8 @@ Test(linalg, errors_name_the_shapes)
     cr_assert(strstr(ag_last_error(), "(shapes [2, 3, 4] and [2, 4])"),
               "the message does not name the shapes: %s", ag_last_error());
     cr_assert_null(ag_transpose(b, 0, 2), "transpose(0, 2) of a matrix succeeded");
-    cr_assert(strstr(ag_last_error(), "(shape [2, 4])"), "the message does not name the shape: %s",
-              ag_last_error());
+    cr_assert(strstr(ag_last_error(), "for a tensor of shape [2, 4]"),
+              "the message does not name the shape: %s", ag_last_error());
     cr_assert_null(ag_inverse(a), "inverse of [2, 3, 4] succeeded");
     cr_assert(strstr(ag_last_error(), "(shape [2, 3, 4])"),
               "the message does not name the shape: %s", ag_last_error());
