@@ -76,7 +76,8 @@ typedef float (*partial_fn)(float a, float b, float y, float g);
 
 /* Backward of y = f(a, b): each input that wants a gradient gets d(a, b, y, g) at every
  * element of y, summed back to its own shape. A NULL partial means the gradient passes
- * through unchanged. */
+ * through unchanged. An input of y's shape takes its gradient directly; only a broadcast
+ * one needs a buffer of y's shape to sum from. */
 AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
 {
     ag_tensor *in[2] = {y->ag__.src[0], y->ag__.src[1]};
@@ -92,9 +93,15 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
             ag__accum(in[k], y, g);
             continue;
         }
+        partial_fn f = d[k];
+        if (in[k]->numel == y->numel) {
+            float *dx = ag__grad_of(in[k]);
+            if (!dx) return;
+            AG__FOR_BCAST(p, sa, sb, dx[io] += f(a[ia], b[ib], o[io], g[io]));
+            continue;
+        }
         float *t = ag__scratch(y->numel);
         if (!t) return;
-        partial_fn f = d[k];
         AG__FOR_BCAST(p, sa, sb, t[io] = f(a[ia], b[ib], o[io], g[io]));
         ag__accum(in[k], y, t);
     }
@@ -104,12 +111,10 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
 AG__INLINE void backward1(ag_tensor *y, partial_fn d)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *t = ag__scratch(y->numel);
-    if (!t) return;
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     for (int64_t i = 0; i < y->numel; i++)
-        t[i] = d(x->data[i], y->ag__.farg[0], y->data[i], y->ag__.gbuf[i]);
-    ag__accum(x, y, t);
+        dx[i] += d(x->data[i], y->ag__.farg[0], y->data[i], y->ag__.gbuf[i]);
 }
 
 /* y = f(x), recorded as op when x requires grad. */

@@ -212,14 +212,8 @@ bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph)
     if (gradient && !ag__check(gradient, "backward", "gradient")) return false;
     if (!seed_check(t, gradient)) return false;
 
-    ag_tensor seed = *t; /* a stand-in "output" of t's shape for ag__accum */
-    seed.requires_grad = false;
-    if (gradient) {
-        ag__accum(t, &seed, gradient->data);
-    } else {
-        float one = 1.0f;
-        ag__accum(t, &seed, &one);
-    }
+    float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
+    for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
 
     /* Creation order is a topological order, so walking the tape backwards from t
      * reaches every node after all its consumers: each gradient is complete when its

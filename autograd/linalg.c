@@ -60,7 +60,7 @@ static void mm_tn(float *c, const float *a, const float *b, int64_t n, int64_t k
 
 /* What a @ b multiplies: per batch, a [n, k] by b [k, p]. */
 typedef struct mm_plan {
-    int op;               /* AG__OP_DOT, _MV, _VM, _MM or _BMM */
+    int op;               /* AG__OP_DOT, _MV, _VM, _MM, _MATMUL_VIEW or _MATMUL_CLONE */
     int64_t n, k, p;      /* the matrices of one batch */
     int64_t nb[2];        /* the broadcast batch shape, padded to two dimensions */
     int64_t sa[2], sb[2]; /* a's and b's strides over it, in matrices (0: broadcast) */
@@ -186,33 +186,19 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
             BODY;                                                                                  \
         }
 
-/* Gradients of one batch: d += g b^T (of a) or d += a^T g (of b). Where an operand was
- * broadcast, several batches add into the same d. PyTorch sums them in two ways: with one
- * operand of rank <= 2 it folds the batches into one product, whose sums run on across
- * batches (tmp NULL here); with both batched it makes each batch's product (bmm), then
- * sums the batches (sum_to_size), which tmp reproduces. Either way the floats match. */
-static void grad_a_batch(float *d, float *tmp, const float *g, const float *b, int64_t n, int64_t k,
-                         int64_t p)
+/* The gradient of one batch: d += x y^T (of a: g b^T, mm_nt) or d += x^T y (of b: a^T g,
+ * mm_tn), size floats. Where an operand was broadcast, several batches add into the
+ * same d. PyTorch sums them in two ways: with one operand of rank <= 2 it folds the
+ * batches into one product, whose sums run on across batches (tmp NULL here); with both
+ * batched it makes each batch's product (bmm), then sums the batches (sum_to_size),
+ * which tmp reproduces. Either way the floats match. */
+typedef void (*kernel)(float *c, const float *x, const float *y, int64_t, int64_t, int64_t);
+static void grad_batch(kernel mm, float *d, float *tmp, int64_t size, const float *x,
+                       const float *y, int64_t n1, int64_t n2, int64_t n3)
 {
-    if (!tmp) {
-        mm_nt(d, g, b, n, p, k);
-        return;
-    }
-    memset(tmp, 0, (size_t)(n * k) * sizeof *tmp);
-    mm_nt(tmp, g, b, n, p, k);
-    for (int64_t i = 0; i < n * k; i++) d[i] += tmp[i];
-}
-
-static void grad_b_batch(float *d, float *tmp, const float *a, const float *g, int64_t n, int64_t k,
-                         int64_t p)
-{
-    if (!tmp) {
-        mm_tn(d, a, g, n, k, p);
-        return;
-    }
-    memset(tmp, 0, (size_t)(k * p) * sizeof *tmp);
-    mm_tn(tmp, a, g, n, k, p);
-    for (int64_t i = 0; i < k * p; i++) d[i] += tmp[i];
+    if (tmp) memset(tmp, 0, (size_t)size * sizeof *tmp);
+    mm(tmp ? tmp : d, x, y, n1, n2, n3);
+    for (int64_t i = 0; tmp && i < size; i++) d[i] += tmp[i];
 }
 
 void ag__matmul_backward(ag_tensor *out)
@@ -231,16 +217,16 @@ void ag__matmul_backward(ag_tensor *out)
         float *da = ag__scratch(a->numel);
         if (!da) return;
         memset(da, 0, (size_t)a->numel * sizeof *da);
-        FOR_BATCH(
-            pl, grad_a_batch(da + ia * n * k, tmp, g + io * n * p, b->data + ib * k * p, n, k, p));
+        FOR_BATCH(pl, grad_batch(mm_nt, da + ia * n * k, tmp, n * k, g + io * n * p,
+                                 b->data + ib * k * p, n, p, k));
         ag__accum(a, a, da);
     }
     if (ag__wants(b)) {
         float *db = ag__scratch(b->numel);
         if (!db) return;
         memset(db, 0, (size_t)b->numel * sizeof *db);
-        FOR_BATCH(
-            pl, grad_b_batch(db + ib * k * p, tmp, a->data + ia * n * k, g + io * n * p, n, k, p));
+        FOR_BATCH(pl, grad_batch(mm_tn, db + ib * k * p, tmp, k * p, a->data + ia * n * k,
+                                 g + io * n * p, n, k, p));
         ag__accum(b, b, db);
     }
 }

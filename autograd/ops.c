@@ -148,11 +148,10 @@ static double total(const ag_tensor *x)
 static void reduce_backward(ag_tensor *y, float scale_div)
 {
     ag_tensor *x = y->ag__.src[0];
-    float *t = ag__scratch(x->numel);
-    if (!t) return;
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     float g = y->ag__.gbuf[0] / scale_div;
-    for (int64_t i = 0; i < x->numel; i++) t[i] = g;
-    ag__accum(x, x, t);
+    for (int64_t i = 0; i < x->numel; i++) dx[i] += g;
 }
 void ag__sum_backward(ag_tensor *y) { reduce_backward(y, 1.0f); }
 void ag__mean_backward(ag_tensor *y) { reduce_backward(y, (float)y->ag__.src[0]->numel); }

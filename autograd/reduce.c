@@ -33,20 +33,18 @@ static ag_tensor *new_reduced(const char *op, const ag_tensor *x, int d, bool ke
 /* mean over d: y[o, i] = sum_k x[o, k, i] / n     dy/dx[o, k, i] = 1 / n                */
 /* The gradient of y is expanded back along d. iarg[0] is d.                             */
 
-/* t[o, k, i] = g[o, i] / div. PyTorch divides the expanded gradient in float, as here. */
+/* dx[o, k, i] += g[o, i] / div. PyTorch divides the expanded gradient in float, as here. */
 static void expand_backward(ag_tensor *y, float div)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *t = ag__scratch(x->numel);
-    if (!t) return;
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
     const float *g = y->ag__.gbuf;
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t k = 0; k < s.n; k++)
             for (int64_t i = 0; i < s.inner; i++)
-                t[(o * s.n + k) * s.inner + i] = g[o * s.inner + i] / div;
-    ag__accum(x, x, t);
+                dx[(o * s.n + k) * s.inner + i] += g[o * s.inner + i] / div;
 }
 
 void ag__sum_dim_backward(ag_tensor *y) { expand_backward(y, 1.0f); }
@@ -74,7 +72,6 @@ static ag_tensor *sum_or_mean(int op, const char *name, ag_tensor *x, int dim, b
             y->data[o * s.inner + i] = op == AG__OP_MEAN_DIM ? sum / (float)s.n : sum;
         }
     y->ag__.iarg[0] = d;
-    y->ag__.iarg[1] = keepdim;
     ag__record(y, op, x, NULL);
     return y;
 }
@@ -106,15 +103,14 @@ static inline bool equals_result(float a, float y) { return isnan(y) ? isnan(a) 
 void ag__max_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *t = ag__scratch(x->numel);
-    if (!t) return;
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     float v = y->data[0];
     int64_t m = 0;
     for (int64_t j = 0; j < x->numel; j++) m += equals_result(x->data[j], v);
     float share = y->ag__.gbuf[0] / (float)m;
-    for (int64_t j = 0; j < x->numel; j++) t[j] = equals_result(x->data[j], v) ? share : 0.0f;
-    ag__accum(x, x, t);
+    for (int64_t j = 0; j < x->numel; j++)
+        if (equals_result(x->data[j], v)) dx[j] += share;
 }
 
 static ag_tensor *max_all(int op, const char *name, ag_tensor *x)
@@ -149,19 +145,16 @@ ag_tensor *ag_min(ag_tensor *x) { return max_all(AG__OP_MIN, "min", x); }
 void ag__max_dim_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *t = ag__scratch(x->numel);
-    if (!t) return;
-    memset(t, 0, (size_t)x->numel * sizeof *t);
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
     const int64_t *at = y->ag__.ctx;
     const float *g = y->ag__.gbuf;
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
             int64_t r = o * s.inner + i;
-            t[(o * s.n + at[r]) * s.inner + i] = g[r];
+            dx[(o * s.n + at[r]) * s.inner + i] += g[r];
         }
-    ag__accum(x, x, t);
 }
 
 static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool keepdim,
@@ -202,7 +195,6 @@ static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool 
         }
     y->ag__.ctx = at;
     y->ag__.iarg[0] = d;
-    y->ag__.iarg[1] = keepdim;
     ag__record(y, op, x, NULL);
     if (indices) *indices = idx;
     return y;

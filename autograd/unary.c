@@ -101,15 +101,13 @@ static float clamp_f(float x, float lo, float hi)
 void ag__clamp_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *t = ag__scratch(y->numel);
-    if (!t) return;
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     float lo = y->ag__.farg[0], hi = y->ag__.farg[1];
     for (int64_t i = 0; i < y->numel; i++) {
         float v = x->data[i];
-        t[i] = (v >= lo && v <= hi) ? y->ag__.gbuf[i] : 0.0f;
+        dx[i] += (v >= lo && v <= hi) ? y->ag__.gbuf[i] : 0.0f;
     }
-    ag__accum(x, y, t);
 }
 
 /* A bound as the float the comparisons use; PyTorch refuses a finite one that float
@@ -153,12 +151,10 @@ typedef struct map_ctx {
 void ag__map_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *t = ag__scratch(y->numel);
-    if (!t) return;
+    float *dx = ag__grad_of(x);
+    if (!dx) return;
     const map_ctx *c = y->ag__.ctx;
-    for (int64_t i = 0; i < y->numel; i++) t[i] = y->ag__.gbuf[i] * c->df(x->data[i]);
-    ag__accum(x, y, t);
+    for (int64_t i = 0; i < y->numel; i++) dx[i] += y->ag__.gbuf[i] * c->df(x->data[i]);
 }
 
 /* The user's name for a recorded map's grad_fn, for ag_grad_fn_name. */
