@@ -116,21 +116,22 @@ struct ag_tensor {
     bool requires_grad;         /* takes part in autograd */
     ag_tensor *grad;            /* accumulated gradient of a leaf (or retain_grad); else NULL */
 
-    /* Private: the graph record, owned by agrad. Packed so that a header and a small
-     * tensor's data fill whole cache lines: every recorded op writes one. */
+    /* Private: the graph record, owned by agrad. */
     struct ag__node {
         uint32_t magic;          /* tells a live tensor from a released one */
         uint16_t op;             /* index in the op table; 0 for a leaf */
         uint16_t flags;          /* AG__F_* in internal.h */
-        uint32_t version;        /* bumped by in-place writes to this storage */
-        uint32_t src_version[2]; /* inputs' storage versions when recorded */
-        float farg[2];           /* scalar arguments of the op (pow's exponent, clamp's) */
-        ag_tensor *src[2];       /* inputs of the op that made this tensor */
-        ag_tensor *base;         /* the tensor that owns data (itself, unless a view) */
-        float *gbuf;             /* gradient arriving during a backward pass */
-        size_t id;               /* position on the tape */
-        void *ctx;               /* what else the op's backward needs, in the arena */
-        int64_t iarg[2];         /* integer arguments of the op (a dim, an index) */
+        uint64_t version;        /* bumped by in-place writes to this storage */
+        uint64_t src_version[2]; /* inputs' storage versions when recorded */
+        union {
+            float farg[2];   /* scalar arguments of the op (pow's exponent, clamp's) */
+            int64_t iarg[2]; /* integer arguments of the op (a dim, an index) */
+        };
+        ag_tensor *src[2]; /* inputs of the op that made this tensor */
+        ag_tensor *base;   /* the tensor that owns data (itself, unless a view) */
+        float *gbuf;       /* gradient arriving during a backward pass */
+        uint64_t serial;   /* creation order: every tensor's is larger than its inputs' */
+        void *ctx;         /* what else the op's backward needs, in the arena */
     } ag__;
 };
 
@@ -155,26 +156,53 @@ AG_API void ag_clear_error(void);
 
 /* A position in the arena of tensors. */
 typedef struct ag_mark {
-    size_t ag__tape; /* number of tensors made before the mark */
+    size_t ag__tape;     /* number of tensors made before the mark */
+    uint64_t ag__serial; /* serial of the next tensor: tells a stale mark */
 } ag_mark;
 
 /* The current position: tensors made after it are freed by ag_release(mark). */
 AG_API ag_mark ag_mark_now(void);
 
 /* Frees every tensor made after mark (and their gradients); their memory is kept for
- * reuse. Tensors made before mark are untouched. A mark already released past is a
- * no-op. */
+ * reuse. Tensors made before mark are untouched. A stale mark is a no-op: one that was
+ * released past (a release to an earlier mark came between), or made before
+ * ag_shutdown. */
 AG_API void ag_release(ag_mark mark);
 
 /* Frees every tensor and all memory agrad holds, and resets the error handler, no_grad
- * depth and random generator. agrad can be used again afterwards. */
+ * depth and random generator (the allocator and the checked mode stay). agrad can be
+ * used again afterwards; tensors from before are then reported as such when used. */
 AG_API void ag_shutdown(void);
+
+/* Checked mode: released memory is not reused until 256 MiB (AGRAD_QUARANTINE_MB) of
+ * releases have passed, so that a released tensor used again is always reported; under
+ * AddressSanitizer, released memory is poisoned in either mode. On by default in debug
+ * (-O0) and sanitizer builds; the environment variable AGRAD_CHECKED=0 or 1 overrides
+ * the build, and ag_set_checked the environment. In the default fast mode a released
+ * tensor is reported until its memory is reused by newer tensors; then a stale pointer
+ * may read the newer tensor. Returns the previous setting. */
+AG_API bool ag_set_checked(bool on);
+AG_API bool ag_is_checked(void);
+
+/* The hook every system allocation goes through, realloc-like: p NULL allocates, size 0
+ * frees (and returns NULL), otherwise p is resized; NULL means out of memory, which
+ * agrad reports as an error naming the op and the shape. The default calls realloc and
+ * free. fn NULL restores the default. Blocks are freed through the hook current at that
+ * time, so a hook set while agrad holds memory must free blocks of the previous one (a
+ * wrapper around realloc that counts or fails on purpose); to use another heap, set it
+ * before the first tensor or after ag_shutdown. */
+typedef void *(*ag_realloc_fn)(void *p, size_t size, void *userdata);
+AG_API void ag_set_allocator(ag_realloc_fn fn, void *userdata);
+/* Frees memory agrad returned to the caller (ag_repr's string) through the hook. */
+AG_API void ag_free(void *p);
 
 /* Counters for tests and benchmarks. */
 typedef struct ag_stats {
-    size_t live_tensors;  /* tensors made and not released */
-    size_t arena_bytes;   /* bytes the arena holds from the system */
-    size_t system_allocs; /* calls agrad made to malloc/realloc since start */
+    size_t live_tensors;   /* tensors made and not released */
+    size_t arena_bytes;    /* bytes the arenas hold from the system */
+    size_t system_allocs;  /* calls agrad made to the allocation hook for memory */
+    size_t backward_nodes; /* tensors the last backward pass visited: its graph's size */
+    bool checked;          /* checked mode is on */
 } ag_stats;
 AG_API ag_stats ag_memory_stats(void);
 

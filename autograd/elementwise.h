@@ -88,7 +88,7 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
     ag__bstrides(in[0], sa);
     ag__bstrides(in[1], sb);
     for (int k = 0; k < 2; k++) {
-        if (!ag__wants(in[k])) continue;
+        if (!ag__wants(y, k)) continue;
         if (!d[k]) {
             ag__accum(in[k], y, g);
             continue;
@@ -100,7 +100,7 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
             AG__FOR_BCAST(p, sa, sb, dx[io] += f(a[ia], b[ib], o[io], g[io]));
             continue;
         }
-        float *t = ag__scratch(y->numel);
+        float *t = ag__scratch_floats(y->numel);
         if (!t) return;
         AG__FOR_BCAST(p, sa, sb, t[io] = f(a[ia], b[ib], o[io], g[io]));
         ag__accum(in[k], y, t);

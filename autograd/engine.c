@@ -1,14 +1,17 @@
-/* The autograd engine: recording, no_grad, and the backward pass over the tape. */
+/* The autograd engine: recording, no_grad, and the backward pass. */
 #include "internal.h"
 
 #include <string.h>
 
-#include <stb_ds.h>
-
 static struct {
     int no_grad_depth;
-    ag_tensor **visited; /* stb_ds array: tensors given a gradient in this pass */
-    size_t pending;      /* visited tensors the walk has not reached yet */
+    bool running;     /* a backward pass is under way */
+    ag_tensor **heap; /* pending tensors, a max-heap by serial: the newest on top */
+    size_t nheap, heap_cap;
+    ag_tensor **visited; /* every tensor given a gradient in this pass */
+    size_t nvisited, visited_cap;
+    bool failed;  /* the pass ran out of memory */
+    size_t nodes; /* tensors the last pass visited */
 } eng;
 
 const ag__op ag__ops[AG__OP_COUNT] = {
@@ -23,8 +26,17 @@ bool ag__grad_mode(void) { return eng.no_grad_depth == 0; }
 
 void ag__engine_reset(void)
 {
-    arrfree(eng.visited);
+    ag__free(eng.heap);
+    ag__free(eng.visited);
     memset(&eng, 0, sizeof eng);
+}
+
+ag_stats ag_memory_stats(void)
+{
+    ag_stats st = {0};
+    ag__memory_stats(&st);
+    st.backward_nodes = eng.nodes;
+    return st;
 }
 
 void ag_no_grad_begin(void) { eng.no_grad_depth++; }
@@ -42,17 +54,18 @@ bool ag_is_grad_enabled(void) { return eng.no_grad_depth == 0; }
 
 void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b)
 {
-    if (eng.no_grad_depth || !(a->requires_grad || (b && b->requires_grad))) return;
+    bool ga = a->requires_grad, gb = b && b->requires_grad;
+    if (eng.no_grad_depth || !(ga || gb)) return;
     out->requires_grad = true;
     out->ag__.op = (uint16_t)op;
     out->ag__.src[0] = a;
     out->ag__.src[1] = b;
     out->ag__.src_version[0] = a->ag__.base->ag__.version;
     out->ag__.src_version[1] = b ? b->ag__.base->ag__.version : 0;
+    /* The edges to the inputs that require grad now, and what their gradients read. */
     const uint16_t *needs = ag__ops[op].needs;
-    uint16_t saved =
-        (uint16_t)((a->requires_grad ? needs[0] : 0) | (b && b->requires_grad ? needs[1] : 0));
-    out->ag__.flags |= saved;
+    out->ag__.flags |=
+        (uint16_t)((ga ? needs[0] | AG__F_EDGE_A : 0) | (gb ? needs[1] | AG__F_EDGE_B : 0));
 }
 
 bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n)
@@ -60,9 +73,13 @@ bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n)
     bool any = false;
     for (int i = 0; i < n; i++) any = any || inputs[i]->requires_grad;
     if (eng.no_grad_depth || !any) return true;
-    ag_tensor **kept = ag__ctx_alloc((size_t)n * sizeof *kept);
+    ag_tensor **kept = ag__ctx_alloc((size_t)n * (sizeof *kept + sizeof(bool)));
     if (!kept) return false;
-    for (int i = 0; i < n; i++) kept[i] = inputs[i];
+    bool *edge = (bool *)(kept + n);
+    for (int i = 0; i < n; i++) {
+        kept[i] = inputs[i];
+        edge[i] = inputs[i]->requires_grad;
+    }
     out->requires_grad = true;
     out->ag__.op = (uint16_t)op;
     out->ag__.ctx = kept;
@@ -100,20 +117,65 @@ ag_tensor *ag_retain_grad(ag_tensor *t)
 
 /* ------------------------------------------------------------------------------------ */
 /* Backward                                                                              */
+/*                                                                                       */
+/* Every tensor's serial is larger than its inputs', so a tensor's consumers are all     */
+/* newer than it. The pass keeps the tensors that have received a gradient in a heap and */
+/* always takes the newest: by then every consumer has given its share, so the gradient  */
+/* is complete. The pass costs what is reachable from the output, however many other     */
+/* tensors the tape holds.                                                               */
+
+static void heap_push(ag_tensor *t)
+{
+    size_t i = eng.nheap++;
+    while (i > 0 && eng.heap[(i - 1) / 2]->ag__.serial < t->ag__.serial) {
+        eng.heap[i] = eng.heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    eng.heap[i] = t;
+}
+
+static ag_tensor *heap_pop(void)
+{
+    ag_tensor *top = eng.heap[0], *last = eng.heap[--eng.nheap];
+    size_t i = 0, n = eng.nheap;
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && eng.heap[c + 1]->ag__.serial > eng.heap[c]->ag__.serial) c++;
+        if (eng.heap[c]->ag__.serial <= last->ag__.serial) break;
+        eng.heap[i] = eng.heap[c];
+    }
+    if (n) eng.heap[i] = last;
+    return top;
+}
 
 float *ag__grad_of(ag_tensor *x)
 {
-    if (!x->requires_grad) return NULL;
-    if (!(x->ag__.flags & AG__F_PENDING)) {
-        float *buf = ag__scratch(x->numel);
-        if (!buf) return NULL;
-        memset(buf, 0, (size_t)x->numel * sizeof(float));
-        x->ag__.gbuf = buf;
-        x->ag__.flags |= AG__F_PENDING;
-        arrput(eng.visited, x);
-        eng.pending++;
+    if (x->ag__.flags & AG__F_PENDING) return x->ag__.gbuf;
+    /* Room in both lists first, so that running out of memory changes nothing. The heap
+     * never holds more than the visited list, so it gets at least the list's capacity. */
+    if (eng.nvisited == eng.visited_cap) {
+        size_t cap = eng.visited_cap, heap_cap = eng.heap_cap;
+        ag_tensor **visited = ag__grow(eng.visited, &cap, eng.nvisited + 1, sizeof *visited);
+        if (visited) eng.visited = visited; /* its old capacity stays recorded until the end */
+        ag_tensor **heap = visited ? ag__grow(eng.heap, &heap_cap, cap, sizeof *heap) : NULL;
+        if (!heap) {
+            eng.failed = true;
+            return NULL;
+        }
+        eng.heap = heap;
+        eng.heap_cap = heap_cap;
+        eng.visited_cap = cap;
     }
-    return x->ag__.gbuf;
+    float *buf = ag__scratch_floats(x->numel);
+    if (!buf) {
+        eng.failed = true;
+        return NULL;
+    }
+    memset(buf, 0, (size_t)x->numel * sizeof(float));
+    x->ag__.gbuf = buf;
+    x->ag__.flags |= AG__F_PENDING;
+    eng.visited[eng.nvisited++] = x;
+    heap_push(x);
+    return buf;
 }
 
 void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
@@ -124,19 +186,30 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
         for (int64_t i = 0; i < x->numel; i++) dst[i] += g[i];
         return;
     }
-    /* sum_to_size: every element of g lands on the element of x it was broadcast from. */
+    /* sum_to_size: every element of g lands on the element of x it was broadcast from.
+     * Summed in double, so that a million terms round once, as closely as PyTorch's
+     * pairwise float sum, rather than a million times. */
+    double *acc = ag__scratch((size_t)x->numel * sizeof(double));
+    if (!acc) return;
+    memset(acc, 0, (size_t)x->numel * sizeof(double));
     int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];
     ag__pad(out->ndim, out->shape, p);
     ag__bstrides(x, sx);
     AG__FOR_BCAST(p, sx, sx, {
-        dst[ia] += g[io];
+        acc[ia] += g[io];
         AG__UNUSED(ib);
     });
+    for (int64_t i = 0; i < x->numel; i++) dst[i] += (float)acc[i];
 }
 
 static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
 {
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    if (eng.running) {
+        ag__error("backward: called while a backward pass is running (from a derivative "
+                  "given to ag_map?)");
+        return false;
+    }
     if (!t->requires_grad) {
         ag__error("backward: element 0 of tensors does not require grad and does not have "
                   "a grad_fn (shape %s)",
@@ -177,33 +250,117 @@ static bool node_check(const ag_tensor *n)
         return false;
     }
     const ag_tensor *t[3] = {n->ag__.src[0], n->ag__.src[1], n};
-    const uint32_t expected[3] = {n->ag__.src_version[0], n->ag__.src_version[1], 0};
+    const uint64_t expected[3] = {n->ag__.src_version[0], n->ag__.src_version[1], 0};
     const char *role[3] = {"input 0", "input 1", "result"};
     for (int i = 0; i < 3; i++) {
         if (!(saved & (AG__F_SAVED_A << i))) continue;
-        uint32_t version = t[i]->ag__.base->ag__.version;
+        uint64_t version = t[i]->ag__.base->ag__.version;
         if (version != expected[i]) {
             char buf[AG__SHAPE_STR];
             ag__error("backward: one of the variables needed for gradient computation has "
                       "been modified by an inplace operation: [FloatTensor %s] is at version "
-                      "%u; expected version %u instead (%s of %s).",
-                      ag__shape_str(buf, t[i]->ndim, t[i]->shape), version, expected[i], role[i],
-                      name);
+                      "%llu; expected version %llu instead (%s of %s).",
+                      ag__shape_str(buf, t[i]->ndim, t[i]->shape), (unsigned long long)version,
+                      (unsigned long long)expected[i], role[i], name);
             return false;
         }
     }
     return true;
 }
 
-/* Adds the gradient that reached a leaf (or a retain_grad node) into its ->grad. */
-static bool commit(ag_tensor *t)
+/* Whether t keeps the gradient that reached it in ->grad: a leaf that requires grad (now:
+ * PyTorch's AccumulateGrad checks at the time of the pass), or a retain_grad tensor. */
+static bool keeps_grad(const ag_tensor *t)
 {
-    if (!t->grad) {
+    return t->ag__.op == 0 ? t->requires_grad : (t->ag__.flags & AG__F_RETAIN_GRAD) != 0;
+}
+
+/* Makes the ->grad of every tensor that keeps its gradient and has none yet, all or
+ * nothing: if one cannot be made, those made here are freed again. */
+static bool make_grads(void)
+{
+    for (size_t i = 0; i < eng.nvisited; i++) {
+        ag_tensor *t = eng.visited[i];
+        if (!keeps_grad(t) || t->grad) continue;
         t->grad = ag__new_grad(t);
-        if (!t->grad) return false;
+        if (t->grad) {
+            t->ag__.flags |= AG__F_FRESH;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (eng.visited[j]->ag__.flags & AG__F_FRESH) ag__free_grad(eng.visited[j]);
+        char s[AG__SHAPE_STR];
+        ag__error("backward: out of memory allocating the ->grad of a tensor of shape %s",
+                  ag__shape_str(s, t->ndim, t->shape));
+        return false;
     }
-    for (int64_t i = 0; i < t->numel; i++) t->grad->data[i] += t->ag__.gbuf[i];
     return true;
+}
+
+/* What ag__grad_into collects instead of committing. */
+typedef struct capture {
+    ag_tensor *const *inputs;
+    int n;
+    float *const *out;
+} capture;
+
+static void collect(const capture *cap)
+{
+    for (int k = 0; k < cap->n; k++) {
+        const ag_tensor *x = cap->inputs[k];
+        size_t bytes = (size_t)x->numel * sizeof(float);
+        if (x->ag__.flags & AG__F_PENDING)
+            memcpy(cap->out[k], x->ag__.gbuf, bytes);
+        else
+            memset(cap->out[k], 0, bytes);
+    }
+}
+
+/* One backward pass from t, seeded with gradient (or 1). Gradients reach ->grad (or,
+ * with cap, cap's buffers) only when the whole pass succeeds. */
+static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, const capture *cap)
+{
+    eng.failed = false;
+    eng.nodes = 0;
+    eng.running = true;
+    float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
+    for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
+
+    bool ok = seed != NULL;
+    const ag_tensor *at = t;
+    while (ok && eng.nheap > 0) {
+        ag_tensor *n = heap_pop();
+        eng.nodes++;
+        if (n->ag__.op == 0) continue;
+        at = n;
+        ok = node_check(n);
+        if (ok) ag__ops[n->ag__.op].backward(n);
+        ok = ok && !eng.failed && !ag__scratch_failed(NULL);
+    }
+    if (!ok && (eng.failed || ag__scratch_failed(NULL))) {
+        char s[AG__SHAPE_STR];
+        ag__error("backward: out of memory at %s (the gradient of a tensor of shape %s)",
+                  at->ag__.op ? ag__ops[at->ag__.op].grad_fn : "the seed",
+                  ag__shape_str(s, at->ndim, at->shape));
+    }
+    if (ok && cap) collect(cap);
+    bool commit = ok && !cap && make_grads();
+    ok = ok && (cap || commit);
+
+    /* Gradients reach ->grad only now that nothing can fail. */
+    for (size_t i = 0; i < eng.nvisited; i++) {
+        ag_tensor *n = eng.visited[i];
+        if (commit && keeps_grad(n))
+            for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += n->ag__.gbuf[k];
+        n->ag__.flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH);
+        n->ag__.gbuf = NULL;
+        if (ok && !retain_graph && n->ag__.op) n->ag__.flags |= AG__F_FREED;
+    }
+    eng.nheap = 0;
+    eng.nvisited = 0;
+    eng.running = false;
+    ag__scratch_reset();
+    return ok;
 }
 
 bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph)
@@ -211,39 +368,22 @@ bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph)
     if (!ag__check(t, "backward", "self")) return false;
     if (gradient && !ag__check(gradient, "backward", "gradient")) return false;
     if (!seed_check(t, gradient)) return false;
-
-    float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
-    for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
-
-    /* Creation order is a topological order, so walking the tape backwards from t
-     * reaches every node after all its consumers: each gradient is complete when its
-     * node is reached. The walk stops once no reached node is left waiting. */
-    bool ok = !ag__scratch_failed();
-    for (size_t i = t->ag__.id + 1; ok && eng.pending > 0 && i-- > 0;) {
-        ag_tensor *n = ag__tape_at(i);
-        if (!(n->ag__.flags & AG__F_PENDING)) continue;
-        eng.pending--;
-        if (n->ag__.op == 0) continue;
-        ok = node_check(n);
-        if (ok) ag__ops[n->ag__.op].backward(n);
-        ok = ok && !ag__scratch_failed();
-    }
-
-    /* Gradients reach ->grad only when the whole pass succeeded. */
-    for (size_t i = 0; ok && i < arrlenu(eng.visited); i++) {
-        ag_tensor *n = eng.visited[i];
-        if (n->ag__.op == 0 || (n->ag__.flags & AG__F_RETAIN_GRAD)) ok = commit(n);
-    }
-    for (size_t i = 0; i < arrlenu(eng.visited); i++) {
-        ag_tensor *n = eng.visited[i];
-        n->ag__.flags &= (uint16_t)~AG__F_PENDING;
-        n->ag__.gbuf = NULL;
-        if (ok && !retain_graph && n->ag__.op) n->ag__.flags |= AG__F_FREED;
-    }
-    arrdeln(eng.visited, 0, arrlen(eng.visited));
-    eng.pending = 0;
-    ag__scratch_reset();
+    /* Errors inside the pass reach the handler only once everything is put back. */
+    ag__defer_begin();
+    bool ok = pass(t, gradient, retain_graph, NULL);
+    ag__defer_end();
     return ok;
 }
 
 bool ag_backward(ag_tensor *t) { return ag_backward_with(t, NULL, false); }
+
+bool ag__grad_into(ag_tensor *y, ag_tensor *gradient, ag_tensor *const *inputs, int n,
+                   float *const *out)
+{
+    if (!seed_check(y, gradient)) return false;
+    capture cap = {inputs, n, out};
+    ag__defer_begin();
+    bool ok = pass(y, gradient, true, &cap);
+    ag__defer_end();
+    return ok;
+}

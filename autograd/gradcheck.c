@@ -19,26 +19,42 @@
 #include <string.h>
 
 /* Forward values of fn with grad mode off, as doubles; false after an error. */
-static bool evaluate(ag_fn fn, ag_tensor *const *inputs, void *userdata, double *out, int64_t numel)
+static bool evaluate(ag_fn fn, ag_tensor *const *inputs, void *userdata, double *out, int64_t numel,
+                     int k, int64_t i, double h)
 {
     ag_mark m = ag_mark_now();
     ag_no_grad_begin();
     ag_tensor *y = fn(inputs, userdata);
     ag_no_grad_end();
     bool ok = y && y->numel == numel;
-    if (y && !ok)
-        ag__error("gradcheck: fn returned %lld elements for perturbed inputs, %lld before",
-                  (long long)y->numel, (long long)numel);
+    if (!y) {
+        char inner[768];
+        snprintf(inner, sizeof inner, "%s",
+                 ag_last_error()[0] ? ag_last_error() : "no error was reported");
+        ag__error("gradcheck: fn returned NULL when input %d element %lld was moved by %g: %s", k,
+                  (long long)i, h, inner);
+    } else if (!ok) {
+        ag__error("gradcheck: fn returned %lld elements when input %d element %lld was moved by "
+                  "%g, %lld before",
+                  (long long)y->numel, k, (long long)i, h, (long long)numel);
+    }
     for (int64_t j = 0; ok && j < numel; j++) out[j] = y->data[j];
     ag_release(m);
     return ok;
 }
 
-/* The largest power of two not above eps * max(1, |x|). */
-static double step_for(float x, double eps)
+/* The largest power of two not above eps * max(1, |x|); 0 after an error. */
+static double step_for(float x, double eps, int k, int64_t i)
 {
-    double scale = fabs((double)x) > 1.0 ? fabs((double)x) : 1.0;
-    return ldexp(1.0, (int)floor(log2(eps * scale)));
+    double scale = fabs((double)x) > 1.0 ? fabs((double)x) : 1.0, h = eps * scale;
+    /* Checked before floor() meets an int: the conversion is undefined for inf or nan. */
+    if (!isfinite(x) || !isfinite(h)) {
+        ag__error("gradcheck: input %d element %lld is %g: finite differences need finite values "
+                  "(and eps * |x| finite, eps = %g)",
+                  k, (long long)i, (double)x, eps);
+        return 0;
+    }
+    return ldexp(1.0, (int)floor(log2(h)));
 }
 
 typedef struct worst {
@@ -56,18 +72,68 @@ static void consider(worst *w, const ag_gradcheck_opts *o, int k, int64_t i, int
     if (excess > w->excess || w->input < 0) *w = (worst){excess, k, i, j, a, n};
 }
 
-/* Input grads before gradcheck, restored after it: it must not leave traces. */
-typedef struct saved_grad {
-    bool had;
-    float *values;
-} saved_grad;
+/* What run allocates, freed in one place. */
+typedef struct work {
+    ag_tensor **ins; /* the inputs that require grad */
+    int *index;      /* their positions in inputs */
+    float **jac;     /* jac[c][i * m + j] = d y_j / d ins[c]_i, from backward */
+    float **row;     /* one backward pass's gradient for each of ins */
+    double *cols;    /* four forward evaluations of y */
+    int count;
+} work;
+
+static void work_free(work *wk)
+{
+    for (int c = 0; c < wk->count; c++) {
+        ag__free(wk->jac ? wk->jac[c] : NULL);
+        ag__free(wk->row ? wk->row[c] : NULL);
+    }
+    ag__free(wk->ins);
+    ag__free(wk->index);
+    ag__free(wk->jac);
+    ag__free(wk->row);
+    ag__free(wk->cols);
+}
+
+static bool work_alloc(work *wk, ag_tensor *const *inputs, int n, int64_t m)
+{
+    for (int k = 0; k < n; k++) wk->count += inputs[k]->requires_grad;
+    size_t c = (size_t)wk->count;
+    wk->ins = ag__malloc(c * sizeof *wk->ins);
+    wk->index = ag__malloc(c * sizeof *wk->index);
+    wk->jac = ag__malloc(c * sizeof *wk->jac);
+    wk->row = ag__malloc(c * sizeof *wk->row);
+    wk->cols = ag__malloc((size_t)(m > 0 ? m : 1) * 4 * sizeof(double));
+    if (!wk->ins || !wk->index || !wk->jac || !wk->row || !wk->cols) {
+        if (wk->jac) memset(wk->jac, 0, c * sizeof *wk->jac);
+        if (wk->row) memset(wk->row, 0, c * sizeof *wk->row);
+        return false;
+    }
+    for (int k = 0, at = 0; k < n; k++) {
+        if (!inputs[k]->requires_grad) continue;
+        int64_t numel = inputs[k]->numel;
+        wk->ins[at] = inputs[k];
+        wk->index[at] = k;
+        /* numel * m floats: the sizes are checked against overflow first */
+        bool fits = m == 0 || numel <= AG__NUMEL_MAX / m;
+        wk->jac[at] = fits ? ag__malloc((size_t)(numel * m) * sizeof(float)) : NULL;
+        wk->row[at] = ag__malloc((size_t)numel * sizeof(float));
+        at++;
+    }
+    for (int c2 = 0; c2 < wk->count; c2++)
+        if (!wk->jac[c2] || !wk->row[c2]) return false;
+    return true;
+}
 
 static bool run(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
                 const ag_gradcheck_opts *o, worst *w)
 {
     ag_tensor *y = fn(inputs, userdata);
     if (!y) {
-        if (!ag_last_error()[0]) ag__error("gradcheck: fn returned NULL");
+        char inner[768];
+        snprintf(inner, sizeof inner, "%s",
+                 ag_last_error()[0] ? ag_last_error() : "no error was reported");
+        ag__error("gradcheck: fn returned NULL at the inputs given: %s", inner);
         return false;
     }
     if (!y->requires_grad) {
@@ -77,61 +143,65 @@ static bool run(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
     }
     int64_t m = y->numel;
     ag_tensor *onehot = ag_zeros(ag_size(y));
-    double *cols = ag__malloc((size_t)(m > 0 ? m : 1) * 4 * sizeof(double));
-    float **before = ag__malloc((size_t)n * sizeof *before);
-    bool ok = onehot && cols && before;
-    for (int k = 0; k < n; k++) before[k] = NULL;
-    for (int k = 0; ok && k < n; k++) {
-        if (!inputs[k]->requires_grad) continue;
-        before[k] = ag__malloc((size_t)(inputs[k]->numel > 0 ? inputs[k]->numel : 1) *
-                               (size_t)(m > 0 ? m : 1) * sizeof(float));
-        ok = before[k] != NULL;
+    work wk = {0};
+    bool ok = onehot && work_alloc(&wk, inputs, n, m);
+    if (onehot && !ok) {
+        char s[AG__SHAPE_STR];
+        ag__error("gradcheck: out of memory for the Jacobian (output of shape %s)",
+                  ag__shape_str(s, y->ndim, y->shape));
     }
 
-    /* Row j of the analytical Jacobian: the change in each ->grad from a backward pass
-     * seeded with the one-hot gradient e_j. before[k] ends up holding J_k[i][j]. */
+    /* Row j of the analytical Jacobian: the gradients at the inputs of a backward pass
+     * seeded with the one-hot gradient e_j, as torch.autograd.grad gives them: no ->grad
+     * is read or changed, and an input made by other ops is differentiated like a leaf. */
     for (int64_t j = 0; ok && j < m; j++) {
         onehot->data[j] = 1.0f;
-        for (int k = 0; k < n; k++) {
-            ag_tensor *x = inputs[k];
-            if (before[k] && x->grad)
-                for (int64_t i = 0; i < x->numel; i++) before[k][i * m + j] = -x->grad->data[i];
-            else if (before[k])
-                for (int64_t i = 0; i < x->numel; i++) before[k][i * m + j] = 0.0f;
-        }
-        ok = ag_backward_with(y, onehot, true);
+        ok = ag__grad_into(y, onehot, wk.ins, wk.count, wk.row);
         onehot->data[j] = 0.0f;
-        for (int k = 0; ok && k < n; k++) {
-            ag_tensor *x = inputs[k];
-            if (before[k] && x->grad)
-                for (int64_t i = 0; i < x->numel; i++) before[k][i * m + j] += x->grad->data[i];
-        }
+        for (int c = 0; ok && c < wk.count; c++)
+            for (int64_t i = 0; i < wk.ins[c]->numel; i++) wk.jac[c][i * m + j] = wk.row[c][i];
     }
 
     /* Column (k, i) of the numerical Jacobian, compared as it comes. */
-    for (int k = 0; ok && k < n; k++) {
-        ag_tensor *x = inputs[k];
-        if (!before[k]) continue;
+    double *cols = wk.cols;
+    for (int c = 0; ok && c < wk.count; c++) {
+        ag_tensor *x = wk.ins[c];
+        int k = wk.index[c];
         for (int64_t i = 0; ok && i < x->numel; i++) {
             float v = x->data[i];
-            double h = step_for(v, o->eps);
+            double h = step_for(v, o->eps, k, i);
+            ok = h > 0;
             const double offsets[4] = {h, -h, 2 * h, -2 * h};
             for (int s = 0; ok && s < 4; s++) {
                 x->data[i] = (float)(v + offsets[s]);
-                ok = evaluate(fn, inputs, userdata, cols + s * m, m);
+                ok = evaluate(fn, inputs, userdata, cols + s * m, m, k, i, offsets[s]);
             }
-            x->data[i] = v;
+            x->data[i] = v; /* the input as it was, whatever happened */
             for (int64_t j = 0; ok && j < m; j++) {
                 double d1 = cols[j] - cols[m + j], d2 = cols[2 * m + j] - cols[3 * m + j];
                 double numerical = (8.0 * d1 - d2) / (12.0 * h);
-                consider(w, o, k, i, j, before[k][i * m + j], numerical);
+                consider(w, o, k, i, j, wk.jac[c][i * m + j], numerical);
             }
         }
     }
-    free(cols);
-    for (int k = 0; before && k < n; k++) free(before[k]);
-    free(before);
+    work_free(&wk);
     return ok;
+}
+
+/* The option named name: 0 takes the default; else finite and positive. */
+static bool option(const char *name, double given, double fallback, double *out)
+{
+    if (given == 0) {
+        *out = fallback;
+        return true;
+    }
+    if (!(given > 0) || !isfinite(given)) {
+        ag__error("gradcheck: opts->%s must be a finite number > 0 (or 0 for the default), got %g",
+                  name, given);
+        return false;
+    }
+    *out = given;
+    return true;
 }
 
 bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
@@ -145,44 +215,23 @@ bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
                false;
     bool any = false;
     for (int k = 0; k < n; k++) {
-        if (!ag__check(inputs[k], "gradcheck", "inputs[k]")) return false;
+        if (!ag__check_at(inputs[k], "gradcheck", "inputs", k)) return false;
         any = any || inputs[k]->requires_grad;
     }
     if (!any) return ag__error("gradcheck: no input requires grad"), false;
-    ag_gradcheck_opts o = {1e-2, 1e-3, 1e-2};
-    if (opts && opts->eps > 0) o.eps = opts->eps;
-    if (opts && opts->atol > 0) o.atol = opts->atol;
-    if (opts && opts->rtol > 0) o.rtol = opts->rtol;
+    ag_gradcheck_opts o;
+    ag_gradcheck_opts given = opts ? *opts : (ag_gradcheck_opts){0};
+    if (!option("eps", given.eps, 1e-2, &o.eps) || !option("atol", given.atol, 1e-3, &o.atol) ||
+        !option("rtol", given.rtol, 1e-2, &o.rtol))
+        return false;
 
-    /* The inputs' ->grad as they were, to be put back. */
-    saved_grad *saved = ag__malloc((size_t)n * sizeof *saved);
-    if (!saved) return false;
-    bool ok = true;
-    for (int k = 0; k < n; k++) {
-        ag_tensor *g = inputs[k]->grad;
-        saved[k] = (saved_grad){g != NULL, NULL};
-        if (g && (saved[k].values = ag__malloc((size_t)g->numel * sizeof(float) + 1)))
-            memcpy(saved[k].values, g->data, (size_t)g->numel * sizeof(float));
-        ok = ok && (!g || saved[k].values);
-    }
-
+    /* fn runs many times: errors inside reach the handler once, when all is put back. */
+    ag__defer_begin();
     worst w = {0, -1, 0, 0, 0, 0};
     ag_mark m = ag_mark_now();
-    ok = ok && run(fn, inputs, n, userdata, &o, &w);
+    bool ok = run(fn, inputs, n, userdata, &o, &w);
     ag_release(m);
-
-    for (int k = 0; k < n; k++) {
-        ag_tensor *x = inputs[k];
-        if (saved[k].had && saved[k].values && x->grad) {
-            memcpy(x->grad->data, saved[k].values, (size_t)x->numel * sizeof(float));
-        } else if (!saved[k].had && x->grad) {
-            x->grad->ag__.magic = AG__MAGIC_DEAD;
-            free(x->grad);
-            x->grad = NULL;
-        }
-        free(saved[k].values);
-    }
-    free(saved);
+    ag__defer_end();
     if (!ok) return false;
 
     bool passed = w.input < 0 || w.excess <= 0;

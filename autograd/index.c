@@ -28,7 +28,7 @@ static ag_tensor *take(int op, const char *name, ag_tensor *x, int dim, int64_t 
                             : ag__new(name, ndim, shape, NULL, NULL);
     if (!y) return NULL;
     if (dim != 0)
-        for (int64_t o = 0; o < b.outer; o++)
+        for (int64_t o = 0; y->numel > 0 && o < b.outer; o++)
             memcpy(y->data + o * len * b.inner, x->data + (o * b.n + start) * b.inner,
                    (size_t)(len * b.inner) * sizeof(float));
     ag__record(y, op, x, NULL);
@@ -46,7 +46,7 @@ static void take_backward(ag_tensor *y, int64_t len)
     ag__split b = ag__split_at(x, (int)y->ag__.iarg[0]);
     int64_t start = y->ag__.iarg[1], n = len * b.inner;
     const float *g = y->ag__.gbuf;
-    for (int64_t o = 0; o < b.outer; o++)
+    for (int64_t o = 0; y->numel > 0 && o < b.outer; o++)
         for (int64_t k = 0; k < n; k++) dx[(o * b.n + start) * b.inner + k] += g[o * n + k];
 }
 
@@ -121,7 +121,7 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
     if (!xs || n <= 0)
         return ag__error("%s: expected a non-empty list of Tensors (got %d)", name, n), NULL;
     for (int k = 0; k < n; k++)
-        if (!ag__check(xs[k], name, "tensors[k]")) return NULL;
+        if (!ag__check_at(xs[k], name, "tensors", k)) return NULL;
     const ag_tensor *first = xs[0];
     int ndim = first->ndim + (stack ? 1 : 0);
     if (!stack && first->ndim == 0)
@@ -162,13 +162,18 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
     ag_tensor *y = ag__new(name, ndim, shape, NULL, NULL);
     if (!y) return NULL;
     int64_t outer = outer_of(first, dim), row = y->numel / (outer ? outer : 1), at = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; y->numel > 0 && k < n; k++) {
         int64_t p = piece(xs[k], dim);
-        for (int64_t o = 0; o < outer; o++)
+        for (int64_t o = 0; p > 0 && o < outer; o++)
             memcpy(y->data + o * row + at, xs[k]->data + o * p, (size_t)p * sizeof(float));
         at += p;
     }
-    if (!ag__record_n(y, op, xs, n)) return NULL;
+    if (!ag__record_n(y, op, xs, n)) {
+        char s[AG__SHAPE_STR];
+        return ag__error("%s: out of memory recording %d inputs (result of shape %s)", name, n,
+                         ag__shape_str(s, y->ndim, y->shape)),
+               NULL;
+    }
     y->ag__.iarg[0] = dim;
     return y;
 }
@@ -177,11 +182,12 @@ void ag__cat_backward(ag_tensor *y)
 {
     ag_tensor **xs = y->ag__.ctx;
     int n = (int)y->ag__.iarg[1], dim = (int)y->ag__.iarg[0];
+    const bool *edge = (const bool *)(xs + n); /* which inputs take a gradient */
     int64_t outer = outer_of(xs[0], dim), row = y->numel / (outer ? outer : 1), at = 0;
     for (int k = 0; k < n; k++) {
         int64_t p = piece(xs[k], dim);
-        float *dx = ag__grad_of(xs[k]);
-        for (int64_t o = 0; dx && o < outer; o++)
+        float *dx = edge[k] ? ag__grad_of(xs[k]) : NULL;
+        for (int64_t o = 0; dx && p > 0 && o < outer; o++)
             for (int64_t i = 0; i < p; i++) dx[o * p + i] += y->ag__.gbuf[o * row + at + i];
         at += p;
     }

@@ -14,11 +14,14 @@ enum {
     AG__F_RETAIN_GRAD = 1 << 0, /* non-leaf keeps its gradient (ag_retain_grad) */
     AG__F_FREED = 1 << 1,       /* backward ran without retain_graph: saved values gone */
     AG__F_PENDING = 1 << 2,     /* has a gradient (gbuf) in the current backward pass */
-    AG__F_GRAD = 1 << 3,        /* this tensor is another's ->grad: malloc'd, off the tape */
+    AG__F_GRAD = 1 << 3,        /* this tensor is another's ->grad: in the grad pool */
     AG__F_SAVED_A = 1 << 4,     /* backward will read input 0 (see ag__op.needs) */
     AG__F_SAVED_B = 1 << 5,     /* ... input 1 */
     AG__F_SAVED_OUT = 1 << 6,   /* ... the op's own result */
     AG__F_SAVED_CTX = 1 << 7,   /* ... what the op kept in ag__.ctx (no version to check) */
+    AG__F_EDGE_A = 1 << 8,      /* input 0 required grad when recorded: it gets a gradient */
+    AG__F_EDGE_B = 1 << 9,      /* ... input 1 */
+    AG__F_FRESH = 1 << 10,      /* its ->grad was made by the current backward pass */
 };
 
 #define AG__UNUSED(x) ((void)(x))
@@ -30,15 +33,34 @@ enum {
 #define AG__INLINE static inline
 #endif
 
+/* The largest number of elements a tensor may have: its bytes fit in int64_t, and so
+ * does any product of some of its sizes. */
+#define AG__NUMEL_MAX (INT64_MAX / (int64_t)sizeof(float))
+
 /* ---- errors (tensor.c) ---- */
 
-/* Formats the message, stores it for ag_last_error and calls the handler. Returns so
- * that callers can write `return ag__error(...), NULL;`. */
+/* Formats the message, stores it for ag_last_error and calls the handler, which may not
+ * return (it may exit, longjmp out or call ag_shutdown): call it as the last step, once
+ * the library is consistent again and nothing is left to free. Inside a deferral scope
+ * the handler is called only when the outermost scope ends. */
 void ag__error(const char *fmt, ...) AG__PRINTF(1, 2);
 
-/* Checks an argument of op: NULL (silent when an error is already recorded, so one
- * failure is reported once), or a released tensor. True when t is usable. */
+/* A deferral scope, for calls with many steps (backward, gradcheck): errors inside it are
+ * recorded, and the handler is called once, with the last message, by the outermost
+ * ag__defer_end, when the call has put everything back in order. */
+void ag__defer_begin(void);
+void ag__defer_end(void);
+/* Whether a deferral scope is open (agrad is inside backward or gradcheck). */
+bool ag__deferring(void);
+
+/* Checks an argument of op named role ("self", "other", ...): NULL (silent when an error
+ * is already recorded, so one failure is reported once), a released tensor, or a
+ * pointer to memory agrad does not hold. True when t is a live tensor. */
 bool ag__check(const ag_tensor *t, const char *op, const char *role);
+/* The same for element k of an array argument named list ("tensors[3]"). */
+bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
+/* Reports why t is not a live tensor (role[k] when k >= 0); false. */
+bool ag__check_failed(const ag_tensor *t, const char *op, const char *role, int k);
 
 /* dim of x wrapped into [0, rank) (negative counts from the end); -1 after PyTorch's
  * "Dimension out of range" error. rank is x's for most ops; callers pass 1 for a 0-d x
@@ -49,34 +71,70 @@ int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank);
 enum { AG__SHAPE_STR = 96 };
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
 
-/* ---- memory (tensor.c) ---- */
+/* The number of elements of a shape; -1 after an error naming op (more than
+ * AG_MAX_DIMS sizes, a negative size, or sizes whose nonzero product exceeds
+ * AG__NUMEL_MAX, in PyTorch's words). */
+int64_t ag__numel(const char *op, int ndim, const int64_t *shape);
 
-/* malloc/realloc that count system allocations and report failure through ag__error.
- * Return NULL on failure. */
+/* ---- memory (memory.c) ---- */
+/* Allocation functions report nothing: they return NULL and the caller, which knows the
+ * op and the shapes, reports. */
+
+/* Through the allocation hook (ag_set_allocator); count system allocations. */
 void *ag__malloc(size_t size);
 void *ag__realloc(void *p, size_t size);
+void ag__free(void *p);
+/* items (an array of *cap items of size bytes) with room for need items: the same
+ * pointer, or a larger array (the old one is then freed), or NULL with items untouched. */
+void *ag__grow(void *items, size_t *cap, size_t need, size_t size);
 
-/* A new live tensor on the tape, a leaf, requires_grad false. When data is NULL its
- * storage (uninitialised) follows the header in the arena; otherwise it is a view of
- * base's storage at data. Returns NULL (after an error) on a bad shape or no memory;
- * op names the caller in that message. */
+/* A new live tensor on the tape, a leaf of the given shape (numel its checked number of
+ * elements) with its storage after the header, or sharing base's storage at data when
+ * data is not NULL. NULL when out of memory. */
+ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, ag_tensor *base,
+                            float *data);
+/* Memory that lives as long as the tensor made last, for what its backward needs
+ * (ag__.ctx): call it right after making the tensor. NULL when out of memory. */
+void *ag__ctx_alloc(size_t bytes);
+
+/* A new tensor of shape on the tape (ag__alloc_tensor with its shape set), or a view
+ * of base's storage at data. NULL after an error naming op: a bad shape or no memory. */
 ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data);
 /* ag__new with t's shape. */
 ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
 
-/* Scratch floats for one backward pass, freed all at once when the pass ends.
- * NULL after an out-of-memory error. */
-float *ag__scratch(int64_t n);
-void ag__scratch_reset(void);
-/* Whether a scratch allocation failed since the last reset. */
-bool ag__scratch_failed(void);
-
-/* t's ->grad: zeros of t's shape, malloc'd, owned by t (freed when t is released).
- * NULL after an out-of-memory error. */
+/* A ->grad for t: zeros of t's shape, from the grad pool. NULL when out of memory. */
 ag_tensor *ag__new_grad(const ag_tensor *t);
+/* Frees t->grad back to the pool and sets it to NULL. */
+void ag__free_grad(ag_tensor *t);
+
+/* Scratch bytes for one backward pass, freed all at once when the pass ends; NULL when
+ * out of memory, which ag__scratch_failed then says (with the largest refused size). */
+void *ag__scratch(size_t bytes);
+static inline float *ag__scratch_floats(int64_t n)
+{
+    return ag__scratch((size_t)n * sizeof(float));
+}
+bool ag__scratch_failed(size_t *bytes);
+void ag__scratch_reset(void);
+
+/* What a pointer given as a tensor is. Decided without reading memory agrad does not
+ * hold, so a pointer from before ag_shutdown is safe to ask about. */
+typedef enum ag__liveness {
+    AG__LIVE,
+    AG__NULL,
+    AG__RELEASED,      /* a tensor freed by ag_release (dependable in checked mode) */
+    AG__RELEASED_GRAD, /* the ->grad of a released tensor */
+    AG__NOT_HELD,      /* memory agrad does not hold: freed by ag_shutdown, or not agrad's */
+} ag__liveness;
+ag__liveness ag__liveness_of(const ag_tensor *t);
 
 /* The tape: every live tensor in creation order. */
 ag_tensor *ag__tape_at(size_t i);
+
+/* Frees all memory (ag_shutdown); fills the memory fields of st. */
+void ag__memory_reset(void);
+void ag__memory_stats(ag_stats *st);
 
 /* ---- autograd (engine.c) ---- */
 
@@ -85,15 +143,19 @@ bool ag__grad_mode(void);
 /* Closes all no_grad scopes and frees the engine's buffers (ag_shutdown). */
 void ag__engine_reset(void);
 
-/* In ops' backward functions: adds g (laid out in the shape of out, the tensor being
- * differentiated) into x's gradient, summing over the dimensions along which x was
- * broadcast to out. Does nothing when x does not require grad. */
-void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g);
 /* In ops' backward functions: x's gradient buffer for this pass (zeros the first time),
- * to add into directly; NULL when x does not require grad (or out of memory). */
+ * to add into directly; NULL when out of memory (the engine then reports). */
 float *ag__grad_of(ag_tensor *x);
-/* Whether x wants a gradient in this pass (so backward can skip work). */
-static inline bool ag__wants(const ag_tensor *x) { return x->requires_grad; }
+/* In ops' backward functions: adds g (laid out in the shape of out, the tensor being
+ * differentiated) into x's gradient, summing (in double) over the dimensions along
+ * which x was broadcast to out. */
+void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g);
+/* Whether input k of the recorded y required grad when y was recorded, so that it takes
+ * a gradient (as in PyTorch, requires_grad_ set later does not add the edge). */
+static inline bool ag__wants(const ag_tensor *y, int k)
+{
+    return y->ag__.flags & (AG__F_EDGE_A << k);
+}
 
 /* Sets out's op, inputs and requires_grad when grad mode is on and an input requires
  * grad; otherwise leaves out a leaf. b may be NULL. */
@@ -103,6 +165,12 @@ void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b);
  * storage version, so that a graph that saved t refuses to backward with the new
  * values. Call it after every other check: false after an error. */
 bool ag__inplace_begin(ag_tensor *t, const char *op);
+
+/* torch.autograd.grad(y, inputs, gradient, retain_graph=True) into out[k] (inputs[k]'s
+ * numel floats each, zeros where no gradient reaches): no ->grad changes, the graph is
+ * kept. False after an error. */
+bool ag__grad_into(ag_tensor *y, ag_tensor *gradient, ag_tensor *const *inputs, int n,
+                   float *const *out);
 
 /* Broadcasting works on shapes padded to 4 dimensions, aligned from the right. */
 static inline void ag__pad(int ndim, const int64_t *shape, int64_t p[AG_MAX_DIMS])
@@ -141,6 +209,7 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
 #define AG__FOR_BCAST(P, SA, SB, BODY)                                                             \
     do {                                                                                           \
         int64_t io = 0;                                                                            \
+        if (!(P)[0] || !(P)[1] || !(P)[2] || !(P)[3]) break; /* empty: O(1), not O(sizes) */       \
         for (int64_t i0 = 0; i0 < (P)[0]; i0++)                                                    \
             for (int64_t i1 = 0; i1 < (P)[1]; i1++)                                                \
                 for (int64_t i2 = 0; i2 < (P)[2]; i2++) {                                          \
@@ -179,11 +248,8 @@ typedef struct ag__op {
 } ag__op;
 extern const ag__op ag__ops[AG__OP_COUNT];
 
-/* Memory that lives as long as out, for what out's backward needs (ag__.ctx): call
- * it after out is made. NULL after an out-of-memory error. */
-void *ag__ctx_alloc(size_t bytes);
-
-/* ag__record for ops of n inputs (cat, stack): the inputs are kept in out->ag__.ctx. */
+/* ag__record for ops of n inputs (cat, stack): ag__.ctx keeps the inputs, then one bool
+ * per input saying whether it takes a gradient. False when out of memory (unreported). */
 bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
 
 /* ---- unary.c ---- */
@@ -193,8 +259,6 @@ const char *ag__map_name(const ag_tensor *y);
 
 /* ---- random (random.c) ---- */
 
-/* randperm(n) into out[0..n-1] from the global generator. */
-void ag__randperm(int64_t n, int64_t *out);
 /* Resets the global generator to its initial state (seed 67280421310721, PyTorch's
  * default). */
 void ag__random_reset(void);

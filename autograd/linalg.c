@@ -208,25 +208,29 @@ void ag__matmul_backward(ag_tensor *out)
     mm_plan pl;
     if (!mm_plan_make(a, b, &pl)) return;
     int64_t n = pl.n, k = pl.k, p = pl.p;
+    /* An empty G (or p == 0) adds nothing; an empty input has no gradient to fill. */
+    bool nothing = out->numel == 0 || p == 0;
     float *tmp = NULL;
-    if (a->ndim > 2 && b->ndim > 2) {
-        tmp = ag__scratch(n * k > k * p ? n * k : k * p);
+    if (a->ndim > 2 && b->ndim > 2 && !nothing) {
+        tmp = ag__scratch_floats(n * k > k * p ? n * k : k * p);
         if (!tmp) return;
     }
-    if (ag__wants(a)) {
-        float *da = ag__scratch(a->numel);
+    if (ag__wants(out, 0) && a->numel > 0) {
+        float *da = ag__scratch_floats(a->numel);
         if (!da) return;
         memset(da, 0, (size_t)a->numel * sizeof *da);
-        FOR_BATCH(pl, grad_batch(mm_nt, da + ia * n * k, tmp, n * k, g + io * n * p,
-                                 b->data + ib * k * p, n, p, k));
+        if (!nothing)
+            FOR_BATCH(pl, grad_batch(mm_nt, da + ia * n * k, tmp, n * k, g + io * n * p,
+                                     b->data + ib * k * p, n, p, k));
         ag__accum(a, a, da);
     }
-    if (ag__wants(b)) {
-        float *db = ag__scratch(b->numel);
+    if (ag__wants(out, 1) && b->numel > 0) {
+        float *db = ag__scratch_floats(b->numel);
         if (!db) return;
         memset(db, 0, (size_t)b->numel * sizeof *db);
-        FOR_BATCH(pl, grad_batch(mm_tn, db + ib * k * p, tmp, k * p, a->data + ia * n * k,
-                                 g + io * n * p, n, k, p));
+        if (out->numel > 0)
+            FOR_BATCH(pl, grad_batch(mm_tn, db + ib * k * p, tmp, k * p, a->data + ia * n * k,
+                                     g + io * n * p, n, k, p));
         ag__accum(b, b, db);
     }
 }
@@ -240,8 +244,10 @@ ag_tensor *ag_matmul(ag_tensor *a, ag_tensor *b)
     if (!out) return NULL;
     int64_t n = pl.n, k = pl.k, p = pl.p;
     memset(out->data, 0, (size_t)out->numel * sizeof *out->data);
-    FOR_BATCH(pl,
-              mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p, n, k, p));
+    /* An empty result, or k == 0 (zeros), costs nothing whatever the batch sizes. */
+    if (out->numel > 0 && k > 0)
+        FOR_BATCH(
+            pl, mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p, n, k, p));
     ag__record(out, pl.op, a, b);
     return out;
 }
@@ -270,6 +276,7 @@ static void swap_dims(float *dst, const float *src, int ndim, const int64_t *sha
         p[e1] = tp, st[e1] = ts;
     }
     int64_t o = 0;
+    if (!p[0] || !p[1] || !p[2] || !p[3]) return; /* empty: nothing to move, whatever the sizes */
     for (int64_t i0 = 0; i0 < p[0]; i0++)
         for (int64_t i1 = 0; i1 < p[1]; i1++)
             for (int64_t i2 = 0; i2 < p[2]; i2++) {
@@ -281,8 +288,7 @@ static void swap_dims(float *dst, const float *src, int ndim, const int64_t *sha
 void ag__transpose_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
-    float *dx = ag__scratch(x->numel);
+    float *dx = ag__scratch_floats(x->numel);
     if (!dx) return;
     swap_dims(dx, y->ag__.gbuf, y->ndim, y->shape, (int)y->ag__.iarg[0], (int)y->ag__.iarg[1]);
     ag__accum(x, x, dx);
@@ -394,9 +400,8 @@ static void transpose_square(double *dst, const float *src, int64_t n)
 void ag__inverse_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
-    if (!ag__wants(x)) return;
     int64_t n = y->shape[y->ndim - 1], nn = n * n;
-    float *dx = ag__scratch(x->numel), *t = ag__scratch(nn);
+    float *dx = ag__scratch_floats(x->numel), *t = ag__scratch_floats(nn);
     if (!dx || !t) return;
     memset(dx, 0, (size_t)x->numel * sizeof *dx);
     /* In PyTorch's order: Y^T (G Y^T), then negated. */
@@ -434,9 +439,11 @@ ag_tensor *ag_inverse(ag_tensor *x)
         m = ag__malloc((size_t)(x->numel + n) * sizeof *m);
         piv = ag__malloc((size_t)n * sizeof *piv);
         if (!m || !piv) {
-            free(m);
-            free(piv);
-            return NULL;
+            ag__free(m);
+            ag__free(piv);
+            return ag__error("inverse: out of memory for the work space of a matrix of shape %s",
+                             s),
+                   NULL;
         }
     }
     /* PyTorch factors A^T (linalg.solve's choice for a row-major A): pivoting over it
@@ -448,14 +455,16 @@ ag_tensor *ag_inverse(ag_tensor *x)
             char batch[48] = "";
             if (x->ndim > 2)
                 snprintf(batch, sizeof batch, "(Batch element %lld): ", (long long)(off / nn));
-            free(m);
-            free(piv);
+            ag__free(m);
+            ag__free(piv);
             return ag__error("inverse: %sThe diagonal element %lld is zero, the inversion could "
                              "not be completed because the input matrix is singular. (shape %s)",
                              batch, (long long)info, s),
                    NULL;
         }
     }
+    /* If the result cannot be made, the handler hears of it after m and piv are freed. */
+    ag__defer_begin();
     ag_tensor *y = ag__new_like("inverse", x);
     if (y) {
         for (int64_t off = 0; off < x->numel; off += nn)
@@ -464,7 +473,8 @@ ag_tensor *ag_inverse(ag_tensor *x)
                     y->data[off + i * n + j] = (float)m[off + j * n + i];
         ag__record(y, AG__OP_INVERSE, x, NULL);
     }
-    free(m);
-    free(piv);
+    ag__free(m);
+    ag__free(piv);
+    ag__defer_end();
     return y;
 }

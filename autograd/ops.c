@@ -14,60 +14,116 @@
 #include <math.h>
 #include <string.h>
 
-static ag_tensor *constant(double value) { return ag_scalar(value, false); }
+/* ------------------------------------------------------------------------------------ */
+/* With a number s on either side, as in ag_mul(x, 2) or ag_sub(1, x): the number is the   */
+/* op's argument (farg[0], rounded to float as PyTorch rounds a Python number), not a     */
+/* tensor, so nothing is made but the result. The tensor is checked first, named as the   */
+/* user wrote the call (ag_sub(1, t) names argument b). As in PyTorch, x * s and x / s    */
+/* keep s for backward (a second backward is an error); x + s, x - s and s - x keep       */
+/* nothing.                                                                              */
+
+AG__INLINE ag_tensor *with_number(int op, const char *name, const char *role, ag_tensor *x,
+                                  double s, float (*f)(float, float))
+{
+    if (!ag__check(x, name, role)) return NULL;
+    ag_tensor *y = ag__new_like(name, x);
+    if (!y) return NULL;
+    float v = (float)s;
+    for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i], v);
+    y->ag__.farg[0] = v;
+    ag__record(y, op, x, NULL);
+    return y;
+}
+
+/* A number on the left of div and pow is rare: it becomes a 0-d constant tensor. */
+static ag_tensor *number_left(const char *name, double s, ag_tensor *x,
+                              ag_tensor *(*f)(ag_tensor *, ag_tensor *))
+{
+    if (!ag__check(x, name, "b")) return NULL;
+    ag_tensor *c = ag__new(name, 0, NULL, NULL, NULL);
+    if (!c) return NULL;
+    c->data[0] = (float)s;
+    return f(c, x);
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* add: y = a + b                          dy/da = 1, dy/db = 1                          */
+/* with a number: y = x + s                dy/dx = 1                                     */
 
 static float add_f(float a, float b) { return a + b; }
 void ag__add_backward(ag_tensor *y) { backward2(y, NULL, NULL); }
+PARTIAL(pass_g, g)
+void ag__add_number_backward(ag_tensor *y) { backward1(y, pass_g); }
 
 ag_tensor *ag_add_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_ADD, "add", a, b, add_f); }
-ag_tensor *ag_add_ts(ag_tensor *a, double b) { return ag_add_tt(a, constant(b)); }
-ag_tensor *ag_add_st(double a, ag_tensor *b) { return ag_add_tt(constant(a), b); }
+ag_tensor *ag_add_ts(ag_tensor *a, double b)
+{
+    return with_number(AG__OP_ADD_NUMBER, "add", "a", a, b, add_f);
+}
+ag_tensor *ag_add_st(double a, ag_tensor *b)
+{
+    return with_number(AG__OP_ADD_NUMBER, "add", "b", b, a, add_f);
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* sub: y = a - b                          dy/da = 1, dy/db = -1                         */
-/* rsub: y = s - x, for a number s on the left (PyTorch's RsubBackward1)                 */
+/* with a number: y = x - s                dy/dx = 1                                     */
+/* rsub, a number on the left: y = s - x   dy/dx = -1  (PyTorch's RsubBackward1)         */
 
 static float sub_f(float a, float b) { return a - b; }
 PARTIAL(neg_g, -g)
 void ag__sub_backward(ag_tensor *y) { backward2(y, NULL, neg_g); }
 
 static float rsub_f(float x, float s) { return s - x; }
-void ag__rsub_backward(ag_tensor *y) { backward2(y, neg_g, NULL); }
+void ag__rsub_backward(ag_tensor *y) { backward1(y, neg_g); }
 
 ag_tensor *ag_sub_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_SUB, "sub", a, b, sub_f); }
-ag_tensor *ag_sub_ts(ag_tensor *a, double b) { return ag_sub_tt(a, constant(b)); }
+ag_tensor *ag_sub_ts(ag_tensor *a, double b)
+{
+    return with_number(AG__OP_SUB_NUMBER, "sub", "a", a, b, sub_f);
+}
 ag_tensor *ag_sub_st(double a, ag_tensor *b)
 {
-    return binary(AG__OP_RSUB, "rsub", b, constant(a), rsub_f);
+    return with_number(AG__OP_RSUB, "sub", "b", b, a, rsub_f);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* mul: y = a * b                          dy/da = b, dy/db = a                          */
+/* with a number: y = x * s                dy/dx = s                                     */
 
 static float mul_f(float a, float b) { return a * b; }
 PARTIAL(mul_da, g *b)
 PARTIAL(mul_db, g *a)
 void ag__mul_backward(ag_tensor *y) { backward2(y, mul_da, mul_db); }
+void ag__mul_number_backward(ag_tensor *y) { backward1(y, mul_da); }
 
 ag_tensor *ag_mul_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_MUL, "mul", a, b, mul_f); }
-ag_tensor *ag_mul_ts(ag_tensor *a, double b) { return ag_mul_tt(a, constant(b)); }
-ag_tensor *ag_mul_st(double a, ag_tensor *b) { return ag_mul_tt(constant(a), b); }
+ag_tensor *ag_mul_ts(ag_tensor *a, double b)
+{
+    return with_number(AG__OP_MUL_NUMBER, "mul", "a", a, b, mul_f);
+}
+ag_tensor *ag_mul_st(double a, ag_tensor *b)
+{
+    return with_number(AG__OP_MUL_NUMBER, "mul", "b", b, a, mul_f);
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* div: y = a / b                          dy/da = 1 / b, dy/db = -a / b^2               */
+/* with a number: y = x / s                dy/dx = 1 / s                                 */
 
 static float div_f(float a, float b) { return a / b; }
 PARTIAL(div_da, g / b)
 /* -g * ((a / b) / b), in PyTorch's order of operations */
 PARTIAL(div_db, -g *((a / b) / b))
 void ag__div_backward(ag_tensor *y) { backward2(y, div_da, div_db); }
+void ag__div_number_backward(ag_tensor *y) { backward1(y, div_da); }
 
 ag_tensor *ag_div_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_DIV, "div", a, b, div_f); }
-ag_tensor *ag_div_ts(ag_tensor *a, double b) { return ag_div_tt(a, constant(b)); }
-ag_tensor *ag_div_st(double a, ag_tensor *b) { return ag_div_tt(constant(a), b); }
+ag_tensor *ag_div_ts(ag_tensor *a, double b)
+{
+    return with_number(AG__OP_DIV_NUMBER, "div", "a", a, b, div_f);
+}
+ag_tensor *ag_div_st(double a, ag_tensor *b) { return number_left("div", a, b, ag_div_tt); }
 
 /* ------------------------------------------------------------------------------------ */
 /* pow with a tensor exponent: y = a ^ b   dy/da = b a^(b-1), dy/db = a^b ln a           */
@@ -83,7 +139,7 @@ ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b)
 {
     return binary(AG__OP_POW_TENSOR, "pow", a, b, pow_f);
 }
-ag_tensor *ag_pow_st(double a, ag_tensor *b) { return ag_pow_tt(constant(a), b); }
+ag_tensor *ag_pow_st(double a, ag_tensor *b) { return number_left("pow", a, b, ag_pow_tt); }
 
 /* ------------------------------------------------------------------------------------ */
 /* neg: y = -x                             dy/dx = -1                                    */
@@ -183,28 +239,42 @@ static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
         return ag__error("%s: tensors have at most %d dimensions, got %d", name, AG_MAX_DIMS,
                          shape.ndim),
                NULL;
+    ag__shape_str(s1, shape.ndim, shape.d);
     int infer = -1;
-    int64_t known = 1;
+    int64_t known = 1; /* product of the nonzero sizes given */
+    bool zero = false;
     for (int i = 0; i < shape.ndim; i++) {
-        if (shape.d[i] == -1) {
-            if (infer >= 0)
-                return ag__error("%s: only one dimension can be inferred (shape %s)", name,
-                                 ag__shape_str(s1, shape.ndim, shape.d)),
-                       NULL;
+        int64_t d = shape.d[i];
+        if (d == -1 && infer >= 0)
+            return ag__error("%s: only one dimension can be inferred (shape %s)", name, s1), NULL;
+        if (d == -1) {
             infer = i;
-        } else if (shape.d[i] < 0) {
-            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)shape.d[i],
-                             ag__shape_str(s1, shape.ndim, shape.d)),
+        } else if (d < 0) {
+            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)d, s1),
+                   NULL;
+        } else if (d == 0) {
+            zero = true;
+        } else if (known > AG__NUMEL_MAX / d) {
+            return ag__error("%s: shape '%s' is invalid: numel: integer multiplication overflow",
+                             name, s1),
                    NULL;
         } else {
-            known *= shape.d[i];
+            known *= d;
         }
     }
-    if (infer >= 0 && known != 0 && x->numel % known == 0) shape.d[infer] = x->numel / known;
-    if ((infer >= 0 && (known == 0 || x->numel % known)) || (infer < 0 && known != x->numel))
+    if (infer >= 0 && zero && x->numel == 0)
+        return ag__error("%s: cannot reshape tensor of 0 elements into shape %s because the "
+                         "unspecified dimension size -1 can be any value and is ambiguous",
+                         name, s1),
+               NULL;
+    int64_t given = zero ? 0 : known;
+    if (infer >= 0 && given != 0 && x->numel % given == 0) {
+        shape.d[infer] = x->numel / given;
+        given = x->numel;
+    }
+    if (given != x->numel)
         return ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name,
-                         ag__shape_str(s1, shape.ndim, shape.d), (long long)x->numel,
-                         ag__shape_str(s2, x->ndim, x->shape)),
+                         s1, (long long)x->numel, ag__shape_str(s2, x->ndim, x->shape)),
                NULL;
     ag_tensor *y = ag__new(name, shape.ndim, shape.d, x, x->data);
     if (!y) return NULL;
@@ -233,21 +303,45 @@ ag_tensor *ag_data(ag_tensor *x) { return alias("data", x); }
 /* ------------------------------------------------------------------------------------ */
 /* In-place writes (not recorded: see ag__inplace_begin)                                 */
 
+/* PyTorch refuses to write t from x when their memory partly overlaps (a row of t from
+ * t itself, [1, 6] from [6] over the same storage): the result would depend on the order
+ * of the writes. The same memory seen with the same shape is fine, elementwise. */
+static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor *x)
+{
+    if (t->ag__.base != x->ag__.base || !t->numel || !x->numel) return true;
+    const float *t0 = t->data, *t1 = t->data + t->numel, *x0 = x->data, *x1 = x->data + x->numel;
+    bool same =
+        t0 == x0 && t1 == x1 && t->ndim == x->ndim && !memcmp(t->shape, x->shape, sizeof t->shape);
+    if (same || t1 <= x0 || x1 <= t0) return true;
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    ag__error("%s: unsupported operation: some elements of the input tensor and the written-to "
+              "tensor refer to a single memory location. Please clone() the tensor before "
+              "performing the operation. (shapes %s and %s)",
+              name, ag__shape_str(s1, x->ndim, x->shape), ag__shape_str(s2, t->ndim, t->shape));
+    return false;
+}
+
+/* The checks of t op= x, x broadcast to t's shape; false after an error. */
+static bool inplace2_check(const char *name, ag_tensor *t, ag_tensor *x)
+{
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    if (!ag__check(t, name, "self") || !ag__check(x, name, "other")) return false;
+    if (!ag__broadcast_shape(name, t, x, &ndim, shape)) return false;
+    if (ndim != t->ndim || memcmp(shape, t->shape, (size_t)ndim * sizeof *shape)) {
+        char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+        ag__error("%s: output with shape %s doesn't match the broadcast shape %s", name,
+                  ag__shape_str(s1, t->ndim, t->shape), ag__shape_str(s2, ndim, shape));
+        return false;
+    }
+    return overlap_check(name, t, x);
+}
+
 /* t op= x with x broadcast to t's shape. */
 AG__INLINE ag_tensor *inplace2(const char *name, ag_tensor *t, ag_tensor *x,
                                float (*f)(float, float))
 {
-    int ndim;
-    int64_t shape[AG_MAX_DIMS];
-    if (!ag__check(t, name, "self") || !ag__check(x, name, "other")) return NULL;
-    if (!ag__broadcast_shape(name, t, x, &ndim, shape)) return NULL;
-    if (ndim != t->ndim || memcmp(shape, t->shape, (size_t)ndim * sizeof *shape)) {
-        char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
-        return ag__error("%s: output with shape %s doesn't match the broadcast shape %s", name,
-                         ag__shape_str(s1, t->ndim, t->shape), ag__shape_str(s2, ndim, shape)),
-               NULL;
-    }
-    if (!ag__inplace_begin(t, name)) return NULL;
+    if (!inplace2_check(name, t, x) || !ag__inplace_begin(t, name)) return NULL;
     map2(t, t, x, f);
     return t;
 }
@@ -258,19 +352,55 @@ ag_tensor *ag_add__tt(ag_tensor *t, ag_tensor *x) { return inplace2("add_", t, x
 ag_tensor *ag_sub__tt(ag_tensor *t, ag_tensor *x) { return inplace2("sub_", t, x, sub_f); }
 ag_tensor *ag_mul__tt(ag_tensor *t, ag_tensor *x) { return inplace2("mul_", t, x, mul_f); }
 ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x) { return inplace2("div_", t, x, div_f); }
-ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src) { return inplace2("copy_", t, src, second_f); }
 
-/* The number forms check t first so that the constant is not made for nothing. */
+/* t op= a number */
 #define INPLACE_SCALAR(fn, name, f)                                                                \
     ag_tensor *fn(ag_tensor *t, double x)                                                          \
     {                                                                                              \
-        if (!ag__check(t, name, "self")) return NULL;                                              \
-        return inplace2(name, t, constant(x), f);                                                  \
+        if (!ag__check(t, name, "self") || !ag__inplace_begin(t, name)) return NULL;               \
+        float v = (float)x;                                                                        \
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = f(t->data[i], v);                      \
+        return t;                                                                                  \
     }
 INPLACE_SCALAR(ag_add__ts, "add_", add_f)
 INPLACE_SCALAR(ag_sub__ts, "sub_", sub_f)
 INPLACE_SCALAR(ag_mul__ts, "mul_", mul_f)
 INPLACE_SCALAR(ag_div__ts, "div_", div_f)
+
+/* ------------------------------------------------------------------------------------ */
+/* copy_: t = src (broadcast), in place    dt/dsrc = identity, summed to src's shape     */
+/* When src requires grad, PyTorch records the copy (CopyBackwards) and t joins the graph. */
+/* agrad's graph points from each tensor to older ones, which the release rule frees     */
+/* later, so it records a copy only into a tensor of its own storage made after src, and */
+/* refuses the rest clearly rather than drop the gradient.                               */
+
+void ag__copy_backward(ag_tensor *t) { ag__accum(t->ag__.src[0], t, t->ag__.gbuf); }
+
+ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src)
+{
+    if (!inplace2_check("copy_", t, src)) return NULL;
+    bool record = src->requires_grad && ag__grad_mode() && !t->requires_grad;
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    ag__shape_str(s1, t->ndim, t->shape);
+    ag__shape_str(s2, src->ndim, src->shape);
+    if (record && t->ag__.base != t)
+        return ag__error("copy_: src requires grad, and agrad cannot record a copy into a view "
+                         "(self of shape %s shares another tensor's storage; PyTorch records "
+                         "it on that tensor, CopySlices): copy into a tensor of its own",
+                         s1),
+               NULL;
+    if (record && t->ag__.serial < src->ag__.serial)
+        return ag__error("copy_: src (shape %s) requires grad and was made after self (shape "
+                         "%s); agrad records a copy only into a tensor made after its source, "
+                         "so that releasing the source cannot leave self's graph dangling: "
+                         "make self after src, or copy under no_grad",
+                         s2, s1),
+               NULL;
+    if (!ag__inplace_begin(t, "copy_")) return NULL;
+    map2(t, t, src, second_f);
+    if (record) ag__record(t, AG__OP_COPY, src, NULL);
+    return t;
+}
 
 ag_tensor *ag_fill_(ag_tensor *t, double value)
 {

@@ -6,23 +6,29 @@
  * id        AG__OP_<id>, stored in a recorded tensor's ag__.op
  * grad_fn   PyTorch's name for the backward node, as printed in grad_fn=<...>
  * backward  void backward(ag_tensor *out): out->ag__.gbuf holds d loss / d out; the
- *           function ag__accum-ulates what reaches each input. Defined beside the op's
- *           forward in the file named below.
+ *           function ag__accum-ulates what reaches each input that takes a gradient
+ *           (ag__wants). Defined beside the op's forward in the file named below.
  * needs0/1  what the gradient of input 0 / input 1 reads: AG__A (input 0), AG__B
- *           (input 1), AG__OUT (the result), AG__CTX (what the op kept in ag__.ctx,
- *           like max's indices). A node saves only what the gradients of
+ *           (input 1), AG__OUT (the result), AG__CTX (what the op kept that is not a
+ *           tensor: max's indices in ag__.ctx, mul's number). A node saves only what
+ *           the gradients of
  *           its inputs that require grad read; that decides whether a second backward
  *           or an in-place change of a saved tensor is an error, as in PyTorch.
  *
  * Adding an op: write its forward and backward in the file of its kind, add its line
  * here. Nothing else changes. */
 
-/* ops.c: elementwise arithmetic, sum and mean of everything, view and reshape */
+/* ops.c: elementwise arithmetic, sum and mean of everything, view and reshape, copy_ */
 AG__OP(ADD, "AddBackward0", ag__add_backward, 0, 0)
 AG__OP(SUB, "SubBackward0", ag__sub_backward, 0, 0)
-AG__OP(RSUB, "RsubBackward1", ag__rsub_backward, 0, 0)
 AG__OP(MUL, "MulBackward0", ag__mul_backward, AG__B, AG__A)
 AG__OP(DIV, "DivBackward0", ag__div_backward, AG__B, AG__A | AG__B)
+/* with a number (farg[0]) on one side; mul and div keep it, as PyTorch saves "other" */
+AG__OP(ADD_NUMBER, "AddBackward0", ag__add_number_backward, 0, 0)
+AG__OP(SUB_NUMBER, "SubBackward0", ag__add_number_backward, 0, 0)
+AG__OP(RSUB, "RsubBackward1", ag__rsub_backward, 0, 0)
+AG__OP(MUL_NUMBER, "MulBackward0", ag__mul_number_backward, AG__CTX, 0)
+AG__OP(DIV_NUMBER, "DivBackward0", ag__div_number_backward, AG__CTX, 0)
 AG__OP(POW_TENSOR, "PowBackward1", ag__pow_tensor_backward, AG__A | AG__B, AG__A | AG__B | AG__OUT)
 AG__OP(NEG, "NegBackward0", ag__neg_backward, 0, 0)
 AG__OP(POW_SCALAR, "PowBackward0", ag__pow_scalar_backward, AG__A, 0)
@@ -30,6 +36,7 @@ AG__OP(SUM, "SumBackward0", ag__sum_backward, 0, 0)
 AG__OP(MEAN, "MeanBackward0", ag__mean_backward, 0, 0)
 AG__OP(VIEW, "ViewBackward0", ag__view_backward, 0, 0)
 AG__OP(RESHAPE, "ReshapeAliasBackward0", ag__view_backward, 0, 0)
+AG__OP(COPY, "CopyBackwards", ag__copy_backward, 0, 0)
 
 /* unary.c: elementwise functions of one tensor */
 AG__OP(EXP, "ExpBackward0", ag__exp_backward, AG__OUT, 0)
@@ -44,7 +51,9 @@ AG__OP(MAP, "MapBackward", ag__map_backward, AG__A, 0)
 
 /* reduce.c: reductions over one dimension, max and min */
 AG__OP(SUM_DIM, "SumBackward1", ag__sum_dim_backward, 0, 0)
-AG__OP(MEAN_DIM, "MeanBackward1", ag__mean_dim_backward, 0, 0)
+/* PyTorch 1.13's MeanBackward1 saves its input (though it reads only the sizes), so a
+ * second backward, or an in-place change of the input, is an error there: here too. */
+AG__OP(MEAN_DIM, "MeanBackward1", ag__mean_dim_backward, AG__A, 0)
 AG__OP(MAX, "MaxBackward1", ag__max_backward, AG__A | AG__OUT, 0)
 AG__OP(MIN, "MinBackward1", ag__max_backward, AG__A | AG__OUT, 0)
 AG__OP(MAX_DIM, "MaxBackward0", ag__max_dim_backward, AG__CTX, 0)

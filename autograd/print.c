@@ -19,8 +19,8 @@ enum {
     AG__PRINT_MAX_SHOWN = 6 * 6 * 6 * 6,
 };
 
-/* A growing string. After a failed allocation (already reported by ag__realloc) writes
- * are dropped and the caller gives up at the end, so the printers need no checks. */
+/* A growing string. After a failed allocation writes are dropped and the caller reports
+ * and gives up at the end, so the printers need no checks. */
 typedef struct strbuf {
     char *s;
     size_t len, cap;
@@ -255,7 +255,10 @@ static char *repr(const ag_tensor *t, const char *op)
     }
     sb_str(&out, ")");
     if (out.failed) {
-        free(out.s);
+        ag__free(out.s);
+        char sh[AG__SHAPE_STR];
+        ag__error("%s: out of memory writing a tensor of shape %s", op,
+                  ag__shape_str(sh, t->ndim, t->shape));
         return NULL;
     }
     return out.s;
@@ -275,5 +278,5 @@ void ag_fprint(FILE *stream, const ag_tensor *t)
     if (!s) return;
     fputs(s, stream);
     fputc('\n', stream);
-    free(s);
+    ag__free(s);
 }

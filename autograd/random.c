@@ -143,16 +143,6 @@ static int64_t randperm_pick(int64_t n, int64_t i)
     return i + (int64_t)(mt_next() % (uint64_t)(n - i));
 }
 
-void ag__randperm(int64_t n, int64_t *out)
-{
-    for (int64_t i = 0; i < n; i++) out[i] = i;
-    for (int64_t i = 0; i < n - 1; i++) {
-        int64_t z = randperm_pick(n, i), v = out[i];
-        out[i] = out[z];
-        out[z] = v;
-    }
-}
-
 void ag__random_reset(void)
 {
     rng.seeded = false;

@@ -38,7 +38,7 @@ static void expand_backward(ag_tensor *y, float div)
 {
     ag_tensor *x = y->ag__.src[0];
     float *dx = ag__grad_of(x);
-    if (!dx) return;
+    if (!dx || x->numel == 0) return;
     ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
     const float *g = y->ag__.gbuf;
     for (int64_t o = 0; o < s.outer; o++)
@@ -62,7 +62,7 @@ static ag_tensor *sum_or_mean(int op, const char *name, ag_tensor *x, int dim, b
     ag_tensor *y = new_reduced(name, x, d, keepdim);
     if (!y) return NULL;
     ag__split s = ag__split_at(x, d);
-    for (int64_t o = 0; o < s.outer; o++)
+    for (int64_t o = 0; y->numel > 0 && o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
             /* in double, as ag_sum: the float result is the correctly rounded sum */
             double acc = 0;
@@ -146,7 +146,7 @@ void ag__max_dim_backward(ag_tensor *y)
 {
     ag_tensor *x = y->ag__.src[0];
     float *dx = ag__grad_of(x);
-    if (!dx) return;
+    if (!dx || y->numel == 0) return;
     ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
     const int64_t *at = y->ag__.ctx;
     const float *g = y->ag__.gbuf;
@@ -178,11 +178,16 @@ static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool 
     /* The positions outlive the forward only when backward will read them. */
     int64_t *at = NULL;
     if (ag__grad_mode() && x->requires_grad) {
-        at = ag__ctx_alloc((size_t)(y->numel > 0 ? y->numel : 1) * sizeof *at);
-        if (!at) return NULL;
+        at = ag__ctx_alloc((size_t)y->numel * sizeof *at);
+        if (!at) {
+            char sh[AG__SHAPE_STR];
+            return ag__error("%s: out of memory keeping the positions of the %s (shape %s)", name,
+                             name, ag__shape_str(sh, y->ndim, y->shape)),
+                   NULL;
+        }
     }
     bool is_min = op == AG__OP_MIN_DIM;
-    for (int64_t o = 0; o < s.outer; o++)
+    for (int64_t o = 0; y->numel > 0 && o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
             const float *slice = x->data + o * s.n * s.inner + i;
             int64_t best = 0;

@@ -1,11 +1,9 @@
-/* Tensors: errors, the arena and tape that own every tensor, creation and access. */
+/* Tensors: errors, shapes, creation and access, and the library's shutdown. */
 #include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <stb_ds.h>
 
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                                */
@@ -21,7 +19,9 @@ static struct {
     ag_error_fn fn;
     void *userdata;
     char message[1024];
-} err = {default_handler, NULL, ""};
+    int defer;     /* open deferral scopes */
+    bool deferred; /* an error waits for the outermost scope to end */
+} err = {default_handler, NULL, "", 0, false};
 
 ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata)
 {
@@ -40,23 +40,58 @@ void ag__error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err.message, sizeof err.message, fmt, ap);
     va_end(ap);
+    if (err.defer) {
+        err.deferred = true;
+        return;
+    }
     if (err.fn) err.fn(err.message, err.userdata);
 }
 
-bool ag__check(const ag_tensor *t, const char *op, const char *role)
+void ag__defer_begin(void) { err.defer++; }
+
+void ag__defer_end(void)
 {
-    if (!t) {
+    if (--err.defer > 0 || !err.deferred) return;
+    err.deferred = false;
+    if (err.fn) err.fn(err.message, err.userdata);
+}
+
+bool ag__deferring(void) { return err.defer > 0; }
+
+/* The argument's name, "self" or "tensors[3]". */
+static const char *role_name(char buf[48], const char *role, int k)
+{
+    if (k < 0) return role;
+    snprintf(buf, 48, "%s[%d]", role, k);
+    return buf;
+}
+
+bool ag__check_failed(const ag_tensor *t, const char *op, const char *role, int k)
+{
+    char name[48];
+    role = role_name(name, role, k);
+    switch (ag__liveness_of(t)) {
+    case AG__LIVE:
+        return true;
+    case AG__NULL:
         /* A NULL that comes out of a failed op was reported there already. */
         if (!err.message[0]) ag__error("%s: argument %s is NULL", op, role);
         return false;
-    }
-    if (t->ag__.magic != AG__MAGIC_LIVE) {
-        ag__error("%s: argument %s is a released tensor (freed by ag_release or "
-                  "ag_shutdown)",
+    case AG__RELEASED:
+        ag__error("%s: argument %s is a released tensor (freed by ag_release)", op, role);
+        return false;
+    case AG__RELEASED_GRAD:
+        ag__error("%s: argument %s is the ->grad of a released tensor (freed with it by "
+                  "ag_release)",
                   op, role);
         return false;
+    case AG__NOT_HELD:
+        break;
     }
-    return true;
+    ag__error("%s: argument %s is not a tensor agrad holds (freed by ag_shutdown, or not "
+              "made by agrad)",
+              op, role);
+    return false;
 }
 
 int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
@@ -75,7 +110,7 @@ const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shap
 {
     size_t n = 0;
     buf[n++] = '[';
-    for (int i = 0; i < ndim; i++)
+    for (int i = 0; i < ndim && i <= AG_MAX_DIMS; i++)
         n += (size_t)snprintf(buf + n, AG__SHAPE_STR - n, i ? ", %lld" : "%lld",
                               (long long)shape[i]);
     snprintf(buf + n, AG__SHAPE_STR - n, "]");
@@ -83,206 +118,80 @@ const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shap
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* Memory                                                                                */
+/* Shapes and new tensors                                                                */
 
-/* A bump allocator over chunks that are kept once allocated: resetting it makes the
- * memory available again without returning it to the system. */
-typedef struct arena {
-    char **chunks;  /* stb_ds array */
-    size_t *sizes;  /* stb_ds array, bytes of each chunk */
-    size_t current; /* chunk being filled */
-    size_t used;    /* bytes used in it */
-} arena;
-
-enum { CHUNK_MIN = 1 << 20, ALIGN = 32 };
-
-static size_t system_allocs;
-
-void *ag__malloc(size_t size) { return ag__realloc(NULL, size); }
-
-void *ag__realloc(void *p, size_t size)
-{
-    void *q = realloc(p, size ? size : 1);
-    system_allocs++;
-    if (!q) ag__error("out of memory allocating %zu bytes", size);
-    return q;
-}
-
-static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
-
-static void *arena_alloc(arena *a, size_t size)
-{
-    size = align_up(size);
-    if (arrlenu(a->chunks) && a->used + size <= a->sizes[a->current]) {
-        void *p = a->chunks[a->current] + a->used;
-        a->used += size;
-        return p;
-    }
-    /* Move to the next chunk; chunks after the current one hold nothing, so one that
-     * is too small is replaced. */
-    size_t next = arrlenu(a->chunks) ? a->current + 1 : 0;
-    if (next == arrlenu(a->chunks) || a->sizes[next] < size) {
-        size_t bytes = size > CHUNK_MIN ? size : CHUNK_MIN;
-        char *c = ag__malloc(bytes);
-        if (!c) return NULL;
-        if (next == arrlenu(a->chunks)) {
-            arrput(a->chunks, c);
-            arrput(a->sizes, bytes);
-        } else {
-            free(a->chunks[next]);
-            a->chunks[next] = c;
-            a->sizes[next] = bytes;
-        }
-    }
-    a->current = next;
-    a->used = size;
-    return a->chunks[next];
-}
-
-/* Rewinds the arena to the position of p, an address it handed out. */
-static void arena_rewind(arena *a, const void *p)
-{
-    for (size_t i = 0; i < arrlenu(a->chunks); i++) {
-        const char *c = a->chunks[i];
-        if ((const char *)p >= c && (const char *)p < c + a->sizes[i]) {
-            a->current = i;
-            a->used = (size_t)((const char *)p - c);
-            return;
-        }
-    }
-}
-
-static void arena_free(arena *a)
-{
-    for (size_t i = 0; i < arrlenu(a->chunks); i++) free(a->chunks[i]);
-    arrfree(a->chunks);
-    arrfree(a->sizes);
-    memset(a, 0, sizeof *a);
-}
-
-static arena tensors;    /* headers and storage of every tensor on the tape */
-static arena scratch;    /* backward-pass buffers */
-static ag_tensor **tape; /* stb_ds array: live tensors in creation order */
-
-ag_tensor *ag__tape_at(size_t i) { return tape[i]; }
-
-static bool scratch_failed;
-
-float *ag__scratch(int64_t n)
-{
-    float *p = arena_alloc(&scratch, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (!p) scratch_failed = true;
-    return p;
-}
-
-bool ag__scratch_failed(void) { return scratch_failed; }
-
-void ag__scratch_reset(void)
-{
-    scratch.current = 0;
-    scratch.used = 0;
-    scratch_failed = false;
-}
-
-ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data)
+int64_t ag__numel(const char *op, int ndim, const int64_t *shape)
 {
     char s[AG__SHAPE_STR];
     if (ndim < 0 || ndim > AG_MAX_DIMS) {
         ag__error("%s: tensors have at most %d dimensions, got %d", op, AG_MAX_DIMS, ndim);
-        return NULL;
+        return -1;
     }
-    int64_t numel = 1;
+    /* PyTorch multiplies all the sizes and refuses an overflow; agrad refuses too when
+     * the nonzero sizes alone overflow (PyTorch accepts [0, 2^40, 2^40]), so that no
+     * product of some of a tensor's sizes can overflow anywhere. */
+    int64_t nonzero = 1;
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
-            ag__error("%s: negative dimension %lld in shape %s", op, (long long)shape[i],
+            ag__error("%s: Trying to create tensor with negative dimension %lld: %s", op,
+                      (long long)shape[i], ag__shape_str(s, ndim, shape));
+            return -1;
+        }
+        int64_t product;
+        if (shape[i] == 0) {
+            empty = true;
+        } else if (__builtin_mul_overflow(nonzero, shape[i], &product) || product > AG__NUMEL_MAX) {
+            ag__error("%s: Storage size calculation overflowed with sizes=%s", op,
                       ag__shape_str(s, ndim, shape));
-            return NULL;
+            return -1;
+        } else {
+            nonzero = product;
         }
-        if (shape[i] && numel > INT64_MAX / 4 / shape[i]) {
-            ag__error("%s: shape %s is too large", op, ag__shape_str(s, ndim, shape));
-            return NULL;
-        }
-        numel *= shape[i];
     }
-    size_t header = align_up(sizeof(ag_tensor));
-    ag_tensor *t = arena_alloc(&tensors, header + (data ? 0 : (size_t)numel * sizeof(float)));
-    if (!t) return NULL;
-    /* One assignment of the whole header: the compiler writes each field once, in
-     * order, which is measurably faster than memset and then the fields. */
-    *t = (ag_tensor){
-        .data = data ? data : (float *)((char *)t + header),
-        .numel = numel,
-        .ndim = ndim,
-        .ag__ = {.magic = AG__MAGIC_LIVE, .base = base ? base->ag__.base : t, .id = arrlenu(tape)}};
-    for (int i = 0; i < AG_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
-    arrput(tape, t);
-    return t;
+    return empty ? 0 : nonzero;
 }
 
-ag_tensor *ag__new_grad(const ag_tensor *t)
+/* The message for a tensor of shape that could not be allocated. */
+static ag_tensor *out_of_memory(const char *op, int ndim, const int64_t *shape, int64_t floats)
 {
-    size_t header = align_up(sizeof(ag_tensor));
-    ag_tensor *g = ag__malloc(header + (size_t)t->numel * sizeof(float));
-    if (!g) return NULL;
-    memset(g, 0, sizeof *g);
-    g->data = (float *)((char *)g + header);
-    memcpy(g->shape, t->shape, sizeof g->shape);
-    g->ndim = t->ndim;
-    g->numel = t->numel;
-    memset(g->data, 0, (size_t)t->numel * sizeof(float));
-    g->ag__.magic = AG__MAGIC_LIVE;
-    g->ag__.flags = AG__F_GRAD;
-    g->ag__.base = g;
-    g->ag__.id = SIZE_MAX;
-    return g;
+    char s[AG__SHAPE_STR];
+    ag__error("%s: out of memory allocating a tensor of shape %s (%lld bytes of data)", op,
+              ag__shape_str(s, ndim, shape), (long long)floats * 4);
+    return NULL;
 }
 
-void *ag__ctx_alloc(size_t bytes) { return arena_alloc(&tensors, bytes); }
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data)
+{
+    int64_t numel = ag__numel(op, ndim, shape);
+    if (numel < 0) return NULL;
+    ag_tensor *t = ag__alloc_tensor(ndim, shape, numel, base, data);
+    return t ? t : out_of_memory(op, ndim, shape, data ? 0 : numel);
+}
 
 ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
 {
-    return ag__new(op, t->ndim, t->shape, NULL, NULL);
-}
-
-ag_mark ag_mark_now(void) { return (ag_mark){arrlenu(tape)}; }
-
-void ag_release(ag_mark mark)
-{
-    size_t n = arrlenu(tape);
-    if (mark.ag__tape >= n) return;
-    for (size_t i = n; i-- > mark.ag__tape;) {
-        ag_tensor *t = tape[i];
-        if (t->grad && (t->grad->ag__.flags & AG__F_GRAD)) {
-            t->grad->ag__.magic = AG__MAGIC_DEAD;
-            free(t->grad);
-        }
-        t->ag__.magic = AG__MAGIC_DEAD;
-    }
-    /* Every tensor's header is its first allocation, so the arena position before the
-     * first released tensor is that tensor's address. */
-    arena_rewind(&tensors, tape[mark.ag__tape]);
-    arrsetlen(tape, mark.ag__tape);
+    /* t's shape is valid already. */
+    ag_tensor *y = ag__alloc_tensor(t->ndim, t->shape, t->numel, NULL, NULL);
+    return y ? y : out_of_memory(op, t->ndim, t->shape, t->numel);
 }
 
 void ag_shutdown(void)
 {
-    ag_release((ag_mark){0});
-    arena_free(&tensors);
-    arena_free(&scratch);
-    arrfree(tape);
+    if (ag__deferring()) {
+        /* Called from inside backward or gradcheck (a user function they run): what
+         * they hold would be freed under them. */
+        ag__error("ag_shutdown: called from inside ag_backward or ag_gradcheck (by a "
+                  "function they run); ignored");
+        return;
+    }
+    ag__memory_reset();
     ag__engine_reset();
     ag__random_reset();
     err.fn = default_handler;
     err.userdata = NULL;
     err.message[0] = '\0';
-}
-
-ag_stats ag_memory_stats(void)
-{
-    ag_stats st = {arrlenu(tape), 0, system_allocs};
-    for (size_t i = 0; i < arrlenu(tensors.chunks); i++) st.arena_bytes += tensors.sizes[i];
-    for (size_t i = 0; i < arrlenu(scratch.chunks); i++) st.arena_bytes += scratch.sizes[i];
-    return st;
+    err.deferred = false;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -326,17 +235,29 @@ ag_tensor *ag_ones(ag_shape shape) { return filled("ones", shape, 1.0); }
 
 ag_tensor *ag_arange(double start, double end, double step)
 {
-    if (step == 0 || !isfinite(start) || !isfinite(end) || !isfinite(step))
-        return ag__error("arange: step must be nonzero and bounds finite (start=%g, "
-                         "end=%g, step=%g)",
-                         start, end, step),
-               NULL;
-    if ((step > 0 && start > end) || (step < 0 && start < end))
-        return ag__error("arange: upper bound and larger bound inconsistent with step sign "
-                         "(start=%g, end=%g, step=%g)",
-                         start, end, step),
-               NULL;
-    int64_t n = (int64_t)ceil((end - start) / step);
+    /* PyTorch's checks, in its order and words; a NaN step is "zero" there too. */
+    if (!(step > 0 || step < 0)) {
+        ag__error("arange: step must be nonzero (start=%g, end=%g, step=%g)", start, end, step);
+        return NULL;
+    }
+    if (!isfinite(start) || !isfinite(end)) {
+        ag__error("arange: unsupported range: %g -> %g", start, end);
+        return NULL;
+    }
+    if ((step > 0 && start > end) || (step < 0 && start < end)) {
+        ag__error("arange: upper bound and larger bound inconsistent with step sign (start=%g, "
+                  "end=%g, step=%g)",
+                  start, end, step);
+        return NULL;
+    }
+    /* Checked before the conversion, which is undefined for values int64_t cannot hold. */
+    double size = ceil((end - start) / step);
+    if (!(size >= 0 && size < 0x1p63)) {
+        ag__error("arange: invalid size, possible overflow? (start=%g, end=%g, step=%g)", start,
+                  end, step);
+        return NULL;
+    }
+    int64_t n = (int64_t)size;
     ag_tensor *t = ag__new("arange", 1, &n, NULL, NULL);
     if (!t) return NULL;
     /* PyTorch's AVX2 kernel fills whole 16-element chunks as vectors of 8 lanes, each

@@ -175,7 +175,12 @@ ag_tensor *ag_map(ag_tensor *x, float (*f)(float), float (*df)(float), const cha
     /* Only a result that will be recorded needs the context. */
     if (x->requires_grad && ag__grad_mode()) {
         map_ctx *c = ag__ctx_alloc(sizeof *c);
-        if (!c) return NULL;
+        if (!c) {
+            char s[AG__SHAPE_STR];
+            return ag__error("map: out of memory recording %s (shape %s)", name,
+                             ag__shape_str(s, x->ndim, x->shape)),
+                   NULL;
+        }
         *c = (map_ctx){df, name};
         y->ag__.ctx = c;
     }

@@ -17,6 +17,47 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <math.h>
+#include <string.h>
+
+#define NVALS(...) (sizeof((float[]){__VA_ARGS__}) / sizeof(float))
+/* A 1-D tensor of the listed values. */
+#define VEC(rg, ...)                                                                               \
+    ag_tensor_from((const float[]){__VA_ARGS__}, AG_SHAPE((int64_t)NVALS(__VA_ARGS__)), rg)
+
+/* Failing calls record their message and return NULL / false / NAN instead of exiting. */
+static inline void record_errors(void)
+{
+    ag_set_error_handler(NULL, NULL);
+    ag_clear_error();
+}
+
+/* Asserts that t holds the n values of want, each within tol. */
+static inline void check_values(const char *what, const ag_tensor *t, const float *want, size_t n,
+                                float tol)
+{
+    cr_assert_not_null(t, "%s is NULL (last error: \"%s\")", what, ag_last_error());
+    cr_assert_eq(t->numel, (int64_t)n, "%s has %lld elements, expected %zu", what,
+                 (long long)t->numel, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabsf(t->data[i] - want[i]) <= tol, "%s[%zu] = %.9g, expected %.9g (tol %g)",
+                  what, i, (double)t->data[i], (double)want[i], (double)tol);
+}
+#define CHECK(what, t, tol, ...)                                                                   \
+    check_values(what, t, (const float[]){__VA_ARGS__}, NVALS(__VA_ARGS__), tol)
+
+/* Asserts that an error was recorded whose message contains every word, then clears it. */
+static inline void expect_error_words(const char *call, const char *const *words)
+{
+    const char *msg = ag_last_error();
+    cr_assert(msg[0] != '\0', "%s: expected an error, none was recorded", call);
+    for (; *words; words++)
+        cr_assert(strstr(msg, *words) != NULL, "%s: the message lacks \"%s\":\n    %s", call,
+                  *words, msg);
+    ag_clear_error();
+}
+#define EXPECT_ERROR(call, ...) expect_error_words(call, (const char *const[]){__VA_ARGS__, NULL})
+
 /* Ends a test: frees everything agrad holds, then, in a sanitizer build, fails the
  * test if anything leaked. Criterion's workers leave without LeakSanitizer's exit-time
  * check, so the check is made here. */

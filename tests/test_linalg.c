@@ -213,12 +213,6 @@ Test(linalg, gradcheck_every_case)
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                                */
 
-static void record_errors(void)
-{
-    ag_set_error_handler(NULL, NULL);
-    ag_clear_error();
-}
-
 Test(linalg, errors_match_pytorch)
 {
     record_errors();

@@ -262,13 +262,27 @@ Test(reduce, max_of_everything_saves_its_input_and_result)
     cr_assert(strstr(ag_last_error(), "modified by an inplace operation"), "message: %s",
               ag_last_error());
 
-    /* sum and mean over a dimension save no tensor: a second backward works */
+    /* sum over a dimension saves no tensor: a second backward works */
     ag_tensor *v = ag_tensor_from((const float[]){1, 5, 2, 4}, AG_SHAPE(2, 2), true);
-    ag_tensor *s = ag_sum(ag_mean_dim(ag_sum_dim(v, 0, true), 1, false));
+    ag_tensor *s = ag_sum(ag_sum_dim(v, 0, true));
     cr_assert(ag_backward(s) && ag_backward(s), "second backward: %s", ag_last_error());
     for (int i = 0; i < 4; i++)
-        cr_assert_float_eq(v->grad->data[i], 1.0f, 1e-7f, "grad[%d] = %g, expected 1", i,
+        cr_assert_float_eq(v->grad->data[i], 2.0f, 1e-7f, "grad[%d] = %g, expected 2", i,
                            (double)v->grad->data[i]);
+
+    /* PyTorch 1.13's MeanBackward1 saves its input: a second backward fails, and so does
+     * one after an in-place change of the input */
+    ag_tensor *u = ag_tensor_from((const float[]){1, 5, 2, 4}, AG_SHAPE(2, 2), true);
+    ag_tensor *r = ag_sum(ag_mean_dim(u, 1, false));
+    cr_assert(ag_backward(r), "first backward through MeanBackward1: %s", ag_last_error());
+    cr_assert_not(ag_backward(r), "a second backward through MeanBackward1 succeeded");
+    cr_assert(strstr(ag_last_error(), "second time") && strstr(ag_last_error(), "MeanBackward1"),
+              "message: %s", ag_last_error());
+    ag_tensor *r2 = ag_sum(ag_mean_dim(u, 0, true));
+    AG_NO_GRAD { ag_add_(u, 1.0); }
+    cr_assert_not(ag_backward(r2), "backward after an in-place change of mean's input succeeded");
+    cr_assert(strstr(ag_last_error(), "modified by an inplace operation"), "message: %s",
+              ag_last_error());
     test_finish();
 }
 

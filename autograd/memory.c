@@ -1,0 +1,533 @@
+/* Memory: every byte agrad takes from the system, the arena and tape that own every
+ * tensor, marks and release, the pool that gradients live in, and the check that tells
+ * a live tensor from a released one without reading memory agrad no longer holds.
+ *
+ * The rules this file keeps:
+ *   - every system allocation goes through one hook (ag_set_allocator), and every
+ *     failure is returned to the caller, who reports it with the op and the shape;
+ *   - memory that ever held a tensor header stays agrad's until ag_shutdown (the
+ *     arena rewinds, the grad pool recycles, neither returns memory to the system),
+ *     so ag__is_live may read a header at any address inside that memory;
+ *   - in checked mode released memory is not reused until a quarantine window of
+ *     bytes has passed, so a released tensor's header still says "dead" when a stale
+ *     pointer to it comes back; under AddressSanitizer released memory is poisoned. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AG__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG__ASAN 1
+#endif
+#endif
+#ifdef AG__ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#define IS_POISONED(p) __asan_address_is_poisoned(p)
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#define IS_POISONED(p) ((void)(p), 0)
+#endif
+
+#ifndef AG_CHECKED_DEFAULT
+#define AG_CHECKED_DEFAULT 0
+#endif
+
+/* ------------------------------------------------------------------------------------ */
+/* The allocation hook                                                                   */
+
+static void *system_realloc(void *p, size_t size, void *userdata)
+{
+    AG__UNUSED(userdata);
+    if (size == 0) {
+        free(p);
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
+static struct {
+    ag_realloc_fn fn;
+    void *userdata;
+    size_t allocs; /* calls that asked for memory */
+} sys = {system_realloc, NULL, 0};
+
+void ag_set_allocator(ag_realloc_fn fn, void *userdata)
+{
+    sys.fn = fn ? fn : system_realloc;
+    sys.userdata = fn ? userdata : NULL;
+}
+
+void *ag__realloc(void *p, size_t size)
+{
+    if (size == 0) size = 1; /* size 0 means free to the hook */
+    sys.allocs++;
+    return sys.fn(p, size, sys.userdata);
+}
+
+void *ag__malloc(size_t size) { return ag__realloc(NULL, size); }
+
+void ag__free(void *p)
+{
+    if (p) sys.fn(p, 0, sys.userdata);
+}
+
+void ag_free(void *p) { ag__free(p); }
+
+void *ag__grow(void *items, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return items;
+    size_t n = *cap > 8 ? *cap : 8;
+    while (n < need) n = n > SIZE_MAX / 2 ? need : n * 2;
+    if (n > SIZE_MAX / size) return NULL;
+    void *p = ag__realloc(items, n * size);
+    if (p) *cap = n;
+    return p;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Checked mode                                                                          */
+
+static struct {
+    int checked;   /* -1: not decided yet (the environment, then the build, decide) */
+    size_t window; /* quarantine, bytes; 0: not read from the environment yet */
+} mode = {-1, 0};
+
+bool ag_is_checked(void)
+{
+    if (mode.checked < 0) {
+        const char *env = getenv("AGRAD_CHECKED");
+        mode.checked = env && *env ? (*env != '0') : AG_CHECKED_DEFAULT;
+    }
+    return mode.checked;
+}
+
+bool ag_set_checked(bool on)
+{
+    bool was = ag_is_checked();
+    mode.checked = on;
+    return was;
+}
+
+static size_t quarantine_window(void)
+{
+    if (mode.window == 0) {
+        const char *env = getenv("AGRAD_QUARANTINE_MB");
+        long mb = env ? strtol(env, NULL, 10) : 0;
+        mode.window = (mb > 0 ? (size_t)mb : 256) << 20;
+    }
+    return ag_is_checked() ? mode.window : 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Arenas: bump allocators over chunks that are kept once allocated                      */
+
+typedef struct chunk {
+    char *base;
+    size_t size;
+} chunk;
+
+/* A position in an arena: chunk index, then offset. Positions grow with allocation
+ * order, so tensors' positions grow with their place on the tape. */
+typedef struct apos {
+    size_t chunk, off;
+} apos;
+
+typedef struct arena {
+    chunk *chunks;
+    size_t n, cap;
+    apos at;      /* the next allocation starts here (at.chunk < n once allocated) */
+    size_t bytes; /* sum of the chunks' sizes */
+    chunk hot;    /* a copy of chunks[at.chunk], for the quick test of ag__check */
+} arena;
+
+enum { CHUNK_MIN = 1 << 20, CHUNK_STEP_MAX = 1 << 28, ALIGN = 32 };
+
+static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+/* A new chunk of at least size bytes, put right after the current one: chunks after it
+ * hold nothing yet, so the order of positions is kept. Chunks grow with the arena (up to
+ * CHUNK_STEP_MAX at a time), so that an arena holds few of them. */
+static bool arena_add_chunk(arena *a, size_t size)
+{
+    size_t grow = a->bytes < CHUNK_MIN ? CHUNK_MIN : a->bytes;
+    if (grow > CHUNK_STEP_MAX) grow = CHUNK_STEP_MAX;
+    if (size < grow) size = grow;
+    chunk *grown = ag__grow(a->chunks, &a->cap, a->n + 1, sizeof(chunk));
+    if (!grown) return false;
+    a->chunks = grown;
+    char *base = ag__malloc(size);
+    if (!base) return false;
+    POISON(base, size);
+    size_t at = a->n ? a->at.chunk + 1 : 0;
+    memmove(a->chunks + at + 1, a->chunks + at, (a->n - at) * sizeof(chunk));
+    a->chunks[at] = (chunk){base, size};
+    a->n++;
+    a->bytes += size;
+    return true;
+}
+
+/* arena_alloc when the current chunk is full: the next chunk, if there is one and it is
+ * large enough, else a new one. */
+/* Moves the arena's position to at. */
+static void arena_set(arena *a, apos at)
+{
+    a->at = at;
+    a->hot = a->chunks[at.chunk];
+}
+
+static void *arena_alloc_next(arena *a, size_t size)
+{
+    size_t next = a->n ? a->at.chunk + 1 : 0;
+    if ((next == a->n || a->chunks[next].size < size) && !arena_add_chunk(a, size)) return NULL;
+    arena_set(a, (apos){next, size});
+    UNPOISON(a->chunks[next].base, size);
+    return a->chunks[next].base;
+}
+
+/* size bytes, ALIGN-aligned; NULL when the system refuses (nothing is reported). */
+static inline void *arena_alloc(arena *a, size_t size)
+{
+    if (size > SIZE_MAX - ALIGN) return NULL;
+    size = align_up(size ? size : 1);
+    if (size > a->hot.size - a->at.off) return arena_alloc_next(a, size);
+    char *p = a->hot.base + a->at.off;
+    a->at.off += size;
+    UNPOISON(p, size);
+    return p;
+}
+
+/* The index of the chunk holding p, or a->n. */
+static size_t arena_find(const arena *a, const void *p)
+{
+    const char *c = p;
+    for (size_t i = a->n; i-- > 0;)
+        if (c >= a->chunks[i].base && c < a->chunks[i].base + a->chunks[i].size) return i;
+    return a->n;
+}
+
+static apos arena_pos(const arena *a, const void *p)
+{
+    size_t i = arena_find(a, p);
+    return (apos){i, (size_t)((const char *)p - a->chunks[i].base)};
+}
+
+/* Bytes between position from and the arena's current position (from <= current). */
+static size_t arena_span(const arena *a, apos from)
+{
+    if (from.chunk == a->at.chunk) return a->at.off - from.off;
+    size_t n = a->chunks[from.chunk].size - from.off + a->at.off;
+    for (size_t i = from.chunk + 1; i < a->at.chunk; i++) n += a->chunks[i].size;
+    return n;
+}
+
+/* Poisons everything from position from up to the current position. */
+static void arena_poison_from(const arena *a, apos from)
+{
+    for (size_t i = from.chunk; i <= a->at.chunk && i < a->n; i++) {
+        size_t lo = i == from.chunk ? from.off : 0;
+        size_t hi = i == a->at.chunk ? a->at.off : a->chunks[i].size;
+        if (hi > lo) POISON(a->chunks[i].base + lo, hi - lo);
+    }
+}
+
+static void arena_free(arena *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        UNPOISON(a->chunks[i].base, a->chunks[i].size);
+        ag__free(a->chunks[i].base);
+    }
+    ag__free(a->chunks);
+    memset(a, 0, sizeof *a);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The tape: every live tensor, in creation order                                         */
+
+static arena tensors; /* headers, storage and ctx of every tensor on the tape */
+static arena scratch; /* backward-pass buffers */
+
+static struct {
+    ag_tensor **t;
+    size_t len, cap;
+} tape;
+
+/* Serial numbers: every tensor gets the next one, never reused, not even across
+ * ag_shutdown. A mark remembers the next serial at its making, so it can tell whether
+ * the tensors below it are still the ones that were there. */
+static uint64_t next_serial = 1, session_start = 1;
+
+/* Checked mode: memory released at tape position pos, from position start, waiting in
+ * quarantine. Positions are increasing; a release at or below pos merges the hole. */
+static struct {
+    struct hole {
+        size_t pos;
+        apos start;
+    } * h;
+    size_t n, cap;
+} holes;
+
+static struct {
+    bool failed;
+    size_t bytes; /* the largest request since the last reset */
+} scratch_state;
+
+ag_tensor *ag__tape_at(size_t i) { return tape.t[i]; }
+
+ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, ag_tensor *base,
+                            float *data)
+{
+    if (tape.len == tape.cap) {
+        ag_tensor **grown = ag__grow(tape.t, &tape.cap, tape.len + 1, sizeof *tape.t);
+        if (!grown) return NULL;
+        tape.t = grown;
+    }
+    size_t header = align_up(sizeof(ag_tensor));
+    ag_tensor *t = arena_alloc(&tensors, header + (data ? 0 : (size_t)numel * sizeof(float)));
+    if (!t) return NULL;
+    /* One assignment of the whole header: each field is written once, in order. */
+    *t = (ag_tensor){.data = data ? data : (float *)((char *)t + header),
+                     .numel = numel,
+                     .ndim = ndim,
+                     .ag__ = {.magic = AG__MAGIC_LIVE,
+                              .base = base ? base->ag__.base : t,
+                              .serial = next_serial++}};
+    int64_t *d = t->shape; /* sizes past ndim are 1 */
+    d[0] = ndim > 0 ? shape[0] : 1;
+    d[1] = ndim > 1 ? shape[1] : 1;
+    d[2] = ndim > 2 ? shape[2] : 1;
+    d[3] = ndim > 3 ? shape[3] : 1;
+    tape.t[tape.len++] = t;
+    return t;
+}
+
+void *ag__ctx_alloc(size_t bytes) { return arena_alloc(&tensors, bytes); }
+
+ag_mark ag_mark_now(void) { return (ag_mark){tape.len, next_serial}; }
+
+/* A mark is stale when the tensors below it are no longer those that were there when it
+ * was made: the tape was released below it (and regrew), or agrad was shut down. */
+static bool mark_stale(ag_mark m)
+{
+    if (m.ag__serial < session_start) return true;
+    return m.ag__tape > 0 && m.ag__tape <= tape.len &&
+           tape.t[m.ag__tape - 1]->ag__.serial >= m.ag__serial;
+}
+
+static void grad_free(ag_tensor *g);
+
+void ag_release(ag_mark mark)
+{
+    size_t from = mark.ag__tape;
+    if (from >= tape.len || mark_stale(mark)) return;
+    for (size_t i = tape.len; i-- > from;) {
+        ag_tensor *t = tape.t[i];
+        if (t->grad) grad_free(t->grad);
+        t->ag__.magic = AG__MAGIC_DEAD;
+    }
+    /* Every tensor's header is its first allocation, so the released memory starts at
+     * the first released header, or lower where an earlier release left a hole. */
+    apos start = arena_pos(&tensors, tape.t[from]);
+    while (holes.n && holes.h[holes.n - 1].pos >= from) start = holes.h[--holes.n].start;
+    tape.len = from;
+    arena_poison_from(&tensors, start);
+    if (arena_span(&tensors, start) <= quarantine_window()) {
+        struct hole *grown = ag__grow(holes.h, &holes.cap, holes.n + 1, sizeof *holes.h);
+        if (grown) { /* else quarantine ends early: reuse the memory at once */
+            holes.h = grown;
+            holes.h[holes.n++] = (struct hole){from, start};
+            return;
+        }
+    }
+    arena_set(&tensors, start);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Gradients                                                                              */
+/* A leaf's ->grad is made by a backward pass, after the loop's mark, yet lives as long   */
+/* as the leaf, so it cannot live on the tape. Grads come from a pool of blocks whose     */
+/* sizes are powers of two, carved from an arena that never rewinds and recycled through  */
+/* one free list per size. A freed block keeps a dead header, linked through ->data with  */
+/* its size class in ->numel, so a held pointer to it is caught like a released tensor.   */
+
+static size_t grad_bytes(int64_t numel)
+{
+    return align_up(sizeof(ag_tensor)) + (size_t)numel * sizeof(float);
+}
+
+static struct {
+    arena mem;
+    ag_tensor *free[64];   /* free blocks by size class (log2 of the block's bytes) */
+    ag_tensor *quarantine; /* checked mode: freed blocks not yet back on a free list */
+    size_t quarantine_bytes;
+} grads;
+
+static int size_class(size_t bytes)
+{
+    int c = 5; /* 32 bytes: the arena's alignment */
+    while (((size_t)1 << c) < bytes) c++;
+    return c;
+}
+
+/* Links dead block g onto list. */
+static void block_push(ag_tensor **list, ag_tensor *g)
+{
+    g->data = (float *)*list;
+    *list = g;
+    POISON(g, (size_t)1 << g->numel);
+}
+
+static ag_tensor *block_pop(ag_tensor **list)
+{
+    ag_tensor *g = *list;
+    if (!g) return NULL;
+    UNPOISON(g, sizeof *g);
+    *list = (ag_tensor *)g->data;
+    UNPOISON(g, (size_t)1 << g->numel);
+    return g;
+}
+
+ag_tensor *ag__new_grad(const ag_tensor *t)
+{
+    int c = size_class(grad_bytes(t->numel));
+    if (c >= 63) return NULL;
+    ag_tensor *g = block_pop(&grads.free[c]);
+    if (!g) g = arena_alloc(&grads.mem, (size_t)1 << c);
+    if (!g) return NULL;
+    *g = (ag_tensor){.data = (float *)((char *)g + align_up(sizeof(ag_tensor))),
+                     .numel = t->numel,
+                     .ndim = t->ndim,
+                     .ag__ = {.magic = AG__MAGIC_LIVE, .flags = AG__F_GRAD, .base = g}};
+    memcpy(g->shape, t->shape, sizeof g->shape);
+    memset(g->data, 0, (size_t)t->numel * sizeof(float));
+    return g;
+}
+
+static void grad_free(ag_tensor *g)
+{
+    int c = size_class(grad_bytes(g->numel));
+    g->ag__.magic = AG__MAGIC_DEAD;
+    g->numel = c;
+    if (!ag_is_checked()) {
+        block_push(&grads.free[c], g);
+        return;
+    }
+    /* Checked mode: no reuse until the quarantine holds more than its window; then all
+     * of it goes back to the free lists at once. */
+    block_push(&grads.quarantine, g);
+    grads.quarantine_bytes += (size_t)1 << c;
+    if (grads.quarantine_bytes <= quarantine_window()) return;
+    ag_tensor *b;
+    while ((b = block_pop(&grads.quarantine))) block_push(&grads.free[b->numel], b);
+    grads.quarantine_bytes = 0;
+}
+
+void ag__free_grad(ag_tensor *t)
+{
+    if (t->grad) grad_free(t->grad);
+    t->grad = NULL;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Which pointers are live tensors                                                       */
+
+/* Whether a tensor header at t would lie inside memory agrad holds (where reading it is
+ * safe), and where. */
+static int held_by(const ag_tensor *t)
+{
+    const arena *in[2] = {&tensors, &grads.mem};
+    for (int k = 0; k < 2; k++) {
+        size_t i = arena_find(in[k], t);
+        if (i == in[k]->n) continue;
+        const chunk *c = &in[k]->chunks[i];
+        size_t off = (size_t)((const char *)t - c->base);
+        return off % ALIGN == 0 && off + sizeof *t <= c->size ? k + 1 : 0;
+    }
+    return 0;
+}
+
+/* Whether t lies at a header position in the chunk a allocates from. */
+static inline bool in_chunk(const arena *a, const ag_tensor *t)
+{
+    size_t off = (size_t)((uintptr_t)t - (uintptr_t)a->hot.base);
+    return off < a->hot.size && a->hot.size - off >= sizeof *t && off % ALIGN == 0;
+}
+
+static inline ag__liveness liveness(const ag_tensor *t)
+{
+    if (!t) return AG__NULL;
+    /* Most arguments are recent tensors or gradients, in the chunks new ones come from. */
+    int where = in_chunk(&tensors, t) ? 1 : in_chunk(&grads.mem, t) ? 2 : held_by(t);
+    if (!where) return AG__NOT_HELD;
+    if (IS_POISONED(&t->ag__.magic) || t->ag__.magic != AG__MAGIC_LIVE)
+        return where == 1 ? AG__RELEASED : AG__RELEASED_GRAD;
+    return AG__LIVE;
+}
+
+ag__liveness ag__liveness_of(const ag_tensor *t) { return liveness(t); }
+
+bool ag__check(const ag_tensor *t, const char *op, const char *role)
+{
+    return liveness(t) == AG__LIVE || ag__check_failed(t, op, role, -1);
+}
+
+bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
+{
+    return liveness(t) == AG__LIVE || ag__check_failed(t, op, list, k);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Scratch memory for one backward pass                                                   */
+
+void *ag__scratch(size_t bytes)
+{
+    void *p = arena_alloc(&scratch, bytes);
+    if (!p) {
+        scratch_state.failed = true;
+        if (bytes > scratch_state.bytes) scratch_state.bytes = bytes;
+    }
+    return p;
+}
+
+bool ag__scratch_failed(size_t *bytes)
+{
+    if (bytes) *bytes = scratch_state.bytes;
+    return scratch_state.failed;
+}
+
+void ag__scratch_reset(void)
+{
+    if (scratch.n) arena_set(&scratch, (apos){0, 0});
+    scratch_state.failed = false;
+    scratch_state.bytes = 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Shutdown and statistics                                                                */
+
+void ag__memory_reset(void)
+{
+    ag_release((ag_mark){0, next_serial});
+    arena_free(&tensors);
+    arena_free(&scratch);
+    arena_free(&grads.mem);
+    memset(&grads, 0, sizeof grads);
+    ag__free(tape.t);
+    memset(&tape, 0, sizeof tape);
+    ag__free(holes.h);
+    memset(&holes, 0, sizeof holes);
+    session_start = next_serial;
+}
+
+void ag__memory_stats(ag_stats *st)
+{
+    st->live_tensors = tape.len;
+    st->arena_bytes = tensors.bytes + scratch.bytes + grads.mem.bytes;
+    st->system_allocs = sys.allocs;
+    st->checked = ag_is_checked();
+}
