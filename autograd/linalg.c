@@ -163,11 +163,14 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
     pl->sa[0] = pa[0] == 1 ? 0 : pa[1];
     pl->sb[1] = pb[1] == 1 ? 0 : 1;
     pl->sb[0] = pb[0] == 1 ? 0 : pb[1];
-    if (pl->k != kb) return mismatch_error(a, b, pl, kb), false;
 
     for (int i = 0; i < nbatch; i++) pl->shape[pl->ndim++] = pl->nb[2 - nbatch + i];
     if (da > 1) pl->shape[pl->ndim++] = pl->n;
     if (db > 1) pl->shape[pl->ndim++] = pl->p;
+    /* The result's shape first: broadcast batches of two empty operands can overflow, and
+     * every product below (in the messages too) is then bounded by a valid shape. */
+    if (ag__numel("matmul", pl->ndim, pl->shape) < 0) return false;
+    if (pl->k != kb) return mismatch_error(a, b, pl, kb), false;
     if (da > 2 || db > 2)
         pl->op = da == 2 ? AG__OP_MATMUL_CLONE : AG__OP_MATMUL_VIEW;
     else
@@ -424,12 +427,13 @@ ag_tensor *ag_inverse(ag_tensor *x)
                          "%s)",
                          s),
                NULL;
-    int64_t n = x->shape[x->ndim - 1], rows = x->shape[x->ndim - 2], nn = n * n;
+    int64_t n = x->shape[x->ndim - 1], rows = x->shape[x->ndim - 2];
     if (rows != n)
         return ag__error("inverse: A must be batches of square matrices, but they are %lld by "
                          "%lld matrices (shape %s)",
                          (long long)rows, (long long)n, s),
                NULL;
+    int64_t nn = n * n; /* at most x's numel (or its nonzero sizes' product): no overflow */
 
     /* The work happens before the result is made, so that a singular matrix leaves
      * nothing on the tape. */

@@ -337,12 +337,14 @@ void ag_release(ag_mark mark)
     tape.len = from;
     arena_poison_from(&tensors, start);
     if (arena_span(&tensors, start) <= quarantine_window()) {
+        /* Quarantined. If the hole cannot be recorded, its memory stays out of use until
+         * ag_shutdown: checked mode's promise does not depend on memory to keep it. */
         struct hole *grown = ag__grow(holes.h, &holes.cap, holes.n + 1, sizeof *holes.h);
-        if (grown) { /* else quarantine ends early: reuse the memory at once */
+        if (grown) {
             holes.h = grown;
             holes.h[holes.n++] = (struct hole){from, start};
-            return;
         }
+        return;
     }
     arena_set(&tensors, start);
 }
@@ -521,7 +523,9 @@ void ag__memory_reset(void)
     memset(&tape, 0, sizeof tape);
     ag__free(holes.h);
     memset(&holes, 0, sizeof holes);
-    session_start = next_serial;
+    /* A new session starts at a serial no mark from before can hold, even when no tensor
+     * was made since the last start. */
+    session_start = ++next_serial;
 }
 
 void ag__memory_stats(ag_stats *st)

@@ -139,6 +139,16 @@ Test(misuse, stale_mark_is_a_no_op)
                  "a mark from before ag_shutdown freed tensors made after it");
     CHECK("d", d, 0, 5);
     CHECK("e", e, 0, 6);
+    /* ... also when no tensor was made between the mark and the shutdown (found by the
+     * fuzz target) */
+    ag_shutdown();
+    ag_mark empty = ag_mark_now();
+    ag_shutdown();
+    record_errors();
+    ag_tensor *f = VEC(false, 7);
+    ag_release(empty);
+    cr_assert_eq(ag_memory_stats().live_tensors, 1u, "a mark from an empty session freed f");
+    CHECK("f", f, 0, 7);
     (void)keep;
     test_finish();
 }
@@ -375,6 +385,12 @@ Test(misuse, overflowing_sizes_are_errors)
     EXPECT_ERROR("view", "numel: integer multiplication overflow");
     cr_assert_null(ag_reshape(ag_zeros(AG_SHAPE(0)), AG_SHAPE(-1, 0)), "reshape(-1, 0) of 0");
     EXPECT_ERROR("reshape", "cannot reshape tensor of 0 elements into shape [-1, 0]", "ambiguous");
+    /* found by the fuzz target: sizes multiplied before the shape was known to be valid */
+    cr_assert_null(ag_inverse(ag_zeros(AG_SHAPE(0, T40))), "inverse of [0, 2^40]");
+    EXPECT_ERROR("inverse", "inverse: A must be batches of square matrices", "[0, 1099511627776]");
+    cr_assert_null(ag_matmul(ag_zeros(AG_SHAPE(T40, 1, 0, 3)), ag_zeros(AG_SHAPE(1, T40, 0, 5))),
+                   "matmul with batches broadcasting to 2^80 (and mismatched inner sizes)");
+    EXPECT_ERROR("matmul", "matmul: Storage size calculation overflowed");
     cr_assert_null(ag_matmul(ag_zeros(AG_SHAPE(T40, 1 << 20, 0)), ag_zeros(AG_SHAPE(0, 1 << 12))),
                    "matmul to 2^72 elements made a tensor");
     EXPECT_ERROR("matmul", "matmul: Storage size calculation overflowed",

@@ -1,0 +1,654 @@
+/* The fuzz target: each input is a program of agrad calls, decoded byte by byte. Tensors
+ * of random shapes (empty, huge, overflowing, more than four dimensions), every op, both
+ * backward forms, retain_graph, no_grad, in-place writes, marks and releases (stale ones
+ * too), uses of released tensors, of released gradients and of tensors from before
+ * ag_shutdown, NaN and Inf, gradcheck, printing, checked and fast mode, refused
+ * allocations. Every invalid call must end in agrad's error path: never a sanitizer
+ * report, a crash, a hang, a NULL without a message, or a leak.
+ *
+ * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. Built
+ * without it, the same file is a program that replays inputs given as files
+ * (fuzz_replay), which the test suite runs over fuzz/corpus and fuzz/regressions.
+ *
+ * The harness keeps its own model of the tape (which tensors are live) and checks
+ * agrad's count against it after every release, so a stale mark that frees live tensors
+ * is caught as a difference, not only as a crash. */
+#include <agrad.h>
+
+#include <math.h>
+#include <float.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#ifndef HAVE_ASAN
+#define HAVE_ASAN 0
+#endif
+
+/* ------------------------------------------------------------------------------------ */
+/* Memory: a capped allocator, so that huge tensors are refused (agrad's out-of-memory   */
+/* path) instead of exhausting the machine, and so that leaks show as bytes left over.   */
+
+enum { CAP_ONE = 8 << 20, CAP_ALL = 48 << 20 };
+static size_t outstanding;
+
+static void *capped_realloc(void *p, size_t size, void *userdata)
+{
+    (void)userdata;
+    size_t old = p ? malloc_usable_size(p) : 0;
+    if (size == 0) {
+        outstanding -= old;
+        free(p);
+        return NULL;
+    }
+    if (size > CAP_ONE || outstanding - old + size > CAP_ALL) return NULL;
+    void *q = realloc(p, size);
+    if (!q) return NULL;
+    outstanding = outstanding - old + malloc_usable_size(q);
+    return q;
+}
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_ops: %s (last error: %s)\n", what, ag_last_error());
+    abort();
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The input                                                                             */
+
+static const uint8_t *in;
+static size_t in_left;
+
+static unsigned byte(void)
+{
+    if (!in_left) return 0;
+    in_left--;
+    return *in++;
+}
+
+static double number(void)
+{
+    static const double table[] = {0.0,      -0.0,      1.0,   -1.0,    2.0,   0.5,
+                                   -2.5,     3.0,       1e-3,  1e30,    -1e30, NAN,
+                                   INFINITY, -INFINITY, 1e-40, FLT_MAX, -7.25, 100.0};
+    unsigned b = byte();
+    if (b < 200) return table[b % (sizeof table / sizeof *table)];
+    uint32_t bits = byte() | byte() << 8 | byte() << 16 | (uint32_t)byte() << 24;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Small sizes mostly; now and then an empty, huge, overflowing or negative one. */
+static int64_t size_of(unsigned b)
+{
+    static const int64_t table[] = {0,
+                                    1,
+                                    2,
+                                    3,
+                                    4,
+                                    5,
+                                    1,
+                                    2,
+                                    INT64_C(1) << 20,
+                                    INT64_C(1) << 40,
+                                    INT64_C(1) << 62,
+                                    INT64_C(1) << 31,
+                                    -1,
+                                    -3,
+                                    7,
+                                    2};
+    return table[b % (sizeof table / sizeof *table)];
+}
+
+static ag_shape shape(void)
+{
+    ag_shape s = {0, {0}};
+    unsigned b = byte();
+    s.ndim = b < 250 ? (int)(b % 5) : (int)(b % 7) - 1; /* -1, or 5 and 6: refused */
+    for (int i = 0; i < s.ndim && i <= AG_MAX_DIMS; i++) s.d[i] = size_of(byte());
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* What the harness knows of the tensors it holds                                        */
+
+enum { NSLOTS = 16, NMARKS = 4 };
+typedef enum kind { EMPTY, TENSOR, GRAD } kind;
+typedef struct slot {
+    ag_tensor *t;
+    kind kind;
+    size_t pos;     /* TENSOR: its place on the tape; GRAD: its owner's */
+    unsigned epoch; /* the session (ag_shutdown count) it was made in */
+    bool dead;      /* released (or freed with its owner) */
+    bool unsafe;    /* dead, and its memory may have been reused: never passed to agrad */
+} slot;
+
+static slot slots[NSLOTS];
+static struct {
+    ag_mark m;
+    bool made, stale;
+} marks[NMARKS];
+static size_t tape_len; /* the model's count of live tensors */
+static unsigned epoch;
+static int no_grad_depth;
+
+static bool checked(void) { return ag_is_checked(); }
+
+/* A tensor argument: a live tensor, or one agrad promises to recognise as released:
+ * in checked mode any released one, in fast mode a released gradient (its block is
+ * reused only by another gradient) or a tensor from before ag_shutdown. NULL too. */
+static ag_tensor *arg(void)
+{
+    unsigned b = byte();
+    if (b >= 240) return NULL;
+    slot *s = &slots[b % NSLOTS];
+    if (s->kind == EMPTY || s->unsafe) return NULL;
+    return s->t;
+}
+
+static slot *live_slot(void)
+{
+    slot *s = &slots[byte() % NSLOTS];
+    return s->kind != EMPTY && !s->dead && s->epoch == epoch ? s : NULL;
+}
+
+/* Stores the result r of a call that made tensors into a slot. Every NULL must come
+ * with a message (the error was cleared before the call). */
+static void keep(ag_tensor *r, size_t pos_from_end)
+{
+    size_t len = ag_memory_stats().live_tensors;
+    if (len < tape_len) fail("a call freed tensors");
+    tape_len = len;
+    if (!r) {
+        if (!ag_last_error()[0]) fail("a NULL result without an error");
+        return;
+    }
+    if (len < pos_from_end) fail("a result that is not on the tape");
+    (void)ag_size(r);
+    if (ag_last_error()[0]) fail("a result that is not a live tensor");
+    slot *s = &slots[byte() % NSLOTS];
+    *s = (slot){r, TENSOR, len - pos_from_end, epoch, false, false};
+}
+
+/* The model's release to position pos. */
+static void released_to(size_t pos)
+{
+    for (int i = 0; i < NSLOTS; i++) {
+        slot *s = &slots[i];
+        if (s->kind == EMPTY || s->dead || s->epoch != epoch || s->pos < pos) continue;
+        s->dead = true;
+        /* fast mode reuses released arena memory at once; a gradient block only for
+         * another gradient, so a pointer to it stays recognisable */
+        if (!checked() && s->kind == TENSOR) s->unsafe = true;
+    }
+    for (int k = 0; k < NMARKS; k++)
+        if (marks[k].made && marks[k].m.ag__tape > pos) marks[k].stale = true;
+    tape_len = pos;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Functions for ag_map and ag_gradcheck                                                 */
+
+static float sq(float x) { return x * x; }
+static float dsq(float x) { return 2 * x; }
+
+static ag_tensor *fn_cube(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    return ag_sum(ag_mul(ag_mul(x[0], x[0]), x[0]));
+}
+
+static ag_tensor *fn_mix(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    return ag_add(ag_tanh(ag_mul(x[0], x[1])), ag_exp(ag_div(x[1], 3.0)));
+}
+
+static ag_tensor *fn_matmul(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    return ag_sigmoid(ag_matmul(x[0], x[1]));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* One call                                                                               */
+
+static ag_tensor *unary(unsigned which, ag_tensor *x)
+{
+    switch (which % 20) {
+    case 0:
+        return ag_neg(x);
+    case 1:
+        return ag_exp(x);
+    case 2:
+        return ag_log(x);
+    case 3:
+        return ag_sqrt(x);
+    case 4:
+        return ag_abs(x);
+    case 5:
+        return ag_relu(x);
+    case 6:
+        return ag_sigmoid(x);
+    case 7:
+        return ag_tanh(x);
+    case 8:
+        return ag_sum(x);
+    case 9:
+        return ag_mean(x);
+    case 10:
+        return ag_detach(x);
+    case 11:
+        return ag_data(x);
+    case 12:
+        return ag_t(x);
+    case 13:
+        return ag_inverse(x);
+    case 14:
+        return ag_max(x);
+    case 15:
+        return ag_min(x);
+    case 16:
+        return ag_map(x, sq, dsq, "SquareBackward");
+    case 17:
+        return ag_pow(x, number());
+    case 18: {
+        double lo = number(), hi = number();
+        return ag_clamp(x, lo, hi);
+    }
+    default:
+        return ag_view(x, shape());
+    }
+}
+
+static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
+{
+    switch (which % 6) {
+    case 0:
+        return ag_add(a, b);
+    case 1:
+        return ag_sub(a, b);
+    case 2:
+        return ag_mul(a, b);
+    case 3:
+        return ag_div(a, b);
+    case 4:
+        return ag_pow(a, b);
+    default:
+        return ag_matmul(a, b);
+    }
+}
+
+static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
+{
+    switch (which % 10) {
+    case 0:
+        return ag_add(x, v);
+    case 1:
+        return ag_add(v, x);
+    case 2:
+        return ag_sub(x, v);
+    case 3:
+        return ag_sub(v, x);
+    case 4:
+        return ag_mul(x, v);
+    case 5:
+        return ag_mul(v, x);
+    case 6:
+        return ag_div(x, v);
+    case 7:
+        return ag_div(v, x);
+    case 8:
+        return ag_pow(x, v);
+    default:
+        return ag_pow(v, x);
+    }
+}
+
+static ag_tensor *factory(unsigned which)
+{
+    ag_shape s = shape();
+    switch (which % 9) {
+    case 0:
+        return ag_zeros(s);
+    case 1:
+        return ag_ones(s);
+    case 2:
+        return ag_full(s, number());
+    case 3:
+        return ag_randn(s);
+    case 4:
+        return ag_rand(s);
+    case 5: {
+        double a = number(), b = number(), c = number();
+        return ag_arange(a, b, c);
+    }
+    case 6:
+        return ag_randperm(size_of(byte()));
+    case 7:
+        return ag_scalar(number(), byte() & 1);
+    default: {
+        float v[64];
+        for (int i = 0; i < 64; i++) v[i] = (float)number();
+        int64_t n = 1;
+        for (int i = 0; i < s.ndim && i < AG_MAX_DIMS; i++)
+            n *= s.d[i] >= 0 && s.d[i] <= 64 ? s.d[i] : 65;
+        if (s.ndim < 0 || s.ndim > AG_MAX_DIMS || n > 64) return ag_tensor_from(NULL, s, false);
+        return ag_tensor_from(v, s, byte() & 1);
+    }
+    }
+}
+
+static ag_tensor *inplace(unsigned which, ag_tensor *t, ag_tensor *x)
+{
+    switch (which % 14) {
+    case 0:
+        return ag_zero_(t);
+    case 1:
+        return ag_fill_(t, number());
+    case 2:
+        return ag_copy_(t, x);
+    case 3:
+        return ag_add_(t, x);
+    case 4:
+        return ag_sub_(t, x);
+    case 5:
+        return ag_mul_(t, x);
+    case 6:
+        return ag_div_(t, x);
+    case 7:
+        return ag_add_(t, number());
+    case 8:
+        return ag_mul_(t, number());
+    case 9:
+        return ag_set_data(t, x);
+    case 10: {
+        double a = number(), b = number();
+        return ag_uniform_(t, a, b);
+    }
+    case 11: {
+        double a = number(), b = number();
+        return ag_normal_(t, a, b);
+    }
+    case 12:
+        return ag_requires_grad_(t, byte() & 1);
+    default:
+        return ag_retain_grad(t);
+    }
+}
+
+static void step(void)
+{
+    unsigned op = byte();
+    ag_clear_error();
+    switch (op % 24) {
+    case 0:
+    case 1:
+        keep(factory(byte()), 1);
+        break;
+    case 2:
+    case 3: {
+        unsigned w = byte();
+        ag_tensor *a = arg(), *b = arg();
+        keep(binary(w, a, b), 1);
+        break;
+    }
+    case 4: {
+        unsigned w = byte();
+        ag_tensor *x = arg();
+        keep(with_number(w, x, number()), 1);
+        break;
+    }
+    case 5:
+    case 6: {
+        unsigned w = byte();
+        ag_tensor *x = arg();
+        keep(unary(w, x), 1);
+        break;
+    }
+    case 7: { /* reductions and index ops over a dimension */
+        unsigned w = byte();
+        ag_tensor *x = arg();
+        int d = (int)(byte() % 11) - 5, d1 = (int)(byte() % 11) - 5;
+        bool keepdim = byte() & 1;
+        ag_tensor *idx = NULL;
+        switch (w % 8) {
+        case 0:
+            keep(ag_sum_dim(x, d, keepdim), 1);
+            break;
+        case 1:
+            keep(ag_mean_dim(x, d, keepdim), 1);
+            break;
+        case 2: {
+            ag_tensor *y = ag_max_dim(x, d, keepdim, &idx);
+            keep(y, idx ? 2 : 1);
+            break;
+        }
+        case 3:
+            keep(ag_min_dim(x, d, keepdim, NULL), 1);
+            break;
+        case 4:
+            keep(ag_transpose(x, d, d1), 1);
+            break;
+        case 5:
+            keep(ag_select(x, d, size_of(byte()) - 2), 1);
+            break;
+        case 6:
+            keep(ag_slice(x, d, size_of(byte()) - 2, size_of(byte())), 1);
+            break;
+        default:
+            keep(ag_reshape(x, shape()), 1);
+            break;
+        }
+        if (idx) keep(idx, 1);
+        break;
+    }
+    case 8: { /* cat / stack of up to 4 */
+        ag_tensor *xs[4];
+        int n = (int)(byte() % 5);
+        for (int i = 0; i < n; i++) xs[i] = arg();
+        int d = (int)(byte() % 9) - 4;
+        keep((byte() & 1) ? ag_cat(xs, n, d) : ag_stack(xs, n, d), 1);
+        break;
+    }
+    case 9:
+    case 10: { /* backward */
+        ag_tensor *y = arg(), *g = (byte() & 1) ? arg() : NULL;
+        bool retain = byte() & 1,
+             ok = g || (byte() & 1) ? ag_backward_with(y, g, retain) : ag_backward(y);
+        if (!ok && !ag_last_error()[0]) fail("backward failed without an error");
+        break;
+    }
+    case 11:
+    case 12: { /* in place */
+        unsigned w = byte();
+        ag_tensor *t = arg(), *x = arg();
+        size_t before = ag_memory_stats().live_tensors;
+        ag_tensor *r = inplace(w, t, x);
+        if (!r && !ag_last_error()[0]) fail("an in-place call failed without an error");
+        if (r && r != t) fail("an in-place call returned another tensor");
+        if (ag_memory_stats().live_tensors != before) fail("an in-place call made tensors");
+        break;
+    }
+    case 13: /* no_grad */
+        if ((byte() & 1) && no_grad_depth < 8) {
+            ag_no_grad_begin();
+            no_grad_depth++;
+        } else {
+            ag_no_grad_end(); /* an unmatched end is an error, not a crash */
+            if (no_grad_depth > 0) no_grad_depth--;
+        }
+        break;
+    case 14: { /* a mark */
+        int k = (int)(byte() % NMARKS);
+        marks[k].m = ag_mark_now();
+        marks[k].made = true;
+        marks[k].stale = false;
+        break;
+    }
+    case 15: { /* release: to a mark, stale or not, or to a made-up one */
+        int k = (int)(byte() % NMARKS);
+        if (!marks[k].made) break;
+        ag_release(marks[k].m);
+        if (!marks[k].stale && marks[k].m.ag__tape < tape_len) released_to(marks[k].m.ag__tape);
+        if (ag_memory_stats().live_tensors != tape_len) fail("release freed what the model keeps");
+        break;
+    }
+    case 16: { /* a gradient, kept as a tensor of its own */
+        slot *s = live_slot();
+        if (!s || !s->t->grad) break;
+        slot *d = &slots[byte() % NSLOTS];
+        *d = (slot){s->t->grad, GRAD, s->pos, epoch, false, false};
+        break;
+    }
+    case 17: { /* reading */
+        ag_tensor *x = arg();
+        switch (byte() % 7) {
+        case 0:
+            (void)ag_item(x);
+            break;
+        case 1:
+            (void)ag_get(x, shape());
+            break;
+        case 2:
+            (void)ag_len(x);
+            break;
+        case 3:
+            (void)ag_size(x);
+            break;
+        case 4:
+            (void)ag_is_leaf(x);
+            break;
+        case 5:
+            (void)ag_grad_fn_name(x);
+            break;
+        default: {
+            char *s = ag_repr(x);
+            if (!s && !ag_last_error()[0]) fail("repr failed without an error");
+            ag_free(s);
+        }
+        }
+        break;
+    }
+    case 18: { /* gradcheck, on inputs small enough to finish quickly */
+        ag_tensor *x[2] = {arg(), arg()};
+        for (int i = 0; i < 2; i++) {
+            ag_shape s = x[i] ? ag_size(x[i]) : (ag_shape){0, {0}};
+            int64_t n = 1;
+            for (int k = 0; k < s.ndim; k++) n *= s.d[k];
+            if (n > 6 || s.ndim > 2) x[i] = NULL;
+        }
+        ag_clear_error();
+        ag_fn fns[3] = {fn_cube, fn_mix, fn_matmul};
+        ag_gradcheck_opts o = {byte() & 1 ? number() : 0, 0, byte() & 1 ? number() : 0};
+        ag_gradcheck_result r;
+        (void)ag_gradcheck(fns[byte() % 3], x, 1 + (int)(byte() & 1), NULL, &o, &r);
+        tape_len = ag_memory_stats().live_tensors;
+        break;
+    }
+    case 19: /* checked or fast mode */
+        if (ag_set_checked(byte() & 1) && !checked())
+            for (int i = 0; i < NSLOTS; i++) /* what was released may now be reused */
+                if (slots[i].dead && slots[i].kind == TENSOR) slots[i].unsafe = true;
+        break;
+    case 20: /* shut down: every tensor held is now from before */
+        if (byte() % 4) break;
+        ag_shutdown();
+        ag_set_error_handler(NULL, NULL);
+        /* agrad gave its memory back: a pointer from before stays recognisable while the
+         * system does not hand that memory out again, which AddressSanitizer's quarantine
+         * ensures and a plain malloc does not */
+        for (int i = 0; i < NSLOTS; i++) {
+            slots[i].dead = true;
+            if (!HAVE_ASAN) slots[i].unsafe = true;
+        }
+        for (int k = 0; k < NMARKS; k++) marks[k].stale = true;
+        tape_len = 0;
+        no_grad_depth = 0;
+        epoch++;
+        break;
+    case 21:
+        ag_manual_seed(byte());
+        break;
+    default: { /* chains that make graphs worth a backward */
+        ag_tensor *a = arg(), *b = arg();
+        keep(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(a, b), b), a), 2)), 1);
+    }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    in = data;
+    in_left = size;
+    memset(slots, 0, sizeof slots);
+    memset(marks, 0, sizeof marks);
+    tape_len = 0;
+    no_grad_depth = 0;
+    ag_set_allocator(capped_realloc, NULL);
+    ag_set_checked(data && size && data[0] & 1);
+    ag_set_error_handler(NULL, NULL);
+    for (int n = 0; in_left > 0 && n < 400; n++) step();
+    ag_shutdown();
+    if (outstanding != 0) {
+        fprintf(stderr, "fuzz_ops: %zu bytes still allocated after ag_shutdown\n", outstanding);
+        abort();
+    }
+    ag_set_allocator(NULL, NULL);
+    return 0;
+}
+
+#ifndef AG_FUZZ_LIBFUZZER
+#include <dirent.h>
+
+static int replayed;
+
+/* Replays one input file; a failure aborts, as under libFuzzer. */
+static int replay(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static uint8_t buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    LLVMFuzzerTestOneInput(buf, n);
+    printf("ok %d - %s\n", ++replayed, path);
+    return 1;
+}
+
+/* Without libFuzzer: replays every file of the directories (or the files) given, one
+ * TAP line each, as the regression tests do. */
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            if (!replay(argv[i])) {
+                fprintf(stderr, "fuzz_replay: cannot read %s\n", argv[i]);
+                return 2;
+            }
+            continue;
+        }
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.') continue;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
+            replay(path);
+        }
+        closedir(d);
+    }
+    printf("1..%d\n", replayed);
+    return 0;
+}
+#endif
