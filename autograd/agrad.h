@@ -279,7 +279,7 @@ AG_API ag_tensor *ag_div_st(double a, ag_tensor *b);
 /* a ** b. With a scalar exponent the derivative is p * a^(p-1) (PowBackward0); with a
  * tensor exponent both sides get gradients (PowBackward1). */
 AG_API ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b);
-AG_API ag_tensor *ag_pow_ts(ag_tensor *a, double b);
+AG_API ag_tensor *ag_pow_ts(ag_tensor *x, double exponent);
 AG_API ag_tensor *ag_pow_st(double a, ag_tensor *b);
 
 #define AG__DISPATCH2(op, a, b)                                                                    \

@@ -204,7 +204,7 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
 
 static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
 {
-    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    char s1[AG__SHAPE_STR];
     if (eng.running) {
         ag__error("backward: called while a backward pass is running (from a derivative "
                   "given to ag_map?)");
@@ -223,6 +223,7 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
     }
     if (gradient &&
         (gradient->ndim != t->ndim || memcmp(gradient->shape, t->shape, sizeof t->shape))) {
+        char s2[AG__SHAPE_STR];
         ag__error("backward: Mismatch in shape: grad_output[0] has a shape of %s and "
                   "output[0] has a shape of %s.",
                   ag__shape_str(s1, gradient->ndim, gradient->shape),

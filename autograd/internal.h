@@ -67,8 +67,8 @@ bool ag__check_failed(const ag_tensor *t, const char *op, const char *role, int 
  * where PyTorch treats it as one dimension, and ndim + 1 for stack. */
 int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank);
 
-/* Writes "[2, 3]" (or "[]" for a scalar) into buf, which has room for 96 chars. */
-enum { AG__SHAPE_STR = 96 };
+/* Writes "[2, 3]" (or "[]" for a scalar) into buf: at most AG_MAX_DIMS + 1 sizes. */
+enum { AG__SHAPE_STR = 128 };
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
 
 /* The number of elements of a shape; -1 after an error naming op (more than

@@ -233,7 +233,7 @@ void ag__view_backward(ag_tensor *y) { ag__accum(y->ag__.src[0], y, y->ag__.gbuf
 
 static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
 {
-    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    char s1[AG__SHAPE_STR];
     if (!ag__check(x, name, "self")) return NULL;
     if (shape.ndim < 0 || shape.ndim > AG_MAX_DIMS)
         return ag__error("%s: tensors have at most %d dimensions, got %d", name, AG_MAX_DIMS,
@@ -272,10 +272,12 @@ static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
         shape.d[infer] = x->numel / given;
         given = x->numel;
     }
-    if (given != x->numel)
-        return ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name,
-                         s1, (long long)x->numel, ag__shape_str(s2, x->ndim, x->shape)),
-               NULL;
+    if (given != x->numel) {
+        char s2[AG__SHAPE_STR];
+        ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name, s1,
+                  (long long)x->numel, ag__shape_str(s2, x->ndim, x->shape));
+        return NULL;
+    }
     ag_tensor *y = ag__new(name, shape.ndim, shape.d, x, x->data);
     if (!y) return NULL;
     ag__record(y, op, x, NULL);

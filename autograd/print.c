@@ -100,14 +100,15 @@ static fmt fmt_build(const float *v, int64_t n)
  * longer than twice that, and "..." stands for the rest. */
 static int64_t shown_count(int64_t size, bool summarize)
 {
-    return summarize && size > 2 * AG__PRINT_EDGEITEMS ? 2 * AG__PRINT_EDGEITEMS : size;
+    const int64_t both_ends = 2 * (int64_t)AG__PRINT_EDGEITEMS;
+    return summarize && size > both_ends ? both_ends : size;
 }
 
 /* The index of the k-th shown item of a dimension. */
 static int64_t shown_index(int64_t size, bool summarize, int64_t k)
 {
     bool cut = shown_count(size, summarize) < size;
-    return cut && k >= AG__PRINT_EDGEITEMS ? size - 2 * AG__PRINT_EDGEITEMS + k : k;
+    return cut && k >= AG__PRINT_EDGEITEMS ? size - 2 * (int64_t)AG__PRINT_EDGEITEMS + k : k;
 }
 
 typedef struct printer {

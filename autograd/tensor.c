@@ -108,6 +108,8 @@ int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
 
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape)
 {
+    /* Up to AG_MAX_DIMS + 1 sizes (an AG_SHAPE's spare one), each at most 20 characters
+     * and a separator: the buffer holds them all. */
     size_t n = 0;
     buf[n++] = '[';
     for (int i = 0; i < ndim && i <= AG_MAX_DIMS; i++)
