@@ -32,20 +32,24 @@
  * its inputs, anything its derivative needs. Nodes go on one tape in creation order,
  * which is already a topological order.
  *
- * Backward: ag_backward(loss) seeds d loss / d loss = 1 and walks the tape backwards
- * from loss. Each node that has received a gradient applies its op's local derivative
- * (the chain rule) and adds the results into its inputs' gradients; a gradient that
- * reaches a broadcast input is summed back to that input's shape. Leaves that require
- * grad add what reaches them into their ->grad, which accumulates until zeroed.
+ * Backward: ag_backward(loss) seeds d loss / d loss = 1 and takes the tensors that have
+ * received a gradient newest first. Each applies its op's local derivative (the chain
+ * rule) and adds the results into its inputs' gradients; a gradient that reaches a
+ * broadcast input is summed back to that input's shape. A tensor's consumers are all
+ * newer than it, so its gradient is complete when its turn comes, and the pass costs
+ * what is reachable from loss, however long the tape. Leaves that require grad add what
+ * reaches them into their ->grad, which accumulates until zeroed.
  *
  * MEMORY
  *
  * Every tensor lives in one growing arena, in creation order. Nothing is freed one by
  * one: ag_mark_now() notes a position, ag_release(mark) frees every tensor made after
  * it and keeps its memory for reuse, so a training loop allocates nothing from the
- * system after its first iteration. A pointer to a released tensor must not be used;
- * agrad reports such a use while the memory has not been reused. ag_shutdown() frees
- * all. agrad is single-threaded: use it from one thread at a time.
+ * system after its first iteration. A released tensor used again is an error, never a
+ * read of freed memory: always in checked mode (the default in debug and sanitizer
+ * builds, see ag_set_checked), and in the default fast mode until newer tensors reuse
+ * its memory. ag_shutdown() frees all. agrad is single-threaded: use it from one thread
+ * at a time.
  *
  * ERRORS
  *
@@ -57,6 +61,9 @@
  * ag_last_error() keeps the message. An op given NULL returns NULL and reports it only
  * when no error is pending (ag_last_error() is empty): the NULL result of a failed op
  * passes silently through the rest of an expression, so one mistake surfaces once.
+ * A handler may return, exit, longjmp out, or call ag_shutdown(): agrad calls it only
+ * when its state is consistent (backward and gradcheck call it once, at their end, after
+ * putting everything back), so the next valid call works.
  *
  * SCALARS ON EITHER SIDE
  *
@@ -143,7 +150,9 @@ typedef void (*ag_error_fn)(const char *message, void *userdata);
 
 /* Installs fn as the error handler and returns the previous one. NULL means "record
  * the message and return": the failing call then returns NULL, false or NAN. The
- * default handler prints "agrad: <message>" to stderr and exits with status 1. */
+ * default handler prints "agrad: <message>" to stderr and exits with status 1. fn may
+ * return, exit, longjmp out of the failing call or call ag_shutdown(); an error of a call
+ * fn itself makes calls fn again. */
 AG_API ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata);
 
 /* The message of the most recent error, or "" if none since ag_clear_error(). The
@@ -220,7 +229,9 @@ AG_API ag_tensor *ag_full(ag_shape shape, double value);
  * float32 values PyTorch's vectorised CPU kernel gives. */
 AG_API ag_tensor *ag_arange(double start, double end, double step);
 
-/* Sets requires_grad on a leaf and returns t; on a non-leaf it is an error. */
+/* Sets requires_grad on a leaf and returns t; on a non-leaf it is an error. As in
+ * PyTorch, ops recorded before do not gain an edge to t (their backward gives t no
+ * gradient), and a leaf set to false gets no gradient from ops recorded before. */
 AG_API ag_tensor *ag_requires_grad_(ag_tensor *t, bool requires_grad);
 
 /* ------------------------------------------------------------------------------------ */
@@ -254,7 +265,8 @@ AG_API const char *ag_grad_fn_name(const ag_tensor *t);
 
 /* repr(t) as PyTorch prints it: "tensor([[-3.0000],\n        [-2.9000]])", with
  * requires_grad=True or grad_fn=<...> after it. ag_repr returns a string the caller
- * frees with free(), NULL on error; ag_print writes it and a newline to stdout. */
+ * frees with ag_free() (or free() with the default allocator), NULL on error; ag_print
+ * writes it and a newline to stdout. */
 AG_API char *ag_repr(const ag_tensor *t);
 AG_API void ag_print(const ag_tensor *t);
 AG_API void ag_fprint(FILE *stream, const ag_tensor *t);
@@ -392,21 +404,29 @@ typedef struct ag_gradcheck_result {
 /* torch.autograd.gradcheck: compares the full Jacobian of fn at inputs, from backward,
  * with a fourth-order central finite difference of float32 forward values. Inputs that
  * do not require grad are not checked. Returns whether every element is within the
- * tolerances; result (may be NULL) gets the details. fn must not change its inputs;
- * leaves it uses besides the inputs receive gradients as from any backward.
- * All tensors it makes are released before it returns. False, with an error, for bad
- * arguments or when fn fails. */
+ * tolerances; result (may be NULL) gets the details. fn must not change its inputs and
+ * must return (not longjmp). Gradients are taken with respect to the inputs themselves,
+ * as torch.autograd.grad does: an input may be made by other ops, and no ->grad is read
+ * or changed. All tensors it makes are released before it returns. False, with an
+ * error, for bad arguments (eps, atol, rtol must be finite and > 0, or 0 for the
+ * default; inputs finite) or when fn fails, saying at which input element. */
 AG_API bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
                          const ag_gradcheck_opts *opts, ag_gradcheck_result *result);
 
 /* ------------------------------------------------------------------------------------ */
 /* In-place writes. On a leaf that requires grad they are an error unless inside a      */
 /* no_grad scope, as in PyTorch. Each returns t, or NULL on error (t is then unchanged). */
+/* Writing t from a tensor whose memory partly overlaps t's (a row of t into t) is an    */
+/* error, as in PyTorch; the same memory with the same shape is fine.                    */
 
 /* t.data = src: copies src's values into t (same number of elements). Allowed on
  * leaves that require grad, which is the point. */
 AG_API ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src);
-/* t.zero_(), t.fill_(value), t.copy_(src) (src broadcast to t's shape). */
+/* t.zero_(), t.fill_(value), t.copy_(src) (src broadcast to t's shape). When src
+ * requires grad, copy_ is recorded (CopyBackwards: t joins the graph and the gradient
+ * flows to src), as in PyTorch, if t is a tensor of its own storage made after src;
+ * into a view, or into a tensor made before src, it is refused (agrad's graph may only
+ * point to older tensors, which the release rule frees later). */
 AG_API ag_tensor *ag_zero_(ag_tensor *t);
 AG_API ag_tensor *ag_fill_(ag_tensor *t, double value);
 AG_API ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src);

@@ -6,7 +6,8 @@
  *   2. A small MLP trained for 2,000, 4,000 and 8,000 steps without ever releasing:
  *      the time per step must not grow with the steps.
  *
- *   bench_tape [samples]        (default 40000)
+ *   bench_tape [samples [steps]]     (defaults 40000 and 2000: the MLP runs steps, then
+ *                                     twice, four and eight times as many)
  *
  * Each figure is the median of 5 runs; the tensors each pass visits (ag_memory_stats's
  * backward_nodes) are printed beside, to show that they do not depend on the tape, and
@@ -103,7 +104,9 @@ static double mlp_steps(int steps, size_t *nodes, size_t *live)
 int main(int argc, char **argv)
 {
     int64_t samples = argc > 1 ? atoll(argv[1]) : 40000;
+    int steps0 = argc > 2 ? atoi(argv[2]) : 2000;
     if (samples < 100) samples = 100;
+    if (steps0 < 10) steps0 = 10;
     double t[5];
     size_t nodes = 0, live = 0;
 
@@ -121,7 +124,7 @@ int main(int argc, char **argv)
     printf("  ratio                     %9.2f\n", once / each);
 
     printf("MLP 4-16-1, one row per step, never released (median of 5)\n");
-    for (int steps = 2000; steps <= 16000; steps *= 2) {
+    for (int steps = steps0; steps <= 8 * steps0; steps *= 2) {
         for (int r = 0; r < 5; r++) t[r] = mlp_steps(steps, &nodes, &live);
         double m = median5(t);
         printf("  %5d steps %8.4f s  (%6.0f ns/step; %zu tensors on the tape, last pass visited "

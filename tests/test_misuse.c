@@ -643,3 +643,55 @@ Test(misuse, messages_name_the_argument_as_the_user_wrote_it)
     EXPECT_ERROR("gradcheck", "gradcheck: argument inputs[1] is NULL");
     test_finish();
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* More rows of the catalogue                                                            */
+
+static ag_tensor *outer_loss;
+static float reenter(float x)
+{
+    /* a derivative that calls backward: refused, the pass it runs in goes on */
+    ag_backward(outer_loss);
+    return 2 * x;
+}
+static float square(float x) { return x * x; }
+
+Test(misuse, backward_from_inside_a_backward_pass_is_refused)
+{
+    record_errors();
+    ag_tensor *x = VEC(true, 1, 2);
+    outer_loss = ag_sum(ag_map(x, square, reenter, "SquareBackward"));
+    cr_assert(ag_backward(outer_loss), "the outer backward failed: %s", ag_last_error());
+    EXPECT_ERROR("inner backward", "backward: called while a backward pass is running");
+    CHECK("x.grad", x->grad, 0, 2, 4);
+    test_finish();
+}
+
+Test(misuse, inplace_on_a_recorded_tensor_is_refused)
+{
+    /* PyTorch records it (rebasing the graph); agrad refuses clearly instead. */
+    record_errors();
+    ag_tensor *x = VEC(true, 1, 2);
+    ag_tensor *y = ag_mul(x, 2.0);
+    cr_assert_null(ag_add_(y, 1.0), "add_ on a recorded tensor was accepted");
+    EXPECT_ERROR("add_(y, 1)", "add_: agrad does not record in-place operations on a tensor "
+                               "that requires grad (made by MulBackward0)");
+    CHECK("y, untouched", y, 0, 2, 4);
+    test_finish();
+}
+
+Test(misuse, nan_and_inf_in_data_propagate_as_in_pytorch)
+{
+    /* No error, as in PyTorch: IEEE arithmetic forward and backward. */
+    record_errors();
+    ag_tensor *x = VEC(true, NAN, INFINITY, -INFINITY, 1);
+    ag_tensor *y = ag_sum(ag_mul(x, x));
+    cr_assert(isnan(ag_item(y)), "sum(x * x) = %g", ag_item(y));
+    cr_assert(ag_backward(y), "backward: %s", ag_last_error());
+    const float *g = x->grad->data; /* 2x */
+    cr_assert(isnan(g[0]) && g[1] == INFINITY && g[2] == -INFINITY && g[3] == 2.0f,
+              "grad = [%g, %g, %g, %g]", (double)g[0], (double)g[1], (double)g[2], (double)g[3]);
+    cr_assert(isnan(ag_item(ag_max(x))), "max with a nan is not nan");
+    cr_assert_str_eq(ag_last_error(), "", "an error was reported: %s", ag_last_error());
+    test_finish();
+}
