@@ -336,12 +336,12 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
         at = n;
         ok = node_check(n);
         if (ok) ag__ops[n->ag__.op].backward(n);
-        ok = ok && !eng.failed && !ag__scratch_failed(NULL);
+        ok = ok && !eng.failed && !ag__scratch_failed();
     }
-    if (!ok && (eng.failed || ag__scratch_failed(NULL))) {
+    if (!ok && (eng.failed || ag__scratch_failed())) {
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory at %s (the gradient of a tensor of shape %s)",
-                  at->ag__.op ? ag__ops[at->ag__.op].grad_fn : "the seed",
+                  at->ag__.op ? ag_grad_fn_name(at) : "the seed",
                   ag__shape_str(s, at->ndim, at->shape));
     }
     if (ok && cap) collect(cap);

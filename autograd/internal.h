@@ -109,13 +109,13 @@ ag_tensor *ag__new_grad(const ag_tensor *t);
 void ag__free_grad(ag_tensor *t);
 
 /* Scratch bytes for one backward pass, freed all at once when the pass ends; NULL when
- * out of memory, which ag__scratch_failed then says (with the largest refused size). */
+ * out of memory, which ag__scratch_failed then says until the reset. */
 void *ag__scratch(size_t bytes);
 static inline float *ag__scratch_floats(int64_t n)
 {
     return ag__scratch((size_t)n * sizeof(float));
 }
-bool ag__scratch_failed(size_t *bytes);
+bool ag__scratch_failed(void);
 void ag__scratch_reset(void);
 
 /* What a pointer given as a tensor is. Decided without reading memory agrad does not

@@ -7,7 +7,7 @@
  *     failure is returned to the caller, who reports it with the op and the shape;
  *   - memory that ever held a tensor header stays agrad's until ag_shutdown (the
  *     arena rewinds, the grad pool recycles, neither returns memory to the system),
- *     so ag__is_live may read a header at any address inside that memory;
+ *     so ag__liveness_of may read a header at any address inside that memory;
  *   - in checked mode released memory is not reused until a quarantine window of
  *     bytes has passed, so a released tensor's header still says "dead" when a stale
  *     pointer to it comes back; under AddressSanitizer released memory is poisoned. */
@@ -172,8 +172,6 @@ static bool arena_add_chunk(arena *a, size_t size)
     return true;
 }
 
-/* arena_alloc when the current chunk is full: the next chunk, if there is one and it is
- * large enough, else a new one. */
 /* Moves the arena's position to at. */
 static void arena_set(arena *a, apos at)
 {
@@ -181,6 +179,8 @@ static void arena_set(arena *a, apos at)
     a->hot = a->chunks[at.chunk];
 }
 
+/* arena_alloc when the current chunk is full: the next chunk, if there is one and it is
+ * large enough, else a new one. */
 static void *arena_alloc_next(arena *a, size_t size)
 {
     size_t next = a->n ? a->at.chunk + 1 : 0;
@@ -262,20 +262,19 @@ static struct {
  * the tensors below it are still the ones that were there. */
 static uint64_t next_serial = 1, session_start = 1;
 
-/* Checked mode: memory released at tape position pos, from position start, waiting in
- * quarantine. Positions are increasing; a release at or below pos merges the hole. */
+/* Checked mode: memory released at tape position pos, from arena position start, waiting
+ * in quarantine. Positions are increasing; a release at or below pos merges the hole. */
+typedef struct hole {
+    size_t pos;
+    apos start;
+} hole;
+
 static struct {
-    struct hole {
-        size_t pos;
-        apos start;
-    } * h;
+    hole *h;
     size_t n, cap;
 } holes;
 
-static struct {
-    bool failed;
-    size_t bytes; /* the largest request since the last reset */
-} scratch_state;
+static bool scratch_failed; /* an ag__scratch since the last reset returned NULL */
 
 ag_tensor *ag__tape_at(size_t i) { return tape.t[i]; }
 
@@ -339,10 +338,10 @@ void ag_release(ag_mark mark)
     if (arena_span(&tensors, start) <= quarantine_window()) {
         /* Quarantined. If the hole cannot be recorded, its memory stays out of use until
          * ag_shutdown: checked mode's promise does not depend on memory to keep it. */
-        struct hole *grown = ag__grow(holes.h, &holes.cap, holes.n + 1, sizeof *holes.h);
+        hole *grown = ag__grow(holes.h, &holes.cap, holes.n + 1, sizeof *holes.h);
         if (grown) {
             holes.h = grown;
-            holes.h[holes.n++] = (struct hole){from, start};
+            holes.h[holes.n++] = (hole){from, start};
         }
         return;
     }
@@ -489,24 +488,16 @@ bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
 void *ag__scratch(size_t bytes)
 {
     void *p = arena_alloc(&scratch, bytes);
-    if (!p) {
-        scratch_state.failed = true;
-        if (bytes > scratch_state.bytes) scratch_state.bytes = bytes;
-    }
+    if (!p) scratch_failed = true;
     return p;
 }
 
-bool ag__scratch_failed(size_t *bytes)
-{
-    if (bytes) *bytes = scratch_state.bytes;
-    return scratch_state.failed;
-}
+bool ag__scratch_failed(void) { return scratch_failed; }
 
 void ag__scratch_reset(void)
 {
     if (scratch.n) arena_set(&scratch, (apos){0, 0});
-    scratch_state.failed = false;
-    scratch_state.bytes = 0;
+    scratch_failed = false;
 }
 
 /* ------------------------------------------------------------------------------------ */
