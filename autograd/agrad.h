@@ -112,9 +112,10 @@ typedef struct ag_shape {
 
 typedef struct ag_tensor ag_tensor;
 
-/* A float32 tensor, contiguous, row-major. The first fields are public and read-only:
- * change values through ag_set_data, ag_copy_ or the in-place ops, which keep the
- * graph consistent. */
+/* A float32 tensor, contiguous, row-major. The fields are read-only: change values
+ * through ag_set_data, ag_copy_ or the in-place ops, which keep the graph consistent.
+ * agrad keeps its record of the graph in the same memory, right after these fields:
+ * tensors are made only by agrad, and never copied by value. */
 struct ag_tensor {
     float *data;                /* numel floats, row-major */
     int64_t shape[AG_MAX_DIMS]; /* sizes of the first ndim dimensions; the rest are 1 */
@@ -122,24 +123,6 @@ struct ag_tensor {
     int ndim;                   /* rank, 0 to AG_MAX_DIMS */
     bool requires_grad;         /* takes part in autograd */
     ag_tensor *grad;            /* accumulated gradient of a leaf (or retain_grad); else NULL */
-
-    /* Private: the graph record, owned by agrad. */
-    struct ag__node {
-        uint32_t magic;          /* tells a live tensor from a released one */
-        uint16_t op;             /* index in the op table; 0 for a leaf */
-        uint16_t flags;          /* AG__F_* in internal.h */
-        uint64_t version;        /* bumped by in-place writes to this storage */
-        uint64_t src_version[2]; /* inputs' storage versions when recorded */
-        union {
-            float farg[2];   /* scalar arguments of the op (pow's exponent, clamp's) */
-            int64_t iarg[2]; /* integer arguments of the op (a dim, an index) */
-        };
-        ag_tensor *src[2]; /* inputs of the op that made this tensor */
-        ag_tensor *base;   /* the tensor that owns data (itself, unless a view) */
-        float *gbuf;       /* gradient arriving during a backward pass */
-        uint64_t serial;   /* creation order: every tensor's is larger than its inputs' */
-        void *ctx;         /* what else the op's backward needs, in the arena */
-    } ag__;
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -165,8 +148,8 @@ AG_API void ag_clear_error(void);
 
 /* A position in the arena of tensors. */
 typedef struct ag_mark {
-    size_t ag__tape;     /* number of tensors made before the mark */
-    uint64_t ag__serial; /* serial of the next tensor: tells a stale mark */
+    size_t private_pos;      /* number of tensors made before the mark */
+    uint64_t private_serial; /* serial of the next tensor: tells a stale mark */
 } ag_mark;
 
 /* The current position: tensors made after it are freed by ag_release(mark). */
@@ -217,14 +200,56 @@ AG_API ag_stats ag_memory_stats(void);
 
 /* ------------------------------------------------------------------------------------ */
 /* Creating tensors. Results are leaves; NULL on error (bad shape, NULL values).        */
+/*                                                                                       */
+/* The factories take their optional arguments in order or by name, as Python does:      */
+/*     ag_zeros(AG_SHAPE(3))                        torch.zeros(3)                       */
+/*     ag_zeros(AG_SHAPE(3), .requires_grad = true) torch.zeros(3, requires_grad=True)   */
+/*     ag_scalar(-15.0, true)                       torch.tensor(-15., requires_grad=True) */
+/* They are macros over the functions ag_<name>_with, which take the arguments as one    */
+/* struct (from C++, call those); an argument left out is zero (false).                  */
+
+typedef struct ag_new_args {
+    ag_shape shape;
+    bool requires_grad;
+    int private_end; /* set by the macros, so that the arguments after the first may be left out */
+} ag_new_args;
+
+/* torch.zeros, torch.ones: filled with 0 or 1. */
+AG_API ag_tensor *ag_zeros_with(ag_new_args args);
+AG_API ag_tensor *ag_ones_with(ag_new_args args);
+#define ag_zeros(...) ag_zeros_with((ag_new_args){__VA_ARGS__, .private_end = 0})
+#define ag_ones(...)  ag_ones_with((ag_new_args){__VA_ARGS__, .private_end = 0})
+
+/* torch.full(shape, value). */
+typedef struct ag_full_args {
+    ag_shape shape;
+    double value;
+    bool requires_grad;
+    int private_end;
+} ag_full_args;
+AG_API ag_tensor *ag_full_with(ag_full_args args);
+#define ag_full(...) ag_full_with((ag_full_args){__VA_ARGS__, .private_end = 0})
+
+/* torch.tensor(value): a 0-d tensor. */
+typedef struct ag_scalar_args {
+    double value;
+    bool requires_grad;
+    int private_end;
+} ag_scalar_args;
+AG_API ag_tensor *ag_scalar_with(ag_scalar_args args);
+#define ag_scalar(...) ag_scalar_with((ag_scalar_args){__VA_ARGS__, .private_end = 0})
 
 /* torch.tensor(values).view(shape): copies shape's numel floats from values. */
-AG_API ag_tensor *ag_tensor_from(const float *values, ag_shape shape, bool requires_grad);
-/* torch.tensor(value, requires_grad=...): a 0-d tensor. */
-AG_API ag_tensor *ag_scalar(double value, bool requires_grad);
-AG_API ag_tensor *ag_zeros(ag_shape shape);
-AG_API ag_tensor *ag_ones(ag_shape shape);
-AG_API ag_tensor *ag_full(ag_shape shape, double value);
+typedef struct ag_tensor_from_args {
+    const float *values;
+    ag_shape shape;
+    bool requires_grad;
+    int private_end;
+} ag_tensor_from_args;
+AG_API ag_tensor *ag_tensor_from_with(ag_tensor_from_args args);
+#define ag_tensor_from(...)                                                                        \
+    ag_tensor_from_with((ag_tensor_from_args){__VA_ARGS__, .private_end = 0})
+
 /* torch.arange(start, end, step): ceil((end - start) / step) values, bit for bit the
  * float32 values PyTorch's vectorised CPU kernel gives. */
 AG_API ag_tensor *ag_arange(double start, double end, double step);
@@ -238,10 +263,12 @@ AG_API ag_tensor *ag_requires_grad_(ag_tensor *t, bool requires_grad);
 /* Random numbers: PyTorch's CPU generator (mt19937), the same streams for the same seed */
 
 AG_API void ag_manual_seed(uint64_t seed);
-/* torch.randn(shape): standard normal samples. */
-AG_API ag_tensor *ag_randn(ag_shape shape);
-/* torch.rand(shape): uniform samples in [0, 1). */
-AG_API ag_tensor *ag_rand(ag_shape shape);
+/* torch.randn(shape): standard normal samples; torch.rand(shape): uniform in [0, 1).
+ * Optional requires_grad, as for ag_zeros: ag_randn(AG_SHAPE(2, 3), .requires_grad = true). */
+AG_API ag_tensor *ag_randn_with(ag_new_args args);
+AG_API ag_tensor *ag_rand_with(ag_new_args args);
+#define ag_randn(...) ag_randn_with((ag_new_args){__VA_ARGS__, .private_end = 0})
+#define ag_rand(...)  ag_rand_with((ag_new_args){__VA_ARGS__, .private_end = 0})
 /* t.uniform_(from, to) and t.normal_(mean, std): fill t in place and return it. */
 AG_API ag_tensor *ag_uniform_(ag_tensor *t, double from, double to);
 AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std);
@@ -276,89 +303,90 @@ AG_API void ag_fprint(FILE *stream, const ag_tensor *t);
 /* requires grad; NULL on error (the message names the op and the shapes).              */
 
 /* Broadcasting binary ops: tensor-tensor, tensor-scalar, scalar-tensor. */
-AG_API ag_tensor *ag_add_tt(ag_tensor *a, ag_tensor *b);
-AG_API ag_tensor *ag_add_ts(ag_tensor *a, double b);
-AG_API ag_tensor *ag_add_st(double a, ag_tensor *b);
-AG_API ag_tensor *ag_sub_tt(ag_tensor *a, ag_tensor *b);
-AG_API ag_tensor *ag_sub_ts(ag_tensor *a, double b);
-AG_API ag_tensor *ag_sub_st(double a, ag_tensor *b);
-AG_API ag_tensor *ag_mul_tt(ag_tensor *a, ag_tensor *b);
-AG_API ag_tensor *ag_mul_ts(ag_tensor *a, double b);
-AG_API ag_tensor *ag_mul_st(double a, ag_tensor *b);
-AG_API ag_tensor *ag_div_tt(ag_tensor *a, ag_tensor *b);
-AG_API ag_tensor *ag_div_ts(ag_tensor *a, double b);
-AG_API ag_tensor *ag_div_st(double a, ag_tensor *b);
+AG_API ag_tensor *ag_add_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_add_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_add_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_sub_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_sub_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_sub_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_mul_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_mul_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_mul_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_div_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_div_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_div_st(double a, const ag_tensor *b);
 /* a ** b. With a scalar exponent the derivative is p * a^(p-1) (PowBackward0); with a
  * tensor exponent both sides get gradients (PowBackward1). */
-AG_API ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b);
-AG_API ag_tensor *ag_pow_ts(ag_tensor *x, double exponent);
-AG_API ag_tensor *ag_pow_st(double a, ag_tensor *b);
+AG_API ag_tensor *ag_pow_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_pow_ts(const ag_tensor *x, double exponent);
+AG_API ag_tensor *ag_pow_st(double a, const ag_tensor *b);
 
-#define AG__DISPATCH2(op, a, b)                                                                    \
-    _Generic((a),                                                                          \
-        ag_tensor *: _Generic((b), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts), \
-        void *: _Generic((b), ag_tensor *: op##_tt, void *: op##_tt, default: op##_ts),    \
-        default: op##_st)(a, b)
-#define ag_add(a, b) AG__DISPATCH2(ag_add, a, b)
-#define ag_sub(a, b) AG__DISPATCH2(ag_sub, a, b)
-#define ag_mul(a, b) AG__DISPATCH2(ag_mul, a, b)
-#define ag_div(a, b) AG__DISPATCH2(ag_div, a, b)
-#define ag_pow(a, b) AG__DISPATCH2(ag_pow, a, b)
+/* A tensor (const or not, or NULL) selects op_tt or op_ts; a number, op_st. */
+#define AG_PRIVATE_TENSOR_OR(x, tensor, number)                                                    \
+    _Generic((x), ag_tensor *: tensor, const ag_tensor *: tensor, void *: tensor, default: number)
+#define AG_PRIVATE_DISPATCH2(op, a, b)                                                             \
+    AG_PRIVATE_TENSOR_OR(a, AG_PRIVATE_TENSOR_OR(b, op##_tt, op##_ts), op##_st)(a, b)
+#define ag_add(a, b) AG_PRIVATE_DISPATCH2(ag_add, a, b)
+#define ag_sub(a, b) AG_PRIVATE_DISPATCH2(ag_sub, a, b)
+#define ag_mul(a, b) AG_PRIVATE_DISPATCH2(ag_mul, a, b)
+#define ag_div(a, b) AG_PRIVATE_DISPATCH2(ag_div, a, b)
+#define ag_pow(a, b) AG_PRIVATE_DISPATCH2(ag_pow, a, b)
 
 /* -x */
-AG_API ag_tensor *ag_neg(ag_tensor *x);
+AG_API ag_tensor *ag_neg(const ag_tensor *x);
 /* x.sum() and x.mean(): 0-d tensors. The mean of an empty tensor is nan, as in PyTorch. */
-AG_API ag_tensor *ag_sum(ag_tensor *x);
-AG_API ag_tensor *ag_mean(ag_tensor *x);
+AG_API ag_tensor *ag_sum(const ag_tensor *x);
+AG_API ag_tensor *ag_mean(const ag_tensor *x);
 /* x.view(shape) / x.reshape(shape): the same data under another shape with the same
  * number of elements; one size may be -1 and is inferred. Shares x's storage. */
-AG_API ag_tensor *ag_view(ag_tensor *x, ag_shape shape);
-AG_API ag_tensor *ag_reshape(ag_tensor *x, ag_shape shape);
+AG_API ag_tensor *ag_view(const ag_tensor *x, ag_shape shape);
+AG_API ag_tensor *ag_reshape(const ag_tensor *x, ag_shape shape);
 
 /* x.detach(): shares x's data, cut from the graph, requires_grad false. ag_data is
  * x.data, the same thing. */
-AG_API ag_tensor *ag_detach(ag_tensor *x);
-AG_API ag_tensor *ag_data(ag_tensor *x);
+AG_API ag_tensor *ag_detach(const ag_tensor *x);
+AG_API ag_tensor *ag_data(const ag_tensor *x);
 
 /* Elementwise functions: torch.exp, log, sqrt, abs, relu, sigmoid, tanh. log of 0 is
  * -inf and of a negative number nan, as in PyTorch (no error). */
-AG_API ag_tensor *ag_exp(ag_tensor *x);
-AG_API ag_tensor *ag_log(ag_tensor *x);
-AG_API ag_tensor *ag_sqrt(ag_tensor *x);
-AG_API ag_tensor *ag_abs(ag_tensor *x);
-AG_API ag_tensor *ag_relu(ag_tensor *x);
-AG_API ag_tensor *ag_sigmoid(ag_tensor *x);
-AG_API ag_tensor *ag_tanh(ag_tensor *x);
+AG_API ag_tensor *ag_exp(const ag_tensor *x);
+AG_API ag_tensor *ag_log(const ag_tensor *x);
+AG_API ag_tensor *ag_sqrt(const ag_tensor *x);
+AG_API ag_tensor *ag_abs(const ag_tensor *x);
+AG_API ag_tensor *ag_relu(const ag_tensor *x);
+AG_API ag_tensor *ag_sigmoid(const ag_tensor *x);
+AG_API ag_tensor *ag_tanh(const ag_tensor *x);
 /* x.clamp(min, max): pass -INFINITY or INFINITY for a missing bound. The gradient is 1
  * where min <= x <= max, else 0. min > max gives max everywhere, as in PyTorch. */
-AG_API ag_tensor *ag_clamp(ag_tensor *x, double min, double max);
+AG_API ag_tensor *ag_clamp(const ag_tensor *x, double min, double max);
 /* A user-defined elementwise op: y = f(x) with derivative df, recorded under name (for
  * grad_fn; the pointer must outlive the graph). */
-AG_API ag_tensor *ag_map(ag_tensor *x, float (*f)(float), float (*df)(float), const char *name);
+AG_API ag_tensor *ag_map(const ag_tensor *x, float (*f)(float), float (*df)(float),
+                         const char *name);
 
 /* Reductions over dimension dim (negative counts from the end): x.sum(dim, keepdim),
  * x.mean(dim, keepdim). */
-AG_API ag_tensor *ag_sum_dim(ag_tensor *x, int dim, bool keepdim);
-AG_API ag_tensor *ag_mean_dim(ag_tensor *x, int dim, bool keepdim);
+AG_API ag_tensor *ag_sum_dim(const ag_tensor *x, int dim, bool keepdim);
+AG_API ag_tensor *ag_mean_dim(const ag_tensor *x, int dim, bool keepdim);
 /* x.max() and x.min(): 0-d; the gradient goes to the chosen element (shared evenly among
  * ties, as PyTorch does). An empty x is an error. */
-AG_API ag_tensor *ag_max(ag_tensor *x);
-AG_API ag_tensor *ag_min(ag_tensor *x);
+AG_API ag_tensor *ag_max(const ag_tensor *x);
+AG_API ag_tensor *ag_min(const ag_tensor *x);
 /* x.max(dim, keepdim) and x.min(dim, keepdim): the values; when indices is not NULL,
  * *indices receives the positions (a float tensor, not recorded). The gradient goes to
  * the chosen element of each slice (the first, on ties). */
-AG_API ag_tensor *ag_max_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
-AG_API ag_tensor *ag_min_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
+AG_API ag_tensor *ag_max_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
+AG_API ag_tensor *ag_min_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
 
 /* a @ b with torch.matmul's rules: vector . vector (0-d), matrix @ vector, vector @
  * matrix, matrix @ matrix, and batched (rank 3 or 4, the batch dimensions broadcast). */
-AG_API ag_tensor *ag_matmul(ag_tensor *a, ag_tensor *b);
+AG_API ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b);
 /* x.t() (rank <= 2) and x.transpose(dim0, dim1). agrad tensors are contiguous, so the
  * result is a copy, not a view: writes to it do not reach x. */
-AG_API ag_tensor *ag_t(ag_tensor *x);
-AG_API ag_tensor *ag_transpose(ag_tensor *x, int dim0, int dim1);
+AG_API ag_tensor *ag_t(const ag_tensor *x);
+AG_API ag_tensor *ag_transpose(const ag_tensor *x, int dim0, int dim1);
 /* x.inverse() of a square matrix (or a batch of them); a singular matrix is an error. */
-AG_API ag_tensor *ag_inverse(ag_tensor *x);
+AG_API ag_tensor *ag_inverse(const ag_tensor *x);
 
 /* len(x): the size of the first dimension (an error for a 0-d x: -1). */
 AG_API int64_t ag_len(const ag_tensor *x);
@@ -368,10 +396,10 @@ AG_API int64_t ag_len(const ag_tensor *x);
  * Iterating over rows, as in `for x, y in zip(X, Y)`:
  *     for (int64_t i = 0; i < ag_len(X); i++) { x = ag_select(X, 0, i); y = ag_select(Y, 0, i); }
  */
-AG_API ag_tensor *ag_select(ag_tensor *x, int dim, int64_t index);
+AG_API ag_tensor *ag_select(const ag_tensor *x, int dim, int64_t index);
 /* x[start:end] along dim, with Python's slice rules (negative counts from the end, out of
  * range is clipped). A view along dim 0, a copy along another dimension. */
-AG_API ag_tensor *ag_slice(ag_tensor *x, int dim, int64_t start, int64_t end);
+AG_API ag_tensor *ag_slice(const ag_tensor *x, int dim, int64_t start, int64_t end);
 /* torch.cat(xs, dim) and torch.stack(xs, dim) of n tensors: new storage. */
 AG_API ag_tensor *ag_cat(ag_tensor *const *xs, int n, int dim);
 AG_API ag_tensor *ag_stack(ag_tensor *const *xs, int n, int dim);
@@ -421,7 +449,7 @@ AG_API bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userda
 
 /* t.data = src: copies src's values into t (same number of elements). Allowed on
  * leaves that require grad, which is the point. */
-AG_API ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src);
+AG_API ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src);
 /* t.zero_(), t.fill_(value), t.copy_(src) (src broadcast to t's shape). When src
  * requires grad, copy_ is recorded (CopyBackwards: t joins the graph and the gradient
  * flows to src), as in PyTorch, if t is a tensor of its own storage made after src;
@@ -429,23 +457,22 @@ AG_API ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src);
  * point to older tensors, which the release rule frees later). */
 AG_API ag_tensor *ag_zero_(ag_tensor *t);
 AG_API ag_tensor *ag_fill_(ag_tensor *t, double value);
-AG_API ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src);
+AG_API ag_tensor *ag_copy_(ag_tensor *t, const ag_tensor *src);
 /* t.add_(x), t.sub_(x), t.mul_(x), t.div_(x): x a tensor broadcast to t's shape, or
  * a number. */
-AG_API ag_tensor *ag_add__tt(ag_tensor *t, ag_tensor *x);
-AG_API ag_tensor *ag_add__ts(ag_tensor *t, double x);
-AG_API ag_tensor *ag_sub__tt(ag_tensor *t, ag_tensor *x);
-AG_API ag_tensor *ag_sub__ts(ag_tensor *t, double x);
-AG_API ag_tensor *ag_mul__tt(ag_tensor *t, ag_tensor *x);
-AG_API ag_tensor *ag_mul__ts(ag_tensor *t, double x);
-AG_API ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x);
-AG_API ag_tensor *ag_div__ts(ag_tensor *t, double x);
-#define AG__DISPATCH_INPLACE(op, t, x)                                                             \
-    _Generic((x), ag_tensor * : op##_tt, void * : op##_tt, default : op##_ts)(t, x)
-#define ag_add_(t, x) AG__DISPATCH_INPLACE(ag_add_, t, x)
-#define ag_sub_(t, x) AG__DISPATCH_INPLACE(ag_sub_, t, x)
-#define ag_mul_(t, x) AG__DISPATCH_INPLACE(ag_mul_, t, x)
-#define ag_div_(t, x) AG__DISPATCH_INPLACE(ag_div_, t, x)
+AG_API ag_tensor *ag_iadd_tt(ag_tensor *t, const ag_tensor *x);
+AG_API ag_tensor *ag_iadd_ts(ag_tensor *t, double x);
+AG_API ag_tensor *ag_isub_tt(ag_tensor *t, const ag_tensor *x);
+AG_API ag_tensor *ag_isub_ts(ag_tensor *t, double x);
+AG_API ag_tensor *ag_imul_tt(ag_tensor *t, const ag_tensor *x);
+AG_API ag_tensor *ag_imul_ts(ag_tensor *t, double x);
+AG_API ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x);
+AG_API ag_tensor *ag_idiv_ts(ag_tensor *t, double x);
+#define AG_PRIVATE_DISPATCH_INPLACE(op, t, x) AG_PRIVATE_TENSOR_OR(x, op##_tt, op##_ts)(t, x)
+#define ag_add_(t, x)                         AG_PRIVATE_DISPATCH_INPLACE(ag_iadd, t, x)
+#define ag_sub_(t, x)                         AG_PRIVATE_DISPATCH_INPLACE(ag_isub, t, x)
+#define ag_mul_(t, x)                         AG_PRIVATE_DISPATCH_INPLACE(ag_imul, t, x)
+#define ag_div_(t, x)                         AG_PRIVATE_DISPATCH_INPLACE(ag_idiv, t, x)
 
 /* ------------------------------------------------------------------------------------ */
 /* Autograd                                                                              */
@@ -453,10 +480,10 @@ AG_API ag_tensor *ag_div__ts(ag_tensor *t, double x);
 /* t.backward(): t must have one element and require grad. Gradients accumulate into the
  * ->grad of the leaves that require grad. Frees the graph's saved values: a second
  * backward through it is an error. Returns false on error, having changed no ->grad. */
-AG_API bool ag_backward(ag_tensor *t);
+AG_API bool ag_backward(const ag_tensor *t);
 /* t.backward(gradient, retain_graph): gradient (same shape as t) may be NULL for a
  * one-element t; retain_graph keeps the graph for another backward. */
-AG_API bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph);
+AG_API bool ag_backward_with(const ag_tensor *t, const ag_tensor *gradient, bool retain_graph);
 /* t.retain_grad(): a non-leaf t keeps its gradient in t->grad after backward. */
 AG_API ag_tensor *ag_retain_grad(ag_tensor *t);
 
@@ -468,8 +495,8 @@ AG_API bool ag_is_grad_enabled(void);
 /* AG_NO_GRAD { ... } runs the block inside a no_grad scope. Leave the block normally:
  * a break, goto or return out of it skips the end of the scope. */
 #define AG_NO_GRAD                                                                                 \
-    for (int ag__ng_once = (ag_no_grad_begin(), 1); ag__ng_once;                                   \
-         ag__ng_once = (ag_no_grad_end(), 0))
+    for (int ag_private_once = (ag_no_grad_begin(), 1); ag_private_once;                           \
+         ag_private_once = (ag_no_grad_end(), 0))
 
 #ifdef __cplusplus
 }

@@ -50,7 +50,7 @@ AG__INLINE void map2(ag_tensor *out, const ag_tensor *a, const ag_tensor *b,
     }
 }
 
-AG__INLINE ag_tensor *binary(int op, const char *name, ag_tensor *a, ag_tensor *b,
+AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const ag_tensor *b,
                              float (*f)(float, float))
 {
     int ndim;
@@ -80,9 +80,9 @@ typedef float (*partial_fn)(float a, float b, float y, float g);
  * one needs a buffer of y's shape to sum from. */
 AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
 {
-    ag_tensor *in[2] = {y->ag__.src[0], y->ag__.src[1]};
+    ag_tensor *in[2] = {node(y)->src[0], node(y)->src[1]};
     partial_fn d[2] = {da, db};
-    const float *g = y->ag__.gbuf, *a = in[0]->data, *b = in[1]->data, *o = y->data;
+    const float *g = node(y)->gbuf, *a = in[0]->data, *b = in[1]->data, *o = y->data;
     int64_t p[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
     ag__pad(y->ndim, y->shape, p);
     ag__bstrides(in[0], sa);
@@ -110,15 +110,15 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
 /* Same for y = f(x) with the op's scalar argument: d(x, arg, y, g). */
 AG__INLINE void backward1(ag_tensor *y, partial_fn d)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
     for (int64_t i = 0; i < y->numel; i++)
-        dx[i] += d(x->data[i], y->ag__.farg[0], y->data[i], y->ag__.gbuf[i]);
+        dx[i] += d(x->data[i], node(y)->arg.number, y->data[i], node(y)->gbuf[i]);
 }
 
 /* y = f(x), recorded as op when x requires grad. */
-AG__INLINE ag_tensor *unary(int op, const char *name, ag_tensor *x, float (*f)(float))
+AG__INLINE ag_tensor *unary(int op, const char *name, const ag_tensor *x, float (*f)(float))
 {
     if (!ag__check(x, name, "self")) return NULL;
     ag_tensor *y = ag__new_like(name, x);

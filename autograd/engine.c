@@ -22,6 +22,13 @@ const ag__op ag__ops[AG__OP_COUNT] = {
 #undef AG__OP
 };
 
+const char *ag_grad_fn_name(const ag_tensor *t)
+{
+    if (!ag__check(t, "grad_fn", "self") || !node(t)->op) return NULL;
+    /* a user's op (ag_map) carries its own name */
+    return node(t)->op == AG__OP_MAP ? node(t)->arg.map.name : ag__ops[node(t)->op].grad_fn;
+}
+
 bool ag__grad_mode(void) { return eng.no_grad_depth == 0; }
 
 void ag__engine_reset(void)
@@ -52,19 +59,21 @@ void ag_no_grad_end(void)
 
 bool ag_is_grad_enabled(void) { return eng.no_grad_depth == 0; }
 
-void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b)
+void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b)
 {
     bool ga = a->requires_grad, gb = b && b->requires_grad;
     if (eng.no_grad_depth || !(ga || gb)) return;
     out->requires_grad = true;
-    out->ag__.op = (uint16_t)op;
-    out->ag__.src[0] = a;
-    out->ag__.src[1] = b;
-    out->ag__.src_version[0] = a->ag__.base->ag__.version;
-    out->ag__.src_version[1] = b ? b->ag__.base->ag__.version : 0;
+    node(out)->op = (uint16_t)op;
+    /* The graph keeps its inputs to read them and to give them gradients: their nodes
+     * change in backward, their values never do, so const inputs are fine. */
+    node(out)->src[0] = (ag_tensor *)a;
+    node(out)->src[1] = (ag_tensor *)b;
+    node(out)->src_version[0] = node(node(a)->base)->version;
+    node(out)->src_version[1] = b ? node(node(b)->base)->version : 0;
     /* The edges to the inputs that require grad now, and what their gradients read. */
     const uint16_t *needs = ag__ops[op].needs;
-    out->ag__.flags |=
+    node(out)->flags |=
         (uint16_t)((ga ? needs[0] | AG__F_EDGE_A : 0) | (gb ? needs[1] | AG__F_EDGE_B : 0));
 }
 
@@ -81,26 +90,26 @@ bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n)
         edge[i] = inputs[i]->requires_grad;
     }
     out->requires_grad = true;
-    out->ag__.op = (uint16_t)op;
-    out->ag__.ctx = kept;
-    out->ag__.iarg[1] = n;
+    node(out)->op = (uint16_t)op;
+    node(out)->ctx = kept;
+    node(out)->arg.join.count = n;
     return true;
 }
 
 bool ag__inplace_begin(ag_tensor *t, const char *op)
 {
     if (t->requires_grad && eng.no_grad_depth == 0) {
-        if (t->ag__.op == 0)
+        if (node(t)->op == 0)
             ag__error("%s: a leaf Variable that requires grad is being used in an in-place "
                       "operation.",
                       op);
         else
             ag__error("%s: agrad does not record in-place operations on a tensor that "
                       "requires grad (made by %s); use the out-of-place form",
-                      op, ag__ops[t->ag__.op].grad_fn);
+                      op, ag__ops[node(t)->op].grad_fn);
         return false;
     }
-    t->ag__.base->ag__.version++;
+    node(node(t)->base)->version++;
     return true;
 }
 
@@ -109,9 +118,8 @@ ag_tensor *ag_retain_grad(ag_tensor *t)
     if (!ag__check(t, "retain_grad", "self")) return NULL;
     if (!t->requires_grad)
         return ag__error("retain_grad: can't retain_grad on Tensor that has "
-                         "requires_grad=False"),
-               NULL;
-    if (t->ag__.op) t->ag__.flags |= AG__F_RETAIN_GRAD;
+                         "requires_grad=False");
+    if (node(t)->op) node(t)->flags |= AG__F_RETAIN_GRAD;
     return t;
 }
 
@@ -127,7 +135,7 @@ ag_tensor *ag_retain_grad(ag_tensor *t)
 static void heap_push(ag_tensor *t)
 {
     size_t i = eng.nheap++;
-    while (i > 0 && eng.heap[(i - 1) / 2]->ag__.serial < t->ag__.serial) {
+    while (i > 0 && node(eng.heap[(i - 1) / 2])->serial < node(t)->serial) {
         eng.heap[i] = eng.heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
@@ -139,8 +147,8 @@ static ag_tensor *heap_pop(void)
     ag_tensor *top = eng.heap[0], *last = eng.heap[--eng.nheap];
     size_t i = 0, n = eng.nheap;
     for (size_t c; (c = 2 * i + 1) < n; i = c) {
-        if (c + 1 < n && eng.heap[c + 1]->ag__.serial > eng.heap[c]->ag__.serial) c++;
-        if (eng.heap[c]->ag__.serial <= last->ag__.serial) break;
+        if (c + 1 < n && node(eng.heap[c + 1])->serial > node(eng.heap[c])->serial) c++;
+        if (node(eng.heap[c])->serial <= node(last)->serial) break;
         eng.heap[i] = eng.heap[c];
     }
     if (n) eng.heap[i] = last;
@@ -149,7 +157,7 @@ static ag_tensor *heap_pop(void)
 
 float *ag__grad_of(ag_tensor *x)
 {
-    if (x->ag__.flags & AG__F_PENDING) return x->ag__.gbuf;
+    if (node(x)->flags & AG__F_PENDING) return node(x)->gbuf;
     /* Room in both lists first, so that running out of memory changes nothing. The heap
      * never holds more than the visited list, so it gets at least the list's capacity. */
     if (eng.nvisited == eng.visited_cap) {
@@ -171,8 +179,8 @@ float *ag__grad_of(ag_tensor *x)
         return NULL;
     }
     memset(buf, 0, (size_t)x->numel * sizeof(float));
-    x->ag__.gbuf = buf;
-    x->ag__.flags |= AG__F_PENDING;
+    node(x)->gbuf = buf;
+    node(x)->flags |= AG__F_PENDING;
     eng.visited[eng.nvisited++] = x;
     heap_push(x);
     return buf;
@@ -237,11 +245,11 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
  * in place since it was recorded. */
 static bool node_check(const ag_tensor *n)
 {
-    const char *name = ag__ops[n->ag__.op].grad_fn;
+    const char *name = ag__ops[node(n)->op].grad_fn;
     uint16_t saved =
-        n->ag__.flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT | AG__F_SAVED_CTX);
+        node(n)->flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT | AG__F_SAVED_CTX);
     if (!saved) return true;
-    if (n->ag__.flags & AG__F_FREED) {
+    if (node(n)->flags & AG__F_FREED) {
         ag__error("backward: Trying to backward through the graph a second time (or directly "
                   "access saved tensors after they have already been freed), at %s. Saved "
                   "intermediate values of the graph are freed when you call .backward(). "
@@ -250,12 +258,12 @@ static bool node_check(const ag_tensor *n)
                   name);
         return false;
     }
-    const ag_tensor *t[3] = {n->ag__.src[0], n->ag__.src[1], n};
-    const uint64_t expected[3] = {n->ag__.src_version[0], n->ag__.src_version[1], 0};
+    const ag_tensor *t[3] = {node(n)->src[0], node(n)->src[1], n};
+    const uint64_t expected[3] = {node(n)->src_version[0], node(n)->src_version[1], 0};
     const char *role[3] = {"input 0", "input 1", "result"};
     for (int i = 0; i < 3; i++) {
         if (!(saved & (AG__F_SAVED_A << i))) continue;
-        uint64_t version = t[i]->ag__.base->ag__.version;
+        uint64_t version = node(node(t[i])->base)->version;
         if (version != expected[i]) {
             char buf[AG__SHAPE_STR];
             ag__error("backward: one of the variables needed for gradient computation has "
@@ -273,7 +281,7 @@ static bool node_check(const ag_tensor *n)
  * PyTorch's AccumulateGrad checks at the time of the pass), or a retain_grad tensor. */
 static bool keeps_grad(const ag_tensor *t)
 {
-    return t->ag__.op == 0 ? t->requires_grad : (t->ag__.flags & AG__F_RETAIN_GRAD) != 0;
+    return node(t)->op == 0 ? t->requires_grad : (node(t)->flags & AG__F_RETAIN_GRAD) != 0;
 }
 
 /* Makes the ->grad of every tensor that keeps its gradient and has none yet, all or
@@ -285,11 +293,11 @@ static bool make_grads(void)
         if (!keeps_grad(t) || t->grad) continue;
         t->grad = ag__new_grad(t);
         if (t->grad) {
-            t->ag__.flags |= AG__F_FRESH;
+            node(t)->flags |= AG__F_FRESH;
             continue;
         }
         for (size_t j = 0; j < i; j++)
-            if (eng.visited[j]->ag__.flags & AG__F_FRESH) ag__free_grad(eng.visited[j]);
+            if (node(eng.visited[j])->flags & AG__F_FRESH) ag__free_grad(eng.visited[j]);
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory allocating the ->grad of a tensor of shape %s",
                   ag__shape_str(s, t->ndim, t->shape));
@@ -310,8 +318,8 @@ static void collect(const capture *cap)
     for (int k = 0; k < cap->n; k++) {
         const ag_tensor *x = cap->inputs[k];
         size_t bytes = (size_t)x->numel * sizeof(float);
-        if (x->ag__.flags & AG__F_PENDING)
-            memcpy(cap->out[k], x->ag__.gbuf, bytes);
+        if (node(x)->flags & AG__F_PENDING)
+            memcpy(cap->out[k], node(x)->gbuf, bytes);
         else
             memset(cap->out[k], 0, bytes);
     }
@@ -332,16 +340,16 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
     while (ok && eng.nheap > 0) {
         ag_tensor *n = heap_pop();
         eng.nodes++;
-        if (n->ag__.op == 0) continue;
+        if (node(n)->op == 0) continue;
         at = n;
         ok = node_check(n);
-        if (ok) ag__ops[n->ag__.op].backward(n);
+        if (ok) ag__ops[node(n)->op].backward(n);
         ok = ok && !eng.failed && !ag__scratch_failed();
     }
     if (!ok && (eng.failed || ag__scratch_failed())) {
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory at %s (the gradient of a tensor of shape %s)",
-                  at->ag__.op ? ag_grad_fn_name(at) : "the seed",
+                  node(at)->op ? ag_grad_fn_name(at) : "the seed",
                   ag__shape_str(s, at->ndim, at->shape));
     }
     if (ok && cap) collect(cap);
@@ -352,10 +360,10 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
     for (size_t i = 0; i < eng.nvisited; i++) {
         ag_tensor *n = eng.visited[i];
         if (commit && keeps_grad(n))
-            for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += n->ag__.gbuf[k];
-        n->ag__.flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH);
-        n->ag__.gbuf = NULL;
-        if (ok && !retain_graph && n->ag__.op) n->ag__.flags |= AG__F_FREED;
+            for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += node(n)->gbuf[k];
+        node(n)->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH);
+        node(n)->gbuf = NULL;
+        if (ok && !retain_graph && node(n)->op) node(n)->flags |= AG__F_FREED;
     }
     eng.nheap = 0;
     eng.nvisited = 0;
@@ -364,19 +372,20 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
     return ok;
 }
 
-bool ag_backward_with(ag_tensor *t, ag_tensor *gradient, bool retain_graph)
+bool ag_backward_with(const ag_tensor *t, const ag_tensor *gradient, bool retain_graph)
 {
     if (!ag__check(t, "backward", "self")) return false;
     if (gradient && !ag__check(gradient, "backward", "gradient")) return false;
     if (!seed_check(t, gradient)) return false;
     /* Errors inside the pass reach the handler only once everything is put back. */
     ag__defer_begin();
-    bool ok = pass(t, gradient, retain_graph, NULL);
+    bool ok =
+        pass((ag_tensor *)t, gradient, retain_graph, NULL); /* its node changes, not its values */
     ag__defer_end();
     return ok;
 }
 
-bool ag_backward(ag_tensor *t) { return ag_backward_with(t, NULL, false); }
+bool ag_backward(const ag_tensor *t) { return ag_backward_with(t, NULL, false); }
 
 bool ag__grad_into(ag_tensor *y, ag_tensor *gradient, ag_tensor *const *inputs, int n,
                    float *const *out)

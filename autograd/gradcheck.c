@@ -208,17 +208,21 @@ bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
                   const ag_gradcheck_opts *opts, ag_gradcheck_result *result)
 {
     if (result) memset(result, 0, sizeof *result);
-    if (!fn || !inputs || n <= 0)
-        return ag__error("gradcheck: needs a function and at least one input (fn %s, inputs "
-                         "%s, n = %d)",
-                         fn ? "given" : "NULL", inputs ? "given" : "NULL", n),
-               false;
+    if (!fn || !inputs || n <= 0) {
+        ag__error("gradcheck: needs a function and at least one input (fn %s, inputs "
+                  "%s, n = %d)",
+                  fn ? "given" : "NULL", inputs ? "given" : "NULL", n);
+        return false;
+    }
     bool any = false;
     for (int k = 0; k < n; k++) {
         if (!ag__check_at(inputs[k], "gradcheck", "inputs", k)) return false;
         any = any || inputs[k]->requires_grad;
     }
-    if (!any) return ag__error("gradcheck: no input requires grad"), false;
+    if (!any) {
+        ag__error("gradcheck: no input requires grad");
+        return false;
+    }
     ag_gradcheck_opts o;
     ag_gradcheck_opts given = opts ? *opts : (ag_gradcheck_opts){0};
     if (!option("eps", given.eps, 1e-2, &o.eps) || !option("atol", given.atol, 1e-3, &o.atol) ||

@@ -13,7 +13,8 @@
 /* select / slice: y = x[..., start:start+len, ...] along dim (select drops the dim)     */
 /* dy/dx: the gradient lands on the selected elements, zero elsewhere                    */
 
-static ag_tensor *take(int op, const char *name, ag_tensor *x, int dim, int64_t start, int64_t len)
+static ag_tensor *take(int op, const char *name, const ag_tensor *x, int dim, int64_t start,
+                       int64_t len)
 {
     ag__split b = ag__split_at(x, dim);
     int64_t shape[AG_MAX_DIMS];
@@ -32,46 +33,44 @@ static ag_tensor *take(int op, const char *name, ag_tensor *x, int dim, int64_t 
             memcpy(y->data + o * len * b.inner, x->data + (o * b.n + start) * b.inner,
                    (size_t)(len * b.inner) * sizeof(float));
     ag__record(y, op, x, NULL);
-    y->ag__.iarg[0] = dim;
-    y->ag__.iarg[1] = start;
+    node(y)->arg.take.dim = dim;
+    node(y)->arg.take.start = start;
     return y;
 }
 
 /* Backward of select and slice: add g into the block of x's gradient it came from. */
 static void take_backward(ag_tensor *y, int64_t len)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
-    ag__split b = ag__split_at(x, (int)y->ag__.iarg[0]);
-    int64_t start = y->ag__.iarg[1], n = len * b.inner;
-    const float *g = y->ag__.gbuf;
+    ag__split b = ag__split_at(x, (int)node(y)->arg.take.dim);
+    int64_t start = node(y)->arg.take.start, n = len * b.inner;
+    const float *g = node(y)->gbuf;
     for (int64_t o = 0; y->numel > 0 && o < b.outer; o++)
         for (int64_t k = 0; k < n; k++) dx[(o * b.n + start) * b.inner + k] += g[o * n + k];
 }
 
-ag_tensor *ag_select(ag_tensor *x, int dim, int64_t index)
+ag_tensor *ag_select(const ag_tensor *x, int dim, int64_t index)
 {
     if (!ag__check(x, "select", "self")) return NULL;
-    if (x->ndim == 0)
-        return ag__error("select: select() cannot be applied to a 0-dim tensor."), NULL;
+    if (x->ndim == 0) return ag__error("select: select() cannot be applied to a 0-dim tensor.");
     if ((dim = ag__wrap_dim("select", x, dim, x->ndim)) < 0) return NULL;
     int64_t size = x->shape[dim], i = index < 0 ? index + size : index;
     if (i < 0 || i >= size) {
         char s[AG__SHAPE_STR];
         return ag__error("select: index %lld out of range for tensor of size %s at dimension %d",
-                         (long long)index, ag__shape_str(s, x->ndim, x->shape), dim),
-               NULL;
+                         (long long)index, ag__shape_str(s, x->ndim, x->shape), dim);
     }
     return take(AG__OP_SELECT, "select", x, dim, i, 1);
 }
 
 void ag__select_backward(ag_tensor *y) { take_backward(y, 1); }
 
-ag_tensor *ag_slice(ag_tensor *x, int dim, int64_t start, int64_t end)
+ag_tensor *ag_slice(const ag_tensor *x, int dim, int64_t start, int64_t end)
 {
     if (!ag__check(x, "slice", "self")) return NULL;
-    if (x->ndim == 0) return ag__error("slice: slice() cannot be applied to a 0-dim tensor."), NULL;
+    if (x->ndim == 0) return ag__error("slice: slice() cannot be applied to a 0-dim tensor.");
     if ((dim = ag__wrap_dim("slice", x, dim, x->ndim)) < 0) return NULL;
     /* Python's rules: negative counts from the end, then clip to [0, size]. */
     int64_t size = x->shape[dim];
@@ -84,7 +83,7 @@ ag_tensor *ag_slice(ag_tensor *x, int dim, int64_t start, int64_t end)
 
 void ag__slice_backward(ag_tensor *y)
 {
-    int dim = (int)y->ag__.iarg[0];
+    int dim = (int)node(y)->arg.take.dim;
     take_backward(y, y->shape[dim]);
 }
 
@@ -119,19 +118,17 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
 {
     bool stack = op == AG__OP_STACK;
     if (!xs || n <= 0)
-        return ag__error("%s: expected a non-empty list of Tensors (got %d)", name, n), NULL;
+        return ag__error("%s: expected a non-empty list of Tensors (got %d)", name, n);
     for (int k = 0; k < n; k++)
         if (!ag__check_at(xs[k], name, "tensors", k)) return NULL;
     const ag_tensor *first = xs[0];
     int ndim = first->ndim + (stack ? 1 : 0);
     if (!stack && first->ndim == 0)
         return ag__error("%s: zero-dimensional tensor (at position 0) cannot be concatenated",
-                         name),
-               NULL;
+                         name);
     if (ndim > AG_MAX_DIMS)
         return ag__error("%s: the result would have %d dimensions; agrad has at most %d", name,
-                         ndim, AG_MAX_DIMS),
-               NULL;
+                         ndim, AG_MAX_DIMS);
     if ((dim = ag__wrap_dim(name, first, dim, ndim)) < 0) return NULL;
 
     int64_t shape[AG_MAX_DIMS];
@@ -171,24 +168,23 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
     if (!ag__record_n(y, op, xs, n)) {
         char s[AG__SHAPE_STR];
         return ag__error("%s: out of memory recording %d inputs (result of shape %s)", name, n,
-                         ag__shape_str(s, y->ndim, y->shape)),
-               NULL;
+                         ag__shape_str(s, y->ndim, y->shape));
     }
-    y->ag__.iarg[0] = dim;
+    node(y)->arg.join.dim = dim;
     return y;
 }
 
 void ag__cat_backward(ag_tensor *y)
 {
-    ag_tensor **xs = y->ag__.ctx;
-    int n = (int)y->ag__.iarg[1], dim = (int)y->ag__.iarg[0];
+    ag_tensor **xs = node(y)->ctx;
+    int n = (int)node(y)->arg.join.count, dim = (int)node(y)->arg.join.dim;
     const bool *edge = (const bool *)(xs + n); /* which inputs take a gradient */
     int64_t outer = outer_of(xs[0], dim), row = y->numel / (outer ? outer : 1), at = 0;
     for (int k = 0; k < n; k++) {
         int64_t p = piece(xs[k], dim);
         float *dx = edge[k] ? ag__grad_of(xs[k]) : NULL;
         for (int64_t o = 0; dx && p > 0 && o < outer; o++)
-            for (int64_t i = 0; i < p; i++) dx[o * p + i] += y->ag__.gbuf[o * row + at + i];
+            for (int64_t i = 0; i < p; i++) dx[o * p + i] += node(y)->gbuf[o * row + at + i];
         at += p;
     }
 }

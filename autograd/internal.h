@@ -9,7 +9,44 @@
 #define AG__MAGIC_LIVE 0x41474c56u /* "AGLV" */
 #define AG__MAGIC_DEAD 0x41474444u /* "AGDD" */
 
-/* ag_tensor.ag__.flags */
+/* agrad's record of a tensor: what the graph needs to know of it. It lives in the same
+ * memory, right after the tensor's public fields; node(t) is t's. */
+typedef struct ag__node {
+    uint32_t magic;          /* AG__MAGIC_LIVE; AG__MAGIC_DEAD once released */
+    uint16_t op;             /* the op that made the tensor (its ag__ops index); 0: a leaf */
+    uint16_t flags;          /* AG__F_* below */
+    uint64_t version;        /* in-place writes to the storage so far (kept on the base) */
+    uint64_t src_version[2]; /* the inputs' versions when the op was recorded */
+    ag_tensor *src[2];       /* the op's inputs */
+    ag_tensor *base;         /* the tensor that owns the storage: itself, unless a view */
+    float *gbuf;             /* d loss / d tensor, during a backward pass */
+    uint64_t serial;         /* creation order: larger than every input's */
+    void *ctx;               /* more that the op's backward needs, in the arena */
+    union {                  /* the op's arguments */
+        float number;        /* x + s, x * s, ...: the number; x ^ p: the exponent */
+        int64_t dim;         /* sum, mean, max, min over a dimension */
+        struct {
+            float lo, hi;
+        } clamp;
+        struct {
+            int64_t dim, start;
+        } take; /* select, slice */
+        struct {
+            int64_t dim, count;
+        } join; /* cat, stack */
+        struct {
+            int64_t dim0, dim1;
+        } swap; /* t, transpose */
+        struct {
+            float (*df)(float);
+            const char *name;
+        } map; /* ag_map: the derivative and the grad_fn name */
+    } arg;
+} ag__node;
+
+static inline ag__node *node(const ag_tensor *t) { return (ag__node *)(t + 1); }
+
+/* ag__node.flags */
 enum {
     AG__F_RETAIN_GRAD = 1 << 0, /* non-leaf keeps its gradient (ag_retain_grad) */
     AG__F_FREED = 1 << 1,       /* backward ran without retain_graph: saved values gone */
@@ -42,8 +79,9 @@ enum {
 /* Formats the message, stores it for ag_last_error and calls the handler, which may not
  * return (it may exit, longjmp out or call ag_shutdown): call it as the last step, once
  * the library is consistent again and nothing is left to free. Inside a deferral scope
- * the handler is called only when the outermost scope ends. */
-void ag__error(const char *fmt, ...) AG__PRINTF(1, 2);
+ * the handler is called only when the outermost scope ends. Returns NULL, so that a
+ * function returning a pointer can end with `return ag__error(...);`. */
+void *ag__error(const char *fmt, ...) AG__PRINTF(1, 2);
 
 /* A deferral scope, for calls with many steps (backward, gradcheck): errors inside it are
  * recorded, and the handler is called once, with the last message, by the outermost
@@ -91,7 +129,7 @@ void *ag__grow(void *items, size_t *cap, size_t need, size_t size);
 /* A new live tensor on the tape, a leaf of the given shape (numel its checked number of
  * elements) with its storage after the header, or sharing base's storage at data when
  * data is not NULL. NULL when out of memory. */
-ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, ag_tensor *base,
+ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const ag_tensor *base,
                             float *data);
 /* Memory that lives as long as the tensor made last, for what its backward needs
  * (ag__.ctx): call it right after making the tensor. NULL when out of memory. */
@@ -99,7 +137,8 @@ void *ag__ctx_alloc(size_t bytes);
 
 /* A new tensor of shape on the tape (ag__alloc_tensor with its shape set), or a view
  * of base's storage at data. NULL after an error naming op: a bad shape or no memory. */
-ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data);
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
+                   float *data);
 /* ag__new with t's shape. */
 ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
 
@@ -129,9 +168,6 @@ typedef enum ag__liveness {
 } ag__liveness;
 ag__liveness ag__liveness_of(const ag_tensor *t);
 
-/* The tape: every live tensor in creation order. */
-ag_tensor *ag__tape_at(size_t i);
-
 /* Frees all memory (ag_shutdown); fills the memory fields of st. */
 void ag__memory_reset(void);
 void ag__memory_stats(ag_stats *st);
@@ -154,12 +190,12 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g);
  * a gradient (as in PyTorch, requires_grad_ set later does not add the edge). */
 static inline bool ag__wants(const ag_tensor *y, int k)
 {
-    return y->ag__.flags & (AG__F_EDGE_A << k);
+    return node(y)->flags & (AG__F_EDGE_A << k);
 }
 
 /* Sets out's op, inputs and requires_grad when grad mode is on and an input requires
  * grad; otherwise leaves out a leaf. b may be NULL. */
-void ag__record(ag_tensor *out, int op, ag_tensor *a, ag_tensor *b);
+void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
 
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
  * storage version, so that a graph that saved t refuses to backward with the new
@@ -251,11 +287,6 @@ extern const ag__op ag__ops[AG__OP_COUNT];
 /* ag__record for ops of n inputs (cat, stack): ag__.ctx keeps the inputs, then one bool
  * per input saying whether it takes a gradient. False when out of memory (unreported). */
 bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
-
-/* ---- unary.c ---- */
-
-/* The name given to ag_map, for the grad_fn of its recorded result y. */
-const char *ag__map_name(const ag_tensor *y);
 
 /* ---- random (random.c) ---- */
 

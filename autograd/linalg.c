@@ -133,11 +133,12 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
 {
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
     int da = a->ndim, db = b->ndim;
-    if (da == 0 || db == 0)
-        return ag__error("matmul: both arguments to matmul need to be at least 1D, but they are "
-                         "%dD and %dD",
-                         da, db),
-               false;
+    if (da == 0 || db == 0) {
+        ag__error("matmul: both arguments to matmul need to be at least 1D, but they are "
+                  "%dD and %dD",
+                  da, db);
+        return false;
+    }
     memset(pl, 0, sizeof *pl);
     pl->n = da == 1 ? 1 : a->shape[da - 2];
     pl->k = a->shape[da - 1];
@@ -151,12 +152,13 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
         int ja = i - (2 - ba), jb = i - (2 - bb);
         pa[i] = ja >= 0 ? a->shape[ja] : 1;
         pb[i] = jb >= 0 ? b->shape[jb] : 1;
-        if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1)
-            return ag__error("matmul: The size of tensor a (%lld) must match the size of tensor "
-                             "b (%lld) at non-singleton dimension %d (shapes %s and %s)",
-                             (long long)pa[i], (long long)pb[i], i - (2 - nbatch),
-                             ag__shape_str(s1, da, a->shape), ag__shape_str(s2, db, b->shape)),
-                   false;
+        if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1) {
+            ag__error("matmul: The size of tensor a (%lld) must match the size of tensor "
+                      "b (%lld) at non-singleton dimension %d (shapes %s and %s)",
+                      (long long)pa[i], (long long)pb[i], i - (2 - nbatch),
+                      ag__shape_str(s1, da, a->shape), ag__shape_str(s2, db, b->shape));
+            return false;
+        }
         pl->nb[i] = pa[i] == 1 ? pb[i] : pa[i];
     }
     pl->sa[1] = pa[1] == 1 ? 0 : 1;
@@ -170,7 +172,10 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
     /* The result's shape first: broadcast batches of two empty operands can overflow, and
      * every product below (in the messages too) is then bounded by a valid shape. */
     if (ag__numel("matmul", pl->ndim, pl->shape) < 0) return false;
-    if (pl->k != kb) return mismatch_error(a, b, pl, kb), false;
+    if (pl->k != kb) {
+        mismatch_error(a, b, pl, kb);
+        return false;
+    }
     if (da > 2 || db > 2)
         pl->op = da == 2 ? AG__OP_MATMUL_CLONE : AG__OP_MATMUL_VIEW;
     else
@@ -206,8 +211,8 @@ static void grad_batch(kernel mm, float *d, float *tmp, int64_t size, const floa
 
 void ag__matmul_backward(ag_tensor *out)
 {
-    ag_tensor *a = out->ag__.src[0], *b = out->ag__.src[1];
-    const float *g = out->ag__.gbuf;
+    ag_tensor *a = node(out)->src[0], *b = node(out)->src[1];
+    const float *g = node(out)->gbuf;
     mm_plan pl;
     if (!mm_plan_make(a, b, &pl)) return;
     int64_t n = pl.n, k = pl.k, p = pl.p;
@@ -238,7 +243,7 @@ void ag__matmul_backward(ag_tensor *out)
     }
 }
 
-ag_tensor *ag_matmul(ag_tensor *a, ag_tensor *b)
+ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b)
 {
     if (!ag__check(a, "matmul", "self") || !ag__check(b, "matmul", "other")) return NULL;
     mm_plan pl;
@@ -290,14 +295,15 @@ static void swap_dims(float *dst, const float *src, int ndim, const int64_t *sha
 
 void ag__transpose_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__scratch_floats(x->numel);
     if (!dx) return;
-    swap_dims(dx, y->ag__.gbuf, y->ndim, y->shape, (int)y->ag__.iarg[0], (int)y->ag__.iarg[1]);
+    swap_dims(dx, node(y)->gbuf, y->ndim, y->shape, (int)node(y)->arg.swap.dim0,
+              (int)node(y)->arg.swap.dim1);
     ag__accum(x, x, dx);
 }
 
-static ag_tensor *transposed(int op, const char *name, ag_tensor *x, int d0, int d1)
+static ag_tensor *transposed(int op, const char *name, const ag_tensor *x, int d0, int d1)
 {
     int64_t shape[AG_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
@@ -308,13 +314,13 @@ static ag_tensor *transposed(int op, const char *name, ag_tensor *x, int d0, int
     ag_tensor *y = ag__new(name, x->ndim, shape, NULL, NULL);
     if (!y) return NULL;
     swap_dims(y->data, x->data, x->ndim, x->shape, d0, d1);
-    y->ag__.iarg[0] = d0;
-    y->ag__.iarg[1] = d1;
+    node(y)->arg.swap.dim0 = d0;
+    node(y)->arg.swap.dim1 = d1;
     ag__record(y, op, x, NULL);
     return y;
 }
 
-ag_tensor *ag_transpose(ag_tensor *x, int dim0, int dim1)
+ag_tensor *ag_transpose(const ag_tensor *x, int dim0, int dim1)
 {
     if (!ag__check(x, "transpose", "self")) return NULL;
     /* A 0-d x takes dims -1 and 0, as in PyTorch. */
@@ -325,15 +331,14 @@ ag_tensor *ag_transpose(ag_tensor *x, int dim0, int dim1)
     return transposed(AG__OP_TRANSPOSE, "transpose", x, dim0, dim1);
 }
 
-ag_tensor *ag_t(ag_tensor *x)
+ag_tensor *ag_t(const ag_tensor *x)
 {
     if (!ag__check(x, "t", "self")) return NULL;
     if (x->ndim > 2) {
         char s[AG__SHAPE_STR];
         return ag__error("t: t() expects a tensor with <= 2 dimensions, but self is %dD (shape "
                          "%s)",
-                         x->ndim, ag__shape_str(s, x->ndim, x->shape)),
-               NULL;
+                         x->ndim, ag__shape_str(s, x->ndim, x->shape));
     }
     return transposed(AG__OP_T, "t", x, 0, x->ndim == 2 ? 1 : 0);
 }
@@ -402,7 +407,7 @@ static void transpose_square(double *dst, const float *src, int64_t n)
 
 void ag__inverse_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     int64_t n = y->shape[y->ndim - 1], nn = n * n;
     float *dx = ag__scratch_floats(x->numel), *t = ag__scratch_floats(nn);
     if (!dx || !t) return;
@@ -410,14 +415,14 @@ void ag__inverse_backward(ag_tensor *y)
     /* In PyTorch's order: Y^T (G Y^T), then negated. */
     for (int64_t off = 0; off < x->numel; off += nn) {
         memset(t, 0, (size_t)nn * sizeof *t);
-        mm_nt(t, y->ag__.gbuf + off, y->data + off, n, n, n);
+        mm_nt(t, node(y)->gbuf + off, y->data + off, n, n, n);
         mm_tn(dx + off, y->data + off, t, n, n, n);
     }
     for (int64_t i = 0; i < x->numel; i++) dx[i] = -dx[i];
     ag__accum(x, x, dx);
 }
 
-ag_tensor *ag_inverse(ag_tensor *x)
+ag_tensor *ag_inverse(const ag_tensor *x)
 {
     char s[AG__SHAPE_STR];
     if (!ag__check(x, "inverse", "self")) return NULL;
@@ -425,14 +430,12 @@ ag_tensor *ag_inverse(ag_tensor *x)
     if (x->ndim < 2)
         return ag__error("inverse: The input tensor A must have at least 2 dimensions. (shape "
                          "%s)",
-                         s),
-               NULL;
+                         s);
     int64_t n = x->shape[x->ndim - 1], rows = x->shape[x->ndim - 2];
     if (rows != n)
         return ag__error("inverse: A must be batches of square matrices, but they are %lld by "
                          "%lld matrices (shape %s)",
-                         (long long)rows, (long long)n, s),
-               NULL;
+                         (long long)rows, (long long)n, s);
     int64_t nn = n * n; /* at most x's numel (or its nonzero sizes' product): no overflow */
 
     /* The work happens before the result is made, so that a singular matrix leaves
@@ -446,8 +449,7 @@ ag_tensor *ag_inverse(ag_tensor *x)
             ag__free(m);
             ag__free(piv);
             return ag__error("inverse: out of memory for the work space of a matrix of shape %s",
-                             s),
-                   NULL;
+                             s);
         }
     }
     /* PyTorch factors A^T (linalg.solve's choice for a row-major A): pivoting over it
@@ -463,8 +465,7 @@ ag_tensor *ag_inverse(ag_tensor *x)
             ag__free(piv);
             return ag__error("inverse: %sThe diagonal element %lld is zero, the inversion could "
                              "not be completed because the input matrix is singular. (shape %s)",
-                             batch, (long long)info, s),
-                   NULL;
+                             batch, (long long)info, s);
         }
     }
     /* If the result cannot be made, the handler hears of it after m and piv are freed. */

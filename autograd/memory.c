@@ -150,6 +150,9 @@ enum { CHUNK_MIN = 1 << 20, CHUNK_STEP_MAX = 1 << 28, ALIGN = 32 };
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
+/* Every tensor begins with its public fields and its node; its storage follows. */
+#define HEADER align_up(sizeof(ag_tensor) + sizeof(ag__node))
+
 /* A new chunk of at least size bytes, put right after the current one: chunks after it
  * hold nothing yet, so the order of positions is kept. Chunks grow with the arena (up to
  * CHUNK_STEP_MAX at a time), so that an arena holds few of them. */
@@ -276,9 +279,7 @@ static struct {
 
 static bool scratch_failed; /* an ag__scratch since the last reset returned NULL */
 
-ag_tensor *ag__tape_at(size_t i) { return tape.t[i]; }
-
-ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, ag_tensor *base,
+ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const ag_tensor *base,
                             float *data)
 {
     if (tape.len == tape.cap) {
@@ -286,16 +287,13 @@ ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, ag_te
         if (!grown) return NULL;
         tape.t = grown;
     }
-    size_t header = align_up(sizeof(ag_tensor));
-    ag_tensor *t = arena_alloc(&tensors, header + (data ? 0 : (size_t)numel * sizeof(float)));
+    ag_tensor *t = arena_alloc(&tensors, HEADER + (data ? 0 : (size_t)numel * sizeof(float)));
     if (!t) return NULL;
-    /* One assignment of the whole header: each field is written once, in order. */
-    *t = (ag_tensor){.data = data ? data : (float *)((char *)t + header),
-                     .numel = numel,
-                     .ndim = ndim,
-                     .ag__ = {.magic = AG__MAGIC_LIVE,
-                              .base = base ? base->ag__.base : t,
-                              .serial = next_serial++}};
+    /* One assignment of each part: every field is written once, in order. */
+    *t = (ag_tensor){
+        .data = data ? data : (float *)((char *)t + HEADER), .numel = numel, .ndim = ndim};
+    *node(t) = (ag__node){
+        .magic = AG__MAGIC_LIVE, .base = base ? node(base)->base : t, .serial = next_serial++};
     int64_t *d = t->shape; /* sizes past ndim are 1 */
     d[0] = ndim > 0 ? shape[0] : 1;
     d[1] = ndim > 1 ? shape[1] : 1;
@@ -313,21 +311,21 @@ ag_mark ag_mark_now(void) { return (ag_mark){tape.len, next_serial}; }
  * was made: the tape was released below it (and regrew), or agrad was shut down. */
 static bool mark_stale(ag_mark m)
 {
-    if (m.ag__serial < session_start) return true;
-    return m.ag__tape > 0 && m.ag__tape <= tape.len &&
-           tape.t[m.ag__tape - 1]->ag__.serial >= m.ag__serial;
+    if (m.private_serial < session_start) return true;
+    return m.private_pos > 0 && m.private_pos <= tape.len &&
+           node(tape.t[m.private_pos - 1])->serial >= m.private_serial;
 }
 
 static void grad_free(ag_tensor *g);
 
 void ag_release(ag_mark mark)
 {
-    size_t from = mark.ag__tape;
+    size_t from = mark.private_pos;
     if (from >= tape.len || mark_stale(mark)) return;
     for (size_t i = tape.len; i-- > from;) {
         ag_tensor *t = tape.t[i];
         if (t->grad) grad_free(t->grad);
-        t->ag__.magic = AG__MAGIC_DEAD;
+        node(t)->magic = AG__MAGIC_DEAD;
     }
     /* Every tensor's header is its first allocation, so the released memory starts at
      * the first released header, or lower where an earlier release left a hole. */
@@ -356,10 +354,7 @@ void ag_release(ag_mark mark)
 /* one free list per size. A freed block keeps a dead header, linked through ->data with  */
 /* its size class in ->numel, so a held pointer to it is caught like a released tensor.   */
 
-static size_t grad_bytes(int64_t numel)
-{
-    return align_up(sizeof(ag_tensor)) + (size_t)numel * sizeof(float);
-}
+static size_t grad_bytes(int64_t numel) { return HEADER + (size_t)numel * sizeof(float); }
 
 static struct {
     arena mem;
@@ -400,10 +395,8 @@ ag_tensor *ag__new_grad(const ag_tensor *t)
     ag_tensor *g = block_pop(&grads.free[c]);
     if (!g) g = arena_alloc(&grads.mem, (size_t)1 << c);
     if (!g) return NULL;
-    *g = (ag_tensor){.data = (float *)((char *)g + align_up(sizeof(ag_tensor))),
-                     .numel = t->numel,
-                     .ndim = t->ndim,
-                     .ag__ = {.magic = AG__MAGIC_LIVE, .flags = AG__F_GRAD, .base = g}};
+    *g = (ag_tensor){.data = (float *)((char *)g + HEADER), .numel = t->numel, .ndim = t->ndim};
+    *node(g) = (ag__node){.magic = AG__MAGIC_LIVE, .flags = AG__F_GRAD, .base = g};
     memcpy(g->shape, t->shape, sizeof g->shape);
     memset(g->data, 0, (size_t)t->numel * sizeof(float));
     return g;
@@ -412,7 +405,7 @@ ag_tensor *ag__new_grad(const ag_tensor *t)
 static void grad_free(ag_tensor *g)
 {
     int c = size_class(grad_bytes(g->numel));
-    g->ag__.magic = AG__MAGIC_DEAD;
+    node(g)->magic = AG__MAGIC_DEAD;
     g->numel = c;
     if (!ag_is_checked()) {
         block_push(&grads.free[c], g);
@@ -447,7 +440,7 @@ static int held_by(const ag_tensor *t)
         if (i == in[k]->n) continue;
         const chunk *c = &in[k]->chunks[i];
         size_t off = (size_t)((const char *)t - c->base);
-        return off % ALIGN == 0 && off + sizeof *t <= c->size ? k + 1 : 0;
+        return off % ALIGN == 0 && off + HEADER <= c->size ? k + 1 : 0;
     }
     return 0;
 }
@@ -456,7 +449,7 @@ static int held_by(const ag_tensor *t)
 static inline bool in_chunk(const arena *a, const ag_tensor *t)
 {
     size_t off = (size_t)((uintptr_t)t - (uintptr_t)a->hot.base);
-    return off < a->hot.size && a->hot.size - off >= sizeof *t && off % ALIGN == 0;
+    return off < a->hot.size && a->hot.size - off >= HEADER && off % ALIGN == 0;
 }
 
 static inline ag__liveness liveness(const ag_tensor *t)
@@ -465,7 +458,7 @@ static inline ag__liveness liveness(const ag_tensor *t)
     /* Most arguments are recent tensors or gradients, in the chunks new ones come from. */
     int where = in_chunk(&tensors, t) ? 1 : in_chunk(&grads.mem, t) ? 2 : held_by(t);
     if (!where) return AG__NOT_HELD;
-    if (IS_POISONED(&t->ag__.magic) || t->ag__.magic != AG__MAGIC_LIVE)
+    if (IS_POISONED(&node(t)->magic) || node(t)->magic != AG__MAGIC_LIVE)
         return where == 1 ? AG__RELEASED : AG__RELEASED_GRAD;
     return AG__LIVE;
 }

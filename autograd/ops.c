@@ -3,7 +3,7 @@
  *
  * Adding an op:
  *   1. write its forward (a public ag_ function: check the arguments, make the result,
- *      compute it, ag__record it) and its backward (read out->ag__.gbuf, the gradient
+ *      compute it, ag__record it) and its backward (read node(out)->gbuf, the gradient
  *      of the result, and ag__accum what reaches each input);
  *   2. give it a line in optable.h.
  * The engine needs nothing else: it calls ag__ops[op].backward for each node it
@@ -16,13 +16,13 @@
 
 /* ------------------------------------------------------------------------------------ */
 /* With a number s on either side, as in ag_mul(x, 2) or ag_sub(1, x): the number is the   */
-/* op's argument (farg[0], rounded to float as PyTorch rounds a Python number), not a     */
+/* op's argument (arg.number, rounded to float as PyTorch rounds a Python number), not a     */
 /* tensor, so nothing is made but the result. The tensor is checked first, named as the   */
 /* user wrote the call (ag_sub(1, t) names argument b). As in PyTorch, x * s and x / s    */
 /* keep s for backward (a second backward is an error); x + s, x - s and s - x keep       */
 /* nothing.                                                                              */
 
-AG__INLINE ag_tensor *with_number(int op, const char *name, const char *role, ag_tensor *x,
+AG__INLINE ag_tensor *with_number(int op, const char *name, const char *role, const ag_tensor *x,
                                   double s, float (*f)(float, float))
 {
     if (!ag__check(x, name, role)) return NULL;
@@ -30,14 +30,14 @@ AG__INLINE ag_tensor *with_number(int op, const char *name, const char *role, ag
     if (!y) return NULL;
     float v = (float)s;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i], v);
-    y->ag__.farg[0] = v;
+    node(y)->arg.number = v;
     ag__record(y, op, x, NULL);
     return y;
 }
 
 /* A number on the left of div and pow is rare: it becomes a 0-d constant tensor. */
-static ag_tensor *number_left(const char *name, double s, ag_tensor *x,
-                              ag_tensor *(*f)(ag_tensor *, ag_tensor *))
+static ag_tensor *number_left(const char *name, double s, const ag_tensor *x,
+                              ag_tensor *(*f)(const ag_tensor *, const ag_tensor *))
 {
     if (!ag__check(x, name, "b")) return NULL;
     ag_tensor *c = ag__new(name, 0, NULL, NULL, NULL);
@@ -55,12 +55,15 @@ void ag__add_backward(ag_tensor *y) { backward2(y, NULL, NULL); }
 PARTIAL(pass_g, g)
 void ag__add_number_backward(ag_tensor *y) { backward1(y, pass_g); }
 
-ag_tensor *ag_add_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_ADD, "add", a, b, add_f); }
-ag_tensor *ag_add_ts(ag_tensor *a, double b)
+ag_tensor *ag_add_tt(const ag_tensor *a, const ag_tensor *b)
+{
+    return binary(AG__OP_ADD, "add", a, b, add_f);
+}
+ag_tensor *ag_add_ts(const ag_tensor *a, double b)
 {
     return with_number(AG__OP_ADD_NUMBER, "add", "a", a, b, add_f);
 }
-ag_tensor *ag_add_st(double a, ag_tensor *b)
+ag_tensor *ag_add_st(double a, const ag_tensor *b)
 {
     return with_number(AG__OP_ADD_NUMBER, "add", "b", b, a, add_f);
 }
@@ -77,12 +80,15 @@ void ag__sub_backward(ag_tensor *y) { backward2(y, NULL, neg_g); }
 static float rsub_f(float x, float s) { return s - x; }
 void ag__rsub_backward(ag_tensor *y) { backward1(y, neg_g); }
 
-ag_tensor *ag_sub_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_SUB, "sub", a, b, sub_f); }
-ag_tensor *ag_sub_ts(ag_tensor *a, double b)
+ag_tensor *ag_sub_tt(const ag_tensor *a, const ag_tensor *b)
+{
+    return binary(AG__OP_SUB, "sub", a, b, sub_f);
+}
+ag_tensor *ag_sub_ts(const ag_tensor *a, double b)
 {
     return with_number(AG__OP_SUB_NUMBER, "sub", "a", a, b, sub_f);
 }
-ag_tensor *ag_sub_st(double a, ag_tensor *b)
+ag_tensor *ag_sub_st(double a, const ag_tensor *b)
 {
     return with_number(AG__OP_RSUB, "sub", "b", b, a, rsub_f);
 }
@@ -97,12 +103,15 @@ PARTIAL(mul_db, g *a)
 void ag__mul_backward(ag_tensor *y) { backward2(y, mul_da, mul_db); }
 void ag__mul_number_backward(ag_tensor *y) { backward1(y, mul_da); }
 
-ag_tensor *ag_mul_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_MUL, "mul", a, b, mul_f); }
-ag_tensor *ag_mul_ts(ag_tensor *a, double b)
+ag_tensor *ag_mul_tt(const ag_tensor *a, const ag_tensor *b)
+{
+    return binary(AG__OP_MUL, "mul", a, b, mul_f);
+}
+ag_tensor *ag_mul_ts(const ag_tensor *a, double b)
 {
     return with_number(AG__OP_MUL_NUMBER, "mul", "a", a, b, mul_f);
 }
-ag_tensor *ag_mul_st(double a, ag_tensor *b)
+ag_tensor *ag_mul_st(double a, const ag_tensor *b)
 {
     return with_number(AG__OP_MUL_NUMBER, "mul", "b", b, a, mul_f);
 }
@@ -118,12 +127,15 @@ PARTIAL(div_db, -g *((a / b) / b))
 void ag__div_backward(ag_tensor *y) { backward2(y, div_da, div_db); }
 void ag__div_number_backward(ag_tensor *y) { backward1(y, div_da); }
 
-ag_tensor *ag_div_tt(ag_tensor *a, ag_tensor *b) { return binary(AG__OP_DIV, "div", a, b, div_f); }
-ag_tensor *ag_div_ts(ag_tensor *a, double b)
+ag_tensor *ag_div_tt(const ag_tensor *a, const ag_tensor *b)
+{
+    return binary(AG__OP_DIV, "div", a, b, div_f);
+}
+ag_tensor *ag_div_ts(const ag_tensor *a, double b)
 {
     return with_number(AG__OP_DIV_NUMBER, "div", "a", a, b, div_f);
 }
-ag_tensor *ag_div_st(double a, ag_tensor *b) { return number_left("div", a, b, ag_div_tt); }
+ag_tensor *ag_div_st(double a, const ag_tensor *b) { return number_left("div", a, b, ag_div_tt); }
 
 /* ------------------------------------------------------------------------------------ */
 /* pow with a tensor exponent: y = a ^ b   dy/da = b a^(b-1), dy/db = a^b ln a           */
@@ -135,18 +147,18 @@ PARTIAL(pow_da, b == 0.0f ? 0.0f : g * (b * powf(a, b - 1.0f)))
 PARTIAL(pow_db, (a == 0.0f && b >= 0.0f) ? 0.0f : g *(y *logf(a)))
 void ag__pow_tensor_backward(ag_tensor *y) { backward2(y, pow_da, pow_db); }
 
-ag_tensor *ag_pow_tt(ag_tensor *a, ag_tensor *b)
+ag_tensor *ag_pow_tt(const ag_tensor *a, const ag_tensor *b)
 {
     return binary(AG__OP_POW_TENSOR, "pow", a, b, pow_f);
 }
-ag_tensor *ag_pow_st(double a, ag_tensor *b) { return number_left("pow", a, b, ag_pow_tt); }
+ag_tensor *ag_pow_st(double a, const ag_tensor *b) { return number_left("pow", a, b, ag_pow_tt); }
 
 /* ------------------------------------------------------------------------------------ */
 /* neg: y = -x                             dy/dx = -1                                    */
 
 void ag__neg_backward(ag_tensor *y) { backward1(y, neg_g); }
 
-ag_tensor *ag_neg(ag_tensor *x)
+ag_tensor *ag_neg(const ag_tensor *x)
 {
     if (!ag__check(x, "neg", "self")) return NULL;
     ag_tensor *y = ag__new_like("neg", x);
@@ -176,14 +188,14 @@ static float pow_scalar(float x, float p)
 PARTIAL(pow_scalar_d, b == 0.0f ? 0.0f : g * (b * pow_scalar(a, b - 1.0f)))
 void ag__pow_scalar_backward(ag_tensor *y) { backward1(y, pow_scalar_d); }
 
-ag_tensor *ag_pow_ts(ag_tensor *x, double exponent)
+ag_tensor *ag_pow_ts(const ag_tensor *x, double exponent)
 {
     if (!ag__check(x, "pow", "self")) return NULL;
     ag_tensor *y = ag__new_like("pow", x);
     if (!y) return NULL;
     float p = (float)exponent;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = pow_scalar(x->data[i], p);
-    y->ag__.farg[0] = p;
+    node(y)->arg.number = p;
     ag__record(y, AG__OP_POW_SCALAR, x, NULL);
     return y;
 }
@@ -203,16 +215,16 @@ static double total(const ag_tensor *x)
 
 static void reduce_backward(ag_tensor *y, float scale_div)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
-    float g = y->ag__.gbuf[0] / scale_div;
+    float g = node(y)->gbuf[0] / scale_div;
     for (int64_t i = 0; i < x->numel; i++) dx[i] += g;
 }
 void ag__sum_backward(ag_tensor *y) { reduce_backward(y, 1.0f); }
-void ag__mean_backward(ag_tensor *y) { reduce_backward(y, (float)y->ag__.src[0]->numel); }
+void ag__mean_backward(ag_tensor *y) { reduce_backward(y, (float)node(y)->src[0]->numel); }
 
-static ag_tensor *reduce(int op, const char *name, ag_tensor *x)
+static ag_tensor *reduce(int op, const char *name, const ag_tensor *x)
 {
     if (!ag__check(x, name, "self")) return NULL;
     ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
@@ -223,22 +235,21 @@ static ag_tensor *reduce(int op, const char *name, ag_tensor *x)
     return y;
 }
 
-ag_tensor *ag_sum(ag_tensor *x) { return reduce(AG__OP_SUM, "sum", x); }
-ag_tensor *ag_mean(ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); }
+ag_tensor *ag_sum(const ag_tensor *x) { return reduce(AG__OP_SUM, "sum", x); }
+ag_tensor *ag_mean(const ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); }
 
 /* ------------------------------------------------------------------------------------ */
 /* view / reshape: y shares x's storage    dy/dx = identity, read in x's shape           */
 
-void ag__view_backward(ag_tensor *y) { ag__accum(y->ag__.src[0], y, y->ag__.gbuf); }
+void ag__view_backward(ag_tensor *y) { ag__accum(node(y)->src[0], y, node(y)->gbuf); }
 
-static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
+static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape shape)
 {
     char s1[AG__SHAPE_STR];
     if (!ag__check(x, name, "self")) return NULL;
     if (shape.ndim < 0 || shape.ndim > AG_MAX_DIMS)
         return ag__error("%s: tensors have at most %d dimensions, got %d", name, AG_MAX_DIMS,
-                         shape.ndim),
-               NULL;
+                         shape.ndim);
     ag__shape_str(s1, shape.ndim, shape.d);
     int infer = -1;
     int64_t known = 1; /* product of the nonzero sizes given */
@@ -246,18 +257,16 @@ static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
     for (int i = 0; i < shape.ndim; i++) {
         int64_t d = shape.d[i];
         if (d == -1 && infer >= 0)
-            return ag__error("%s: only one dimension can be inferred (shape %s)", name, s1), NULL;
+            return ag__error("%s: only one dimension can be inferred (shape %s)", name, s1);
         if (d == -1) {
             infer = i;
         } else if (d < 0) {
-            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)d, s1),
-                   NULL;
+            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)d, s1);
         } else if (d == 0) {
             zero = true;
         } else if (known > AG__NUMEL_MAX / d) {
             return ag__error("%s: shape '%s' is invalid: numel: integer multiplication overflow",
-                             name, s1),
-                   NULL;
+                             name, s1);
         } else {
             known *= d;
         }
@@ -265,8 +274,7 @@ static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
     if (infer >= 0 && zero && x->numel == 0)
         return ag__error("%s: cannot reshape tensor of 0 elements into shape %s because the "
                          "unspecified dimension size -1 can be any value and is ambiguous",
-                         name, s1),
-               NULL;
+                         name, s1);
     int64_t given = zero ? 0 : known;
     if (infer >= 0 && given != 0 && x->numel % given == 0) {
         shape.d[infer] = x->numel / given;
@@ -284,8 +292,11 @@ static ag_tensor *view(int op, const char *name, ag_tensor *x, ag_shape shape)
     return y;
 }
 
-ag_tensor *ag_view(ag_tensor *x, ag_shape shape) { return view(AG__OP_VIEW, "view", x, shape); }
-ag_tensor *ag_reshape(ag_tensor *x, ag_shape shape)
+ag_tensor *ag_view(const ag_tensor *x, ag_shape shape)
+{
+    return view(AG__OP_VIEW, "view", x, shape);
+}
+ag_tensor *ag_reshape(const ag_tensor *x, ag_shape shape)
 {
     return view(AG__OP_RESHAPE, "reshape", x, shape);
 }
@@ -293,14 +304,14 @@ ag_tensor *ag_reshape(ag_tensor *x, ag_shape shape)
 /* ------------------------------------------------------------------------------------ */
 /* detach / .data: a leaf sharing x's storage, outside the graph (not recorded)          */
 
-static ag_tensor *alias(const char *name, ag_tensor *x)
+static ag_tensor *alias(const char *name, const ag_tensor *x)
 {
     if (!ag__check(x, name, "self")) return NULL;
     return ag__new(name, x->ndim, x->shape, x, x->data);
 }
 
-ag_tensor *ag_detach(ag_tensor *x) { return alias("detach", x); }
-ag_tensor *ag_data(ag_tensor *x) { return alias("data", x); }
+ag_tensor *ag_detach(const ag_tensor *x) { return alias("detach", x); }
+ag_tensor *ag_data(const ag_tensor *x) { return alias("data", x); }
 
 /* ------------------------------------------------------------------------------------ */
 /* In-place writes (not recorded: see ag__inplace_begin)                                 */
@@ -310,7 +321,7 @@ ag_tensor *ag_data(ag_tensor *x) { return alias("data", x); }
  * of the writes. The same memory seen with the same shape is fine, elementwise. */
 static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor *x)
 {
-    if (t->ag__.base != x->ag__.base || !t->numel || !x->numel) return true;
+    if (node(t)->base != node(x)->base || !t->numel || !x->numel) return true;
     const float *t0 = t->data, *t1 = t->data + t->numel, *x0 = x->data, *x1 = x->data + x->numel;
     bool same =
         t0 == x0 && t1 == x1 && t->ndim == x->ndim && !memcmp(t->shape, x->shape, sizeof t->shape);
@@ -324,7 +335,7 @@ static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor 
 }
 
 /* The checks of t op= x, x broadcast to t's shape; false after an error. */
-static bool inplace2_check(const char *name, ag_tensor *t, ag_tensor *x)
+static bool inplace2_check(const char *name, ag_tensor *t, const ag_tensor *x)
 {
     int ndim;
     int64_t shape[AG_MAX_DIMS];
@@ -340,7 +351,7 @@ static bool inplace2_check(const char *name, ag_tensor *t, ag_tensor *x)
 }
 
 /* t op= x with x broadcast to t's shape. */
-AG__INLINE ag_tensor *inplace2(const char *name, ag_tensor *t, ag_tensor *x,
+AG__INLINE ag_tensor *inplace2(const char *name, ag_tensor *t, const ag_tensor *x,
                                float (*f)(float, float))
 {
     if (!inplace2_check(name, t, x) || !ag__inplace_begin(t, name)) return NULL;
@@ -350,10 +361,10 @@ AG__INLINE ag_tensor *inplace2(const char *name, ag_tensor *t, ag_tensor *x,
 
 static float second_f(float a, float b) { return AG__UNUSED(a), b; }
 
-ag_tensor *ag_add__tt(ag_tensor *t, ag_tensor *x) { return inplace2("add_", t, x, add_f); }
-ag_tensor *ag_sub__tt(ag_tensor *t, ag_tensor *x) { return inplace2("sub_", t, x, sub_f); }
-ag_tensor *ag_mul__tt(ag_tensor *t, ag_tensor *x) { return inplace2("mul_", t, x, mul_f); }
-ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x) { return inplace2("div_", t, x, div_f); }
+ag_tensor *ag_iadd_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("add_", t, x, add_f); }
+ag_tensor *ag_isub_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("sub_", t, x, sub_f); }
+ag_tensor *ag_imul_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("mul_", t, x, mul_f); }
+ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("div_", t, x, div_f); }
 
 /* t op= a number */
 #define INPLACE_SCALAR(fn, name, f)                                                                \
@@ -364,10 +375,10 @@ ag_tensor *ag_div__tt(ag_tensor *t, ag_tensor *x) { return inplace2("div_", t, x
         for (int64_t i = 0; i < t->numel; i++) t->data[i] = f(t->data[i], v);                      \
         return t;                                                                                  \
     }
-INPLACE_SCALAR(ag_add__ts, "add_", add_f)
-INPLACE_SCALAR(ag_sub__ts, "sub_", sub_f)
-INPLACE_SCALAR(ag_mul__ts, "mul_", mul_f)
-INPLACE_SCALAR(ag_div__ts, "div_", div_f)
+INPLACE_SCALAR(ag_iadd_ts, "add_", add_f)
+INPLACE_SCALAR(ag_isub_ts, "sub_", sub_f)
+INPLACE_SCALAR(ag_imul_ts, "mul_", mul_f)
+INPLACE_SCALAR(ag_idiv_ts, "div_", div_f)
 
 /* ------------------------------------------------------------------------------------ */
 /* copy_: t = src (broadcast), in place    dt/dsrc = identity, summed to src's shape     */
@@ -376,28 +387,26 @@ INPLACE_SCALAR(ag_div__ts, "div_", div_f)
 /* later, so it records a copy only into a tensor of its own storage made after src, and */
 /* refuses the rest clearly rather than drop the gradient.                               */
 
-void ag__copy_backward(ag_tensor *t) { ag__accum(t->ag__.src[0], t, t->ag__.gbuf); }
+void ag__copy_backward(ag_tensor *t) { ag__accum(node(t)->src[0], t, node(t)->gbuf); }
 
-ag_tensor *ag_copy_(ag_tensor *t, ag_tensor *src)
+ag_tensor *ag_copy_(ag_tensor *t, const ag_tensor *src)
 {
     if (!inplace2_check("copy_", t, src)) return NULL;
     bool record = src->requires_grad && ag__grad_mode() && !t->requires_grad;
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
     ag__shape_str(s1, t->ndim, t->shape);
     ag__shape_str(s2, src->ndim, src->shape);
-    if (record && t->ag__.base != t)
+    if (record && node(t)->base != t)
         return ag__error("copy_: src requires grad, and agrad cannot record a copy into a view "
                          "(self of shape %s shares another tensor's storage; PyTorch records "
                          "it on that tensor, CopySlices): copy into a tensor of its own",
-                         s1),
-               NULL;
-    if (record && t->ag__.serial < src->ag__.serial)
+                         s1);
+    if (record && node(t)->serial < node(src)->serial)
         return ag__error("copy_: src (shape %s) requires grad and was made after self (shape "
                          "%s); agrad records a copy only into a tensor made after its source, "
                          "so that releasing the source cannot leave self's graph dangling: "
                          "make self after src, or copy under no_grad",
-                         s2, s1),
-               NULL;
+                         s2, s1);
     if (!ag__inplace_begin(t, "copy_")) return NULL;
     map2(t, t, src, second_f);
     if (record) ag__record(t, AG__OP_COPY, src, NULL);
@@ -418,7 +427,7 @@ ag_tensor *ag_zero_(ag_tensor *t)
     return t;
 }
 
-ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src)
+ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src)
 {
     if (!ag__check(t, "set_data", "self") || !ag__check(src, "set_data", "data")) return NULL;
     if (src->numel != t->numel || src->ndim != t->ndim ||
@@ -427,13 +436,12 @@ ag_tensor *ag_set_data(ag_tensor *t, ag_tensor *src)
         return ag__error("set_data: new data of shape %s for a tensor of shape %s; agrad "
                          "keeps a tensor's shape",
                          ag__shape_str(s1, src->ndim, src->shape),
-                         ag__shape_str(s2, t->ndim, t->shape)),
-               NULL;
+                         ag__shape_str(s2, t->ndim, t->shape));
     }
     /* `.data =` is how parameters are updated, so it bypasses the leaf rule; the version
      * still moves, so a retained graph that saved t's old values refuses to backward. */
     memmove(t->data, src->data, (size_t)t->numel * sizeof(float));
-    t->ag__.base->ag__.version++;
+    node(node(t)->base)->version++;
     return t;
 }
 

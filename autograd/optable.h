@@ -23,7 +23,7 @@ AG__OP(ADD, "AddBackward0", ag__add_backward, 0, 0)
 AG__OP(SUB, "SubBackward0", ag__sub_backward, 0, 0)
 AG__OP(MUL, "MulBackward0", ag__mul_backward, AG__B, AG__A)
 AG__OP(DIV, "DivBackward0", ag__div_backward, AG__B, AG__A | AG__B)
-/* with a number (farg[0]) on one side; mul and div keep it, as PyTorch saves "other" */
+/* with a number (arg.number) on one side; mul and div keep it, as PyTorch saves "other" */
 AG__OP(ADD_NUMBER, "AddBackward0", ag__add_number_backward, 0, 0)
 AG__OP(SUB_NUMBER, "SubBackward0", ag__add_number_backward, 0, 0)
 AG__OP(RSUB, "RsubBackward1", ag__rsub_backward, 0, 0)

@@ -151,17 +151,21 @@ void ag__random_reset(void)
 
 AG_API void ag_manual_seed(uint64_t seed) { mt_seed(seed); }
 
-AG_API ag_tensor *ag_rand(ag_shape shape)
+AG_API ag_tensor *ag_rand_with(ag_new_args a)
 {
-    ag_tensor *t = ag__new("rand", shape.ndim, shape.d, NULL, NULL);
-    if (t) fill_uniform(t->data, t->numel, 0.0f, 1.0f);
+    ag_tensor *t = ag__new("rand", a.shape.ndim, a.shape.d, NULL, NULL);
+    if (!t) return NULL;
+    fill_uniform(t->data, t->numel, 0.0f, 1.0f);
+    t->requires_grad = a.requires_grad;
     return t;
 }
 
-AG_API ag_tensor *ag_randn(ag_shape shape)
+AG_API ag_tensor *ag_randn_with(ag_new_args a)
 {
-    ag_tensor *t = ag__new("randn", shape.ndim, shape.d, NULL, NULL);
-    if (t) fill_normal(t->data, t->numel, 0.0, 1.0);
+    ag_tensor *t = ag__new("randn", a.shape.ndim, a.shape.d, NULL, NULL);
+    if (!t) return NULL;
+    fill_normal(t->data, t->numel, 0.0, 1.0);
+    t->requires_grad = a.requires_grad;
     return t;
 }
 
@@ -170,19 +174,17 @@ AG_API ag_tensor *ag_uniform_(ag_tensor *t, double from, double to)
     if (!ag__check(t, "uniform_", "self")) return NULL;
     /* Negated comparisons so that NaN bounds fail too, as they do in PyTorch. */
     if (!(from >= -FLT_MAX && from <= FLT_MAX))
-        return ag__error("uniform_: from is out of bounds for float"), NULL;
+        return ag__error("uniform_: from is out of bounds for float");
     if (!(to >= -FLT_MAX && to <= FLT_MAX))
-        return ag__error("uniform_: to is out of bounds for float"), NULL;
+        return ag__error("uniform_: to is out of bounds for float");
     if (from > to)
         return ag__error("uniform_: uniform_ expects to return a [from, to) range, but found "
                          "from=%g > to=%g",
-                         from, to),
-               NULL;
+                         from, to);
     if (to - from > FLT_MAX)
         return ag__error("uniform_: uniform_ expects to-from <= std::numeric_limits<Float>::max(), "
                          "but found to=%g and from=%g which result in to-from to exceed the limit",
-                         to, from),
-               NULL;
+                         to, from);
     /* After the argument checks, unlike PyTorch, because it bumps t's version: a
      * rejected call must not invalidate graphs that saved t. */
     if (!ag__inplace_begin(t, "uniform_")) return NULL;
@@ -194,7 +196,7 @@ AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std)
 {
     if (!ag__check(t, "normal_", "self")) return NULL;
     if (!(std >= 0.0))
-        return ag__error("normal_: normal expects std >= 0.0, but found std %g", std), NULL;
+        return ag__error("normal_: normal expects std >= 0.0, but found std %g", std);
     if (!ag__inplace_begin(t, "normal_")) return NULL; /* last, as in uniform_ */
     fill_normal(t->data, t->numel, mean, std);
     return t;
@@ -202,7 +204,7 @@ AG_API ag_tensor *ag_normal_(ag_tensor *t, double mean, double std)
 
 AG_API ag_tensor *ag_randperm(int64_t n)
 {
-    if (n < 0) return ag__error("randperm: n must be non-negative, got %lld", (long long)n), NULL;
+    if (n < 0) return ag__error("randperm: n must be non-negative, got %lld", (long long)n);
     ag_tensor *t = ag__new("randperm", 1, &n, NULL, NULL);
     if (!t) return NULL;
     /* Shuffled in the float storage itself, so an epoch loop that calls randperm

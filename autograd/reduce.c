@@ -31,16 +31,16 @@ static ag_tensor *new_reduced(const char *op, const ag_tensor *x, int d, bool ke
 /* ------------------------------------------------------------------------------------ */
 /* sum over d: y[o, i] = sum_k x[o, k, i]          dy/dx[o, k, i] = 1                    */
 /* mean over d: y[o, i] = sum_k x[o, k, i] / n     dy/dx[o, k, i] = 1 / n                */
-/* The gradient of y is expanded back along d. iarg[0] is d.                             */
+/* The gradient of y is expanded back along d, kept in arg.dim.                         */
 
 /* dx[o, k, i] += g[o, i] / div. PyTorch divides the expanded gradient in float, as here. */
 static void expand_backward(ag_tensor *y, float div)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx || x->numel == 0) return;
-    ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
-    const float *g = y->ag__.gbuf;
+    ag__split s = ag__split_at(x, (int)node(y)->arg.dim);
+    const float *g = node(y)->gbuf;
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t k = 0; k < s.n; k++)
             for (int64_t i = 0; i < s.inner; i++)
@@ -50,11 +50,11 @@ static void expand_backward(ag_tensor *y, float div)
 void ag__sum_dim_backward(ag_tensor *y) { expand_backward(y, 1.0f); }
 void ag__mean_dim_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
-    expand_backward(y, (float)x->shape[y->ag__.iarg[0]]);
+    ag_tensor *x = node(y)->src[0];
+    expand_backward(y, (float)x->shape[node(y)->arg.dim]);
 }
 
-static ag_tensor *sum_or_mean(int op, const char *name, ag_tensor *x, int dim, bool keepdim)
+static ag_tensor *sum_or_mean(int op, const char *name, const ag_tensor *x, int dim, bool keepdim)
 {
     if (!ag__check(x, name, "self")) return NULL;
     int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
@@ -71,16 +71,16 @@ static ag_tensor *sum_or_mean(int op, const char *name, ag_tensor *x, int dim, b
             /* PyTorch's mean is the float sum divided by n in float; 0 / 0 is nan */
             y->data[o * s.inner + i] = op == AG__OP_MEAN_DIM ? sum / (float)s.n : sum;
         }
-    y->ag__.iarg[0] = d;
+    node(y)->arg.dim = d;
     ag__record(y, op, x, NULL);
     return y;
 }
 
-ag_tensor *ag_sum_dim(ag_tensor *x, int dim, bool keepdim)
+ag_tensor *ag_sum_dim(const ag_tensor *x, int dim, bool keepdim)
 {
     return sum_or_mean(AG__OP_SUM_DIM, "sum", x, dim, keepdim);
 }
-ag_tensor *ag_mean_dim(ag_tensor *x, int dim, bool keepdim)
+ag_tensor *ag_mean_dim(const ag_tensor *x, int dim, bool keepdim)
 {
     return sum_or_mean(AG__OP_MEAN_DIM, "mean", x, dim, keepdim);
 }
@@ -102,26 +102,25 @@ static inline bool equals_result(float a, float y) { return isnan(y) ? isnan(a) 
 
 void ag__max_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
     float v = y->data[0];
     int64_t m = 0;
     for (int64_t j = 0; j < x->numel; j++) m += equals_result(x->data[j], v);
-    float share = y->ag__.gbuf[0] / (float)m;
+    float share = node(y)->gbuf[0] / (float)m;
     for (int64_t j = 0; j < x->numel; j++)
         if (equals_result(x->data[j], v)) dx[j] += share;
 }
 
-static ag_tensor *max_all(int op, const char *name, ag_tensor *x)
+static ag_tensor *max_all(int op, const char *name, const ag_tensor *x)
 {
     if (!ag__check(x, name, "self")) return NULL;
     if (x->numel == 0) {
         char s[AG__SHAPE_STR];
         return ag__error("%s: Expected reduction dim to be specified for input.numel() == 0 "
                          "(shape %s). Specify the reduction dim with the 'dim' argument.",
-                         name, ag__shape_str(s, x->ndim, x->shape)),
-               NULL;
+                         name, ag__shape_str(s, x->ndim, x->shape));
     }
     ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
     if (!y) return NULL;
@@ -134,22 +133,22 @@ static ag_tensor *max_all(int op, const char *name, ag_tensor *x)
     return y;
 }
 
-ag_tensor *ag_max(ag_tensor *x) { return max_all(AG__OP_MAX, "max", x); }
-ag_tensor *ag_min(ag_tensor *x) { return max_all(AG__OP_MIN, "min", x); }
+ag_tensor *ag_max(const ag_tensor *x) { return max_all(AG__OP_MAX, "max", x); }
+ag_tensor *ag_min(const ag_tensor *x) { return max_all(AG__OP_MIN, "min", x); }
 
 /* ------------------------------------------------------------------------------------ */
 /* max / min over d: y[o, i] = x[o, k*, i], k* the position of the max (the first, on    */
 /* ties; the first nan, if any)                    dy/dx[o, k, i] = 1 where k == k*      */
-/* The positions k* (int64, one per element of y) are in ctx; iarg[0] is d.             */
+/* The positions k* (int64, one per element of y) are in ctx; d is arg.dim.            */
 
 void ag__max_dim_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx || y->numel == 0) return;
-    ag__split s = ag__split_at(x, (int)y->ag__.iarg[0]);
-    const int64_t *at = y->ag__.ctx;
-    const float *g = y->ag__.gbuf;
+    ag__split s = ag__split_at(x, (int)node(y)->arg.dim);
+    const int64_t *at = node(y)->ctx;
+    const float *g = node(y)->gbuf;
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
             int64_t r = o * s.inner + i;
@@ -157,7 +156,7 @@ void ag__max_dim_backward(ag_tensor *y)
         }
 }
 
-static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool keepdim,
+static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim, bool keepdim,
                           ag_tensor **indices)
 {
     if (indices) *indices = NULL;
@@ -168,8 +167,7 @@ static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool 
     if (s.n == 0) {
         char sh[AG__SHAPE_STR];
         return ag__error("%s: Expected reduction dim %d to have non-zero size (shape %s).", name, d,
-                         ag__shape_str(sh, x->ndim, x->shape)),
-               NULL;
+                         ag__shape_str(sh, x->ndim, x->shape));
     }
     ag_tensor *y = new_reduced(name, x, d, keepdim);
     if (!y) return NULL;
@@ -182,8 +180,7 @@ static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool 
         if (!at) {
             char sh[AG__SHAPE_STR];
             return ag__error("%s: out of memory keeping the positions of the %s (shape %s)", name,
-                             name, ag__shape_str(sh, y->ndim, y->shape)),
-                   NULL;
+                             name, ag__shape_str(sh, y->ndim, y->shape));
         }
     }
     bool is_min = op == AG__OP_MIN_DIM;
@@ -198,18 +195,18 @@ static ag_tensor *max_dim(int op, const char *name, ag_tensor *x, int dim, bool 
             if (idx) idx->data[r] = (float)best;
             if (at) at[r] = best;
         }
-    y->ag__.ctx = at;
-    y->ag__.iarg[0] = d;
+    node(y)->ctx = at;
+    node(y)->arg.dim = d;
     ag__record(y, op, x, NULL);
     if (indices) *indices = idx;
     return y;
 }
 
-ag_tensor *ag_max_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
+ag_tensor *ag_max_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
 {
     return max_dim(AG__OP_MAX_DIM, "max", x, dim, keepdim, indices);
 }
-ag_tensor *ag_min_dim(ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
+ag_tensor *ag_min_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
 {
     return max_dim(AG__OP_MIN_DIM, "min", x, dim, keepdim, indices);
 }

@@ -34,17 +34,17 @@ ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata)
 const char *ag_last_error(void) { return err.message; }
 void ag_clear_error(void) { err.message[0] = '\0'; }
 
-void ag__error(const char *fmt, ...)
+void *ag__error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err.message, sizeof err.message, fmt, ap);
     va_end(ap);
-    if (err.defer) {
+    if (err.defer)
         err.deferred = true;
-        return;
-    }
-    if (err.fn) err.fn(err.message, err.userdata);
+    else if (err.fn)
+        err.fn(err.message, err.userdata);
+    return NULL;
 }
 
 void ag__defer_begin(void) { err.defer++; }
@@ -163,7 +163,8 @@ static ag_tensor *out_of_memory(const char *op, int ndim, const int64_t *shape, 
     return NULL;
 }
 
-ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, ag_tensor *base, float *data)
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
+                   float *data)
 {
     int64_t numel = ag__numel(op, ndim, shape);
     if (numel < 0) return NULL;
@@ -199,41 +200,42 @@ void ag_shutdown(void)
 /* ------------------------------------------------------------------------------------ */
 /* Creating tensors                                                                      */
 
-static ag_tensor *new_shape(const char *op, ag_shape shape)
+/* A new leaf of shape for op, requiring grad or not; NULL after an error. */
+static ag_tensor *new_leaf(const char *op, ag_shape shape, bool requires_grad)
 {
-    return ag__new(op, shape.ndim, shape.d, NULL, NULL);
-}
-
-ag_tensor *ag_tensor_from(const float *values, ag_shape shape, bool requires_grad)
-{
-    if (!values) return ag__error("tensor_from: values is NULL"), NULL;
-    ag_tensor *t = new_shape("tensor_from", shape);
-    if (!t) return NULL;
-    memcpy(t->data, values, (size_t)t->numel * sizeof(float));
-    t->requires_grad = requires_grad;
+    ag_tensor *t = ag__new(op, shape.ndim, shape.d, NULL, NULL);
+    if (t) t->requires_grad = requires_grad;
     return t;
 }
 
-ag_tensor *ag_scalar(double value, bool requires_grad)
+ag_tensor *ag_tensor_from_with(ag_tensor_from_args a)
 {
-    ag_tensor *t = ag__new("scalar", 0, NULL, NULL, NULL);
-    if (!t) return NULL;
-    t->data[0] = (float)value;
-    t->requires_grad = requires_grad;
+    if (!a.values) return ag__error("tensor_from: values is NULL");
+    ag_tensor *t = new_leaf("tensor_from", a.shape, a.requires_grad);
+    if (t) memcpy(t->data, a.values, (size_t)t->numel * sizeof(float));
     return t;
 }
 
-static ag_tensor *filled(const char *op, ag_shape shape, double value)
+ag_tensor *ag_scalar_with(ag_scalar_args a)
 {
-    ag_tensor *t = new_shape(op, shape);
-    if (!t) return NULL;
-    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)value;
+    ag_tensor *t = new_leaf("scalar", (ag_shape){0, {0}}, a.requires_grad);
+    if (t) t->data[0] = (float)a.value;
     return t;
 }
 
-ag_tensor *ag_full(ag_shape shape, double value) { return filled("full", shape, value); }
-ag_tensor *ag_zeros(ag_shape shape) { return filled("zeros", shape, 0.0); }
-ag_tensor *ag_ones(ag_shape shape) { return filled("ones", shape, 1.0); }
+static ag_tensor *filled(const char *op, ag_shape shape, double value, bool requires_grad)
+{
+    ag_tensor *t = new_leaf(op, shape, requires_grad);
+    for (int64_t i = 0; t && i < t->numel; i++) t->data[i] = (float)value;
+    return t;
+}
+
+ag_tensor *ag_full_with(ag_full_args a)
+{
+    return filled("full", a.shape, a.value, a.requires_grad);
+}
+ag_tensor *ag_zeros_with(ag_new_args a) { return filled("zeros", a.shape, 0.0, a.requires_grad); }
+ag_tensor *ag_ones_with(ag_new_args a) { return filled("ones", a.shape, 1.0, a.requires_grad); }
 
 ag_tensor *ag_arange(double start, double end, double step)
 {
@@ -280,15 +282,13 @@ ag_tensor *ag_arange(double start, double end, double step)
 ag_tensor *ag_requires_grad_(ag_tensor *t, bool requires_grad)
 {
     if (!ag__check(t, "requires_grad_", "self")) return NULL;
-    if (t->ag__.flags & AG__F_GRAD)
+    if (node(t)->flags & AG__F_GRAD)
         return ag__error("requires_grad_: a .grad tensor cannot require grad in agrad; "
-                         "make a copy with ag_mul(1, grad) first"),
-               NULL;
-    if (t->ag__.op && !requires_grad)
+                         "make a copy with ag_mul(1, grad) first");
+    if (node(t)->op && !requires_grad)
         return ag__error("requires_grad_: you can only change requires_grad flags of leaf "
                          "variables. If you want to use a computed variable in a subgraph "
-                         "that doesn't require differentiation use var_no_grad = var.detach()."),
-               NULL;
+                         "that doesn't require differentiation use var_no_grad = var.detach().");
     t->requires_grad = requires_grad;
     return t;
 }
@@ -341,11 +341,4 @@ double ag_get(const ag_tensor *t, ag_shape index)
     return t->data[offset];
 }
 
-bool ag_is_leaf(const ag_tensor *t) { return ag__check(t, "is_leaf", "self") && t->ag__.op == 0; }
-
-const char *ag_grad_fn_name(const ag_tensor *t)
-{
-    if (!ag__check(t, "grad_fn", "self") || !t->ag__.op) return NULL;
-    if (t->ag__.op == AG__OP_MAP) return ag__map_name(t);
-    return ag__ops[t->ag__.op].grad_fn;
-}
+bool ag_is_leaf(const ag_tensor *t) { return ag__check(t, "is_leaf", "self") && node(t)->op == 0; }

@@ -19,7 +19,7 @@ static float exp_f(float x) { return expf(x); }
 PARTIAL(exp_d, g *y)
 void ag__exp_backward(ag_tensor *y) { backward1(y, exp_d); }
 
-ag_tensor *ag_exp(ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f); }
+ag_tensor *ag_exp(const ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* log: y = ln x                           dy/dx = 1 / x                                 */
@@ -30,7 +30,7 @@ static float log_f(float x) { return logf(x); }
 PARTIAL(log_d, g / a)
 void ag__log_backward(ag_tensor *y) { backward1(y, log_d); }
 
-ag_tensor *ag_log(ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f); }
+ag_tensor *ag_log(const ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* sqrt: y = x^(1/2)                       dy/dx = 1 / (2 y)                             */
@@ -39,7 +39,7 @@ static float sqrt_f(float x) { return sqrtf(x); }
 PARTIAL(sqrt_d, g / (2.0f * y))
 void ag__sqrt_backward(ag_tensor *y) { backward1(y, sqrt_d); }
 
-ag_tensor *ag_sqrt(ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sqrt_f); }
+ag_tensor *ag_sqrt(const ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sqrt_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* abs: y = |x|                            dy/dx = sgn(x), 0 at 0 (and at nan)           */
@@ -50,7 +50,7 @@ static float abs_f(float x) { return fabsf(x); }
 PARTIAL(abs_d, g *(float)((0.0f < a) - (a < 0.0f)))
 void ag__abs_backward(ag_tensor *y) { backward1(y, abs_d); }
 
-ag_tensor *ag_abs(ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f); }
+ag_tensor *ag_abs(const ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* relu: y = max(x, 0)                     dy/dx = 1 where y > 0, else 0                 */
@@ -62,7 +62,7 @@ static float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
 PARTIAL(relu_d, y <= 0.0f ? 0.0f : g)
 void ag__relu_backward(ag_tensor *y) { backward1(y, relu_d); }
 
-ag_tensor *ag_relu(ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, relu_f); }
+ag_tensor *ag_relu(const ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, relu_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* sigmoid: y = 1 / (1 + e^-x)             dy/dx = (1 - y) y                             */
@@ -73,7 +73,7 @@ static float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
 PARTIAL(sigmoid_d, g *(1.0f - y) * y)
 void ag__sigmoid_backward(ag_tensor *y) { backward1(y, sigmoid_d); }
 
-ag_tensor *ag_sigmoid(ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoid", x, sigmoid_f); }
+ag_tensor *ag_sigmoid(const ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoid", x, sigmoid_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* tanh: y = tanh x                        dy/dx = 1 - y^2                               */
@@ -84,13 +84,13 @@ static float tanh_f(float x) { return tanhf(x); }
 PARTIAL(tanh_d, g *fmaf(-y, y, 1.0f))
 void ag__tanh_backward(ag_tensor *y) { backward1(y, tanh_d); }
 
-ag_tensor *ag_tanh(ag_tensor *x) { return unary(AG__OP_TANH, "tanh", x, tanh_f); }
+ag_tensor *ag_tanh(const ag_tensor *x) { return unary(AG__OP_TANH, "tanh", x, tanh_f); }
 
 /* ------------------------------------------------------------------------------------ */
 /* clamp: y = min(max(x, lo), hi)          dy/dx = 1 where lo <= x <= hi, else 0         */
 /* PyTorch's rules: a nan x stays nan; a nan bound makes every value nan; lo > hi gives  */
 /* hi everywhere, and then no gradient passes, since no x lies in [lo, hi]. The          */
-/* comparisons are in float, against the bounds rounded to float (farg[0], farg[1]).     */
+/* comparisons are in float, against the bounds rounded to float (arg.clamp).           */
 
 static float clamp_f(float x, float lo, float hi)
 {
@@ -100,13 +100,13 @@ static float clamp_f(float x, float lo, float hi)
 
 void ag__clamp_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
-    float lo = y->ag__.farg[0], hi = y->ag__.farg[1];
+    float lo = node(y)->arg.clamp.lo, hi = node(y)->arg.clamp.hi;
     for (int64_t i = 0; i < y->numel; i++) {
         float v = x->data[i];
-        dx[i] += (v >= lo && v <= hi) ? y->ag__.gbuf[i] : 0.0f;
+        dx[i] += (v >= lo && v <= hi) ? node(y)->gbuf[i] : 0.0f;
     }
 }
 
@@ -125,7 +125,7 @@ static bool clamp_bound(const ag_tensor *x, const char *role, double b, float *o
     return true;
 }
 
-ag_tensor *ag_clamp(ag_tensor *x, double min, double max)
+ag_tensor *ag_clamp(const ag_tensor *x, double min, double max)
 {
     float lo, hi;
     if (!ag__check(x, "clamp", "self")) return NULL;
@@ -133,8 +133,8 @@ ag_tensor *ag_clamp(ag_tensor *x, double min, double max)
     ag_tensor *y = ag__new_like("clamp", x);
     if (!y) return NULL;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = clamp_f(x->data[i], lo, hi);
-    y->ag__.farg[0] = lo;
-    y->ag__.farg[1] = hi;
+    node(y)->arg.clamp.lo = lo;
+    node(y)->arg.clamp.hi = hi;
     ag__record(y, AG__OP_CLAMP, x, NULL);
     return y;
 }
@@ -142,48 +142,25 @@ ag_tensor *ag_clamp(ag_tensor *x, double min, double max)
 /* ------------------------------------------------------------------------------------ */
 /* map: y = f(x)                           dy/dx = df(x), both given by the user         */
 
-/* What a recorded map's backward and grad_fn name need; in the arena with its result. */
-typedef struct map_ctx {
-    float (*df)(float);
-    const char *name;
-} map_ctx;
-
 void ag__map_backward(ag_tensor *y)
 {
-    ag_tensor *x = y->ag__.src[0];
+    ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);
     if (!dx) return;
-    const map_ctx *c = y->ag__.ctx;
-    for (int64_t i = 0; i < y->numel; i++) dx[i] += y->ag__.gbuf[i] * c->df(x->data[i]);
+    float (*df)(float) = node(y)->arg.map.df;
+    for (int64_t i = 0; i < y->numel; i++) dx[i] += node(y)->gbuf[i] * df(x->data[i]);
 }
 
-/* The user's name for a recorded map's grad_fn, for ag_grad_fn_name. */
-const char *ag__map_name(const ag_tensor *y)
-{
-    const map_ctx *c = y->ag__.ctx;
-    return c ? c->name : ag__ops[AG__OP_MAP].grad_fn;
-}
-
-ag_tensor *ag_map(ag_tensor *x, float (*f)(float), float (*df)(float), const char *name)
+ag_tensor *ag_map(const ag_tensor *x, float (*f)(float), float (*df)(float), const char *name)
 {
     if (!ag__check(x, "map", "self")) return NULL;
     if (!f || !df || !name)
-        return ag__error("map: argument %s is NULL", !f ? "f" : !df ? "df" : "name"), NULL;
+        return ag__error("map: argument %s is NULL", !f ? "f" : !df ? "df" : "name");
     ag_tensor *y = ag__new_like("map", x);
     if (!y) return NULL;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i]);
-    /* Only a result that will be recorded needs the context. */
-    if (x->requires_grad && ag__grad_mode()) {
-        map_ctx *c = ag__ctx_alloc(sizeof *c);
-        if (!c) {
-            char s[AG__SHAPE_STR];
-            return ag__error("map: out of memory recording %s (shape %s)", name,
-                             ag__shape_str(s, x->ndim, x->shape)),
-                   NULL;
-        }
-        *c = (map_ctx){df, name};
-        y->ag__.ctx = c;
-    }
+    node(y)->arg.map.df = df;
+    node(y)->arg.map.name = name;
     ag__record(y, AG__OP_MAP, x, NULL);
     return y;
 }

@@ -192,7 +192,7 @@ static void released_to(size_t pos)
         if (!checked() && s->kind == TENSOR) s->unsafe = true;
     }
     for (int k = 0; k < NMARKS; k++)
-        if (marks[k].made && marks[k].m.ag__tape > pos) marks[k].stale = true;
+        if (marks[k].made && marks[k].m.private_pos > pos) marks[k].stale = true;
     tape_len = pos;
 }
 
@@ -500,7 +500,7 @@ static void step(void)
         int k = (int)(byte() % NMARKS);
         if (!marks[k].made) break;
         ag_release(marks[k].m);
-        if (!marks[k].stale && marks[k].m.ag__tape < tape_len) released_to(marks[k].m.ag__tape);
+        if (!marks[k].stale && marks[k].m.private_pos < tape_len) released_to(marks[k].m.private_pos);
         if (ag_memory_stats().live_tensors != tape_len) fail("release freed what the model keeps");
         break;
     }

@@ -612,8 +612,8 @@ Test(errors, shapes_that_do_not_broadcast)
     record_errors();
     ag_tensor *a = ag_ones(AG_SHAPE(2, 3)), *b = ag_ones(AG_SHAPE(2, 4));
     const char *ops[] = {"add", "sub", "mul", "div", "pow"};
-    ag_tensor *(*fns[])(ag_tensor *, ag_tensor *) = {ag_add_tt, ag_sub_tt, ag_mul_tt, ag_div_tt,
-                                                     ag_pow_tt};
+    ag_tensor *(*fns[])(const ag_tensor *, const ag_tensor *) = {ag_add_tt, ag_sub_tt, ag_mul_tt,
+                                                                 ag_div_tt, ag_pow_tt};
     for (int i = 0; i < 5; i++) {
         cr_assert_null(fns[i](a, b), "%s([2, 3], [2, 4]) succeeded", ops[i]);
         EXPECT_ERROR(ops[i], ops[i],
@@ -999,5 +999,58 @@ Test(tensors, gradients_flow_back_through_view_and_reshape)
     cr_assert(ag_backward(ag_sum(ag_mul(r, C))), "backward: %s", ag_last_error());
     check_shape("x.grad", x->grad, AG_SHAPE(6));
     CHECK("x.grad = C", x->grad, 0, 1, -1, 2, -2, 3, -3);
+    test_finish();
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The API's forms                                                                       */
+
+/* A user function with read-only inputs, the common case: every generic form takes const
+ * tensors, on either side of a number. */
+static ag_tensor *affine(const ag_tensor *w, const ag_tensor *x, const ag_tensor *b)
+{
+    return ag_sub(ag_add(ag_mul(w, x), ag_div(b, 2.0)), ag_pow(ag_mul(2.0, x), 1.0));
+}
+
+Test(api, generic_forms_take_const_tensors)
+{
+    record_errors();
+    ag_tensor *w = ag_scalar(3, true), *b = ag_scalar(4, true);
+    const ag_tensor *x = VEC(false, 1, 2);
+    ag_tensor *y = affine(w, x, b); /* 3x + 2 - 2x */
+    CHECK("y", y, 0, 3, 4);
+    ag_tensor *z = ag_sub(1, (const ag_tensor *)y);
+    CHECK("1 - y", z, 0, -2, -3);
+    cr_assert(ag_backward(ag_sum(y)), "backward: %s", ag_last_error());
+    CHECK("w.grad", w->grad, 0, 3);
+    CHECK("b.grad", b->grad, 0, 1);
+    test_finish();
+}
+
+Test(api, factories_take_requires_grad_in_order_or_by_name)
+{
+    record_errors();
+    ag_tensor *t[] = {
+        ag_zeros(AG_SHAPE(3), .requires_grad = true),
+        ag_ones(AG_SHAPE(2, 2), true),
+        ag_full(AG_SHAPE(2), 1.5, .requires_grad = true),
+        ag_randn(AG_SHAPE(4), .requires_grad = true),
+        ag_rand(AG_SHAPE(4), true),
+        ag_scalar(-15.0, .requires_grad = true),
+        ag_scalar(-15.0, true),
+        ag_tensor_from((const float[]){1, 2}, AG_SHAPE(2), .requires_grad = true),
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        cr_assert(t[i] && t[i]->requires_grad && ag_is_leaf(t[i]),
+                  "factory %zu: no leaf that requires grad (%s)", i, ag_last_error());
+    ag_tensor *plain[] = {ag_zeros(AG_SHAPE(3)), ag_full(AG_SHAPE(2), 1.5), ag_randn(AG_SHAPE(2)),
+                          ag_scalar(2.0)};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        cr_assert(plain[i] && !plain[i]->requires_grad, "factory %zu requires grad unasked", i);
+    CHECK("full", t[2], 0, 1.5, 1.5);
+    CHECK("scalar", t[5], 0, -15);
+    /* torch.zeros(3, requires_grad=True) then backward, in one line each */
+    cr_assert(ag_backward(ag_sum(ag_mul(t[0], 2.0))), "backward: %s", ag_last_error());
+    CHECK("zeros.grad", t[0]->grad, 0, 2, 2, 2);
     test_finish();
 }

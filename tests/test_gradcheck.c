@@ -105,7 +105,7 @@ Test(gradcheck, skips_inputs_that_do_not_require_grad)
     test_finish();
 }
 
-typedef ag_tensor *(*binop)(ag_tensor *, ag_tensor *);
+typedef ag_tensor *(*binop)(const ag_tensor *, const ag_tensor *);
 static ag_tensor *apply_binop(ag_tensor *const *in, void *ud)
 {
     return (*(binop *)ud)(in[0], in[1]);

@@ -21,9 +21,9 @@ static ag_tensor *apply(const ref_case *c, ag_tensor *a, ag_tensor *b)
     double s = c->scalar;
     struct {
         const char *name;
-        ag_tensor *(*tt)(ag_tensor *, ag_tensor *);
-        ag_tensor *(*ts)(ag_tensor *, double);
-        ag_tensor *(*st)(double, ag_tensor *);
+        ag_tensor *(*tt)(const ag_tensor *, const ag_tensor *);
+        ag_tensor *(*ts)(const ag_tensor *, double);
+        ag_tensor *(*st)(double, const ag_tensor *);
     } bin[] = {
         {"add", ag_add_tt, ag_add_ts, ag_add_st}, {"sub", ag_sub_tt, ag_sub_ts, ag_sub_st},
         {"mul", ag_mul_tt, ag_mul_ts, ag_mul_st}, {"div", ag_div_tt, ag_div_ts, ag_div_st},

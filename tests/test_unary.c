@@ -383,9 +383,9 @@ Test(unary, map_with_a_wrong_derivative_fails_gradcheck_naming_the_element)
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                                */
 
-typedef ag_tensor *(*unary_fn)(ag_tensor *);
-static ag_tensor *clamp_01(ag_tensor *x) { return ag_clamp(x, 0.0, 1.0); }
-static ag_tensor *map_sin(ag_tensor *x) { return ag_map(x, sinf, cosf, "SinBackward0"); }
+typedef ag_tensor *(*unary_fn)(const ag_tensor *);
+static ag_tensor *clamp_01(const ag_tensor *x) { return ag_clamp(x, 0.0, 1.0); }
+static ag_tensor *map_sin(const ag_tensor *x) { return ag_map(x, sinf, cosf, "SinBackward0"); }
 
 static const struct {
     const char *name;
