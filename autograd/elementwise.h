@@ -64,24 +64,31 @@ AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const
     return out;
 }
 
-/* A partial derivative of an elementwise op: the gradient reaching one input from the
- * gradient g of the output y = f(a, b). */
-typedef float (*partial_fn)(float a, float b, float y, float g);
-#define PARTIAL(name, expr)                                                                        \
-    static float name(float a, float b, float y, float g)                                          \
-    {                                                                                              \
-        (void)a, (void)b, (void)y, (void)g;                                                        \
-        return (expr);                                                                             \
-    }
+/* A derivative rule of an elementwise op, one line that reads as the formula in the op's
+ * banner:
+ *     RULE(mul_da, a, b) { return g * b; }        d loss / d a, for y = a * b
+ * g is d loss / d y, y the result, and the inputs are named as the op names them (x and
+ * p for x ^ p). RULE1 is for ops of one tensor, y = f(x); their rule is also handed the
+ * op's number (arg.number), which most of them do not use. */
+#if defined(__GNUC__)
+#define AG__MAYBE_UNUSED __attribute__((unused))
+#else
+#define AG__MAYBE_UNUSED
+#endif
+#define RULE(name, a, b)                                                                           \
+    static float name(float a AG__MAYBE_UNUSED, float b AG__MAYBE_UNUSED,                          \
+                      float y AG__MAYBE_UNUSED, float g AG__MAYBE_UNUSED)
+#define RULE1(name, x) RULE(name, x, number)
+typedef float (*rule_fn)(float a, float b, float y, float g);
 
 /* Backward of y = f(a, b): each input that wants a gradient gets d(a, b, y, g) at every
- * element of y, summed back to its own shape. A NULL partial means the gradient passes
+ * element of y, summed back to its own shape. A NULL rule means the gradient passes
  * through unchanged. An input of y's shape takes its gradient directly; only a broadcast
  * one needs a buffer of y's shape to sum from. */
-AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
+AG__INLINE void backward2(ag_tensor *y, rule_fn da, rule_fn db)
 {
     ag_tensor *in[2] = {node(y)->src[0], node(y)->src[1]};
-    partial_fn d[2] = {da, db};
+    rule_fn d[2] = {da, db};
     const float *g = node(y)->gbuf, *a = in[0]->data, *b = in[1]->data, *o = y->data;
     int64_t p[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
     ag__pad(y->ndim, y->shape, p);
@@ -93,7 +100,7 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
             ag__accum(in[k], y, g);
             continue;
         }
-        partial_fn f = d[k];
+        rule_fn f = d[k];
         if (in[k]->numel == y->numel) {
             float *dx = ag__grad_of(in[k]);
             if (!dx) return;
@@ -107,8 +114,8 @@ AG__INLINE void backward2(ag_tensor *y, partial_fn da, partial_fn db)
     }
 }
 
-/* Same for y = f(x) with the op's scalar argument: d(x, arg, y, g). */
-AG__INLINE void backward1(ag_tensor *y, partial_fn d)
+/* Same for y = f(x), or f(x, s) for the op's number s: d(x, s, y, g). */
+AG__INLINE void backward1(ag_tensor *y, rule_fn d)
 {
     ag_tensor *x = node(y)->src[0];
     float *dx = ag__grad_of(x);

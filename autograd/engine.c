@@ -186,14 +186,21 @@ float *ag__grad_of(ag_tensor *x)
     return buf;
 }
 
+void ag__add_grad(ag_tensor *x, const float *g)
+{
+    float *dst = ag__grad_of(x);
+    for (int64_t i = 0; dst && i < x->numel; i++) dst[i] += g[i];
+}
+
 void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
 {
-    float *dst = g ? ag__grad_of(x) : NULL;
-    if (!dst) return;
+    if (!g) return;
     if (x->numel == out->numel) { /* same shape, or a view: no reduction */
-        for (int64_t i = 0; i < x->numel; i++) dst[i] += g[i];
+        ag__add_grad(x, g);
         return;
     }
+    float *dst = ag__grad_of(x);
+    if (!dst) return;
     /* sum_to_size: every element of g lands on the element of x it was broadcast from.
      * Summed in double, so that a million terms round once, as closely as PyTorch's
      * pairwise float sum, rather than a million times. */

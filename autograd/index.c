@@ -98,20 +98,12 @@ int64_t ag_len(const ag_tensor *x)
 /* cat / stack: y = the inputs side by side along dim (stack: along a new dim)           */
 /* dy/dx_k: the block of the gradient where x_k was put                                  */
 
-/* The floats each input puts in one outer block of y: the sizes from dim on (for
- * stack, which inserts a dimension of size 1 at dim into each input, the same). */
-static int64_t piece(const ag_tensor *x, int dim)
+/* The floats x puts in one outer block of the result: its sizes from dim on (for stack,
+ * which gives each input a new dimension of size 1 at dim, the same). */
+static int64_t block_of(const ag_tensor *x, int dim)
 {
-    int64_t n = 1;
-    for (int i = dim; i < x->ndim; i++) n *= x->shape[i];
-    return n;
-}
-
-static int64_t outer_of(const ag_tensor *x, int dim)
-{
-    int64_t n = 1;
-    for (int i = 0; i < dim; i++) n *= x->shape[i];
-    return n;
+    ag__split s = ag__split_at(x, dim);
+    return s.n * s.inner;
 }
 
 static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, int dim)
@@ -158,9 +150,9 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
 
     ag_tensor *y = ag__new(name, ndim, shape, NULL, NULL);
     if (!y) return NULL;
-    int64_t outer = outer_of(first, dim), row = y->numel / (outer ? outer : 1), at = 0;
+    int64_t outer = ag__split_at(first, dim).outer, row = y->numel / (outer ? outer : 1), at = 0;
     for (int k = 0; y->numel > 0 && k < n; k++) {
-        int64_t p = piece(xs[k], dim);
+        int64_t p = block_of(xs[k], dim);
         for (int64_t o = 0; p > 0 && o < outer; o++)
             memcpy(y->data + o * row + at, xs[k]->data + o * p, (size_t)p * sizeof(float));
         at += p;
@@ -179,9 +171,9 @@ void ag__cat_backward(ag_tensor *y)
     ag_tensor **xs = node(y)->ctx;
     int n = (int)node(y)->arg.join.count, dim = (int)node(y)->arg.join.dim;
     const bool *edge = (const bool *)(xs + n); /* which inputs take a gradient */
-    int64_t outer = outer_of(xs[0], dim), row = y->numel / (outer ? outer : 1), at = 0;
+    int64_t outer = ag__split_at(xs[0], dim).outer, row = y->numel / (outer ? outer : 1), at = 0;
     for (int k = 0; k < n; k++) {
-        int64_t p = piece(xs[k], dim);
+        int64_t p = block_of(xs[k], dim);
         float *dx = edge[k] ? ag__grad_of(xs[k]) : NULL;
         for (int64_t o = 0; dx && p > 0 && o < outer; o++)
             for (int64_t i = 0; i < p; i++) dx[o * p + i] += node(y)->gbuf[o * row + at + i];

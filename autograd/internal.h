@@ -55,7 +55,7 @@ enum {
     AG__F_SAVED_A = 1 << 4,     /* backward will read input 0 (see ag__op.needs) */
     AG__F_SAVED_B = 1 << 5,     /* ... input 1 */
     AG__F_SAVED_OUT = 1 << 6,   /* ... the op's own result */
-    AG__F_SAVED_CTX = 1 << 7,   /* ... what the op kept in ag__.ctx (no version to check) */
+    AG__F_SAVED_CTX = 1 << 7,   /* ... what the op kept that is no tensor (no version) */
     AG__F_EDGE_A = 1 << 8,      /* input 0 required grad when recorded: it gets a gradient */
     AG__F_EDGE_B = 1 << 9,      /* ... input 1 */
     AG__F_FRESH = 1 << 10,      /* its ->grad was made by the current backward pass */
@@ -74,7 +74,7 @@ enum {
  * does any product of some of its sizes. */
 #define AG__NUMEL_MAX (INT64_MAX / (int64_t)sizeof(float))
 
-/* ---- errors (tensor.c) ---- */
+/* ---- errors (error.c) ---- */
 
 /* Formats the message, stores it for ag_last_error and calls the handler, which may not
  * return (it may exit, longjmp out or call ag_shutdown): call it as the last step, once
@@ -91,34 +91,33 @@ void ag__defer_end(void);
 /* Whether a deferral scope is open (agrad is inside backward or gradcheck). */
 bool ag__deferring(void);
 
-/* Checks an argument of op named role ("self", "other", ...): NULL (silent when an error
- * is already recorded, so one failure is reported once), a released tensor, or a
- * pointer to memory agrad does not hold. True when t is a live tensor. */
-bool ag__check(const ag_tensor *t, const char *op, const char *role);
-/* The same for element k of an array argument named list ("tensors[3]"). */
-bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
-/* Reports why t is not a live tensor (role[k] when k >= 0); false. */
-bool ag__check_failed(const ag_tensor *t, const char *op, const char *role, int k);
+/* What a pointer given as a tensor is (ag__liveness_of decides it, in memory.c). */
+typedef enum ag__liveness {
+    AG__LIVE,
+    AG__NULL,
+    AG__RELEASED,      /* a tensor freed by ag_release (dependable in checked mode) */
+    AG__RELEASED_GRAD, /* the ->grad of a released tensor */
+    AG__NOT_HELD,      /* memory agrad does not hold: freed by ag_shutdown, or not agrad's */
+} ag__liveness;
 
-/* dim of x wrapped into [0, rank) (negative counts from the end); -1 after PyTorch's
- * "Dimension out of range" error. rank is x's for most ops; callers pass 1 for a 0-d x
- * where PyTorch treats it as one dimension, and ndim + 1 for stack. */
-int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank);
+/* Reports why an argument of op named role (role[k] when k >= 0) is not a live tensor, in
+ * the words of the argument checks: "mul: argument b is a released tensor". A NULL is
+ * reported only when no error is recorded yet. Returns false. */
+bool ag__check_failed(ag__liveness why, const char *op, const char *role, int k);
 
 /* Writes "[2, 3]" (or "[]" for a scalar) into buf: at most AG_MAX_DIMS + 1 sizes. */
 enum { AG__SHAPE_STR = 128 };
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
 
-/* The number of elements of a shape; -1 after an error naming op (more than
- * AG_MAX_DIMS sizes, a negative size, or sizes whose nonzero product exceeds
- * AG__NUMEL_MAX, in PyTorch's words). */
-int64_t ag__numel(const char *op, int ndim, const int64_t *shape);
+/* Restores the default handler and clears the message (ag_shutdown). */
+void ag__error_reset(void);
 
 /* ---- memory (memory.c) ---- */
 /* Allocation functions report nothing: they return NULL and the caller, which knows the
  * op and the shapes, reports. */
 
-/* Through the allocation hook (ag_set_allocator); count system allocations. */
+/* Through the allocation hook (ag_set_allocator); count system allocations. NULL when
+ * the hook refuses (p is then untouched). */
 void *ag__malloc(size_t size);
 void *ag__realloc(void *p, size_t size);
 void ag__free(void *p);
@@ -132,15 +131,8 @@ void *ag__grow(void *items, size_t *cap, size_t need, size_t size);
 ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const ag_tensor *base,
                             float *data);
 /* Memory that lives as long as the tensor made last, for what its backward needs
- * (ag__.ctx): call it right after making the tensor. NULL when out of memory. */
+ * (node(t)->ctx): call it right after making the tensor. NULL when out of memory. */
 void *ag__ctx_alloc(size_t bytes);
-
-/* A new tensor of shape on the tape (ag__alloc_tensor with its shape set), or a view
- * of base's storage at data. NULL after an error naming op: a bad shape or no memory. */
-ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
-                   float *data);
-/* ag__new with t's shape. */
-ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
 
 /* A ->grad for t: zeros of t's shape, from the grad pool. NULL when out of memory. */
 ag_tensor *ag__new_grad(const ag_tensor *t);
@@ -157,20 +149,37 @@ static inline float *ag__scratch_floats(int64_t n)
 bool ag__scratch_failed(void);
 void ag__scratch_reset(void);
 
-/* What a pointer given as a tensor is. Decided without reading memory agrad does not
- * hold, so a pointer from before ag_shutdown is safe to ask about. */
-typedef enum ag__liveness {
-    AG__LIVE,
-    AG__NULL,
-    AG__RELEASED,      /* a tensor freed by ag_release (dependable in checked mode) */
-    AG__RELEASED_GRAD, /* the ->grad of a released tensor */
-    AG__NOT_HELD,      /* memory agrad does not hold: freed by ag_shutdown, or not agrad's */
-} ag__liveness;
+/* What a pointer given as a tensor is, decided without reading memory agrad does not
+ * hold: a pointer from before ag_shutdown is safe to ask about. */
 ag__liveness ag__liveness_of(const ag_tensor *t);
+/* Checks an argument of op named role ("self", "other", ...): true when t is a live
+ * tensor; else false, after ag__check_failed's report. */
+bool ag__check(const ag_tensor *t, const char *op, const char *role);
+/* The same for element k of an array argument named list ("tensors[3]"). */
+bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
 
 /* Frees all memory (ag_shutdown); fills the memory fields of st. */
 void ag__memory_reset(void);
 void ag__memory_stats(ag_stats *st);
+
+/* ---- tensors (tensor.c) ---- */
+
+/* dim of x wrapped into [0, rank) (negative counts from the end); -1 after PyTorch's
+ * "Dimension out of range" error. rank is x's for most ops; callers pass 1 for a 0-d x
+ * where PyTorch treats it as one dimension, and ndim + 1 for stack. */
+int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank);
+
+/* The number of elements of a shape; -1 after an error naming op (more than
+ * AG_MAX_DIMS sizes, a negative size, or sizes whose nonzero product exceeds
+ * AG__NUMEL_MAX, in PyTorch's words). */
+int64_t ag__numel(const char *op, int ndim, const int64_t *shape);
+
+/* A new tensor of shape on the tape (ag__alloc_tensor with its shape set), or a view
+ * of base's storage at data. NULL after an error naming op: a bad shape or no memory. */
+ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
+                   float *data);
+/* ag__new with t's shape. */
+ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
 
 /* ---- autograd (engine.c) ---- */
 
@@ -182,6 +191,10 @@ void ag__engine_reset(void);
 /* In ops' backward functions: x's gradient buffer for this pass (zeros the first time),
  * to add into directly; NULL when out of memory (the engine then reports). */
 float *ag__grad_of(ag_tensor *x);
+/* In ops' backward functions: adds g, a whole gradient of x's shape, into x's gradient.
+ * For gradients that are sums of products (matmul, inverse), computed apart first: PyTorch
+ * adds the finished product to what the gradient holds, and so the floats match. */
+void ag__add_grad(ag_tensor *x, const float *g);
 /* In ops' backward functions: adds g (laid out in the shape of out, the tensor being
  * differentiated) into x's gradient, summing (in double) over the dimensions along
  * which x was broadcast to out. */
@@ -196,6 +209,10 @@ static inline bool ag__wants(const ag_tensor *y, int k)
 /* Sets out's op, inputs and requires_grad when grad mode is on and an input requires
  * grad; otherwise leaves out a leaf. b may be NULL. */
 void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
+/* ag__record for ops of n inputs (cat, stack): node(out)->ctx keeps the inputs, then one
+ * bool per input saying whether it takes a gradient. False when out of memory
+ * (unreported: the caller names the op). */
+bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
 
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
  * storage version, so that a graph that saved t refuses to backward with the new
@@ -283,10 +300,6 @@ typedef struct ag__op {
     void (*backward)(ag_tensor *out);
 } ag__op;
 extern const ag__op ag__ops[AG__OP_COUNT];
-
-/* ag__record for ops of n inputs (cat, stack): ag__.ctx keeps the inputs, then one bool
- * per input saying whether it takes a gradient. False when out of memory (unreported). */
-bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
 
 /* ---- random (random.c) ---- */
 

@@ -230,7 +230,7 @@ void ag__matmul_backward(ag_tensor *out)
         if (!nothing)
             FOR_BATCH(pl, grad_batch(mm_nt, da + ia * n * k, tmp, n * k, g + io * n * p,
                                      b->data + ib * k * p, n, p, k));
-        ag__accum(a, a, da);
+        ag__add_grad(a, da);
     }
     if (ag__wants(out, 1) && b->numel > 0) {
         float *db = ag__scratch_floats(b->numel);
@@ -239,7 +239,7 @@ void ag__matmul_backward(ag_tensor *out)
         if (out->numel > 0)
             FOR_BATCH(pl, grad_batch(mm_tn, db + ib * k * p, tmp, k * p, a->data + ia * n * k,
                                      g + io * n * p, n, k, p));
-        ag__accum(b, b, db);
+        ag__add_grad(b, db);
     }
 }
 
@@ -266,8 +266,10 @@ ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b)
 /* t() is transpose(0, 1) for a matrix and a copy of a vector or a scalar, which         */
 /* PyTorch records too (TBackward0).                                                     */
 
-/* dst = src (of rank ndim and shape shape) with dimensions d0 and d1 swapped. */
-static void swap_dims(float *dst, const float *src, int ndim, const int64_t *shape, int d0, int d1)
+/* dst = src (of rank ndim and shape shape) with dimensions d0 and d1 swapped; with add,
+ * dst += that. */
+static void swap_dims(float *dst, const float *src, int ndim, const int64_t *shape, int d0, int d1,
+                      bool add)
 {
     int64_t p[AG_MAX_DIMS], st[AG_MAX_DIMS], s = 1;
     ag__pad(ndim, shape, p);
@@ -289,18 +291,17 @@ static void swap_dims(float *dst, const float *src, int ndim, const int64_t *sha
         for (int64_t i1 = 0; i1 < p[1]; i1++)
             for (int64_t i2 = 0; i2 < p[2]; i2++) {
                 const float *row = src + i0 * st[0] + i1 * st[1] + i2 * st[2];
-                for (int64_t i3 = 0; i3 < p[3]; i3++) dst[o++] = row[i3 * st[3]];
+                for (int64_t i3 = 0; i3 < p[3]; i3++, o++)
+                    dst[o] = (add ? dst[o] : 0.0f) + row[i3 * st[3]];
             }
 }
 
 void ag__transpose_backward(ag_tensor *y)
 {
-    ag_tensor *x = node(y)->src[0];
-    float *dx = ag__scratch_floats(x->numel);
+    float *dx = ag__grad_of(node(y)->src[0]);
     if (!dx) return;
     swap_dims(dx, node(y)->gbuf, y->ndim, y->shape, (int)node(y)->arg.swap.dim0,
-              (int)node(y)->arg.swap.dim1);
-    ag__accum(x, x, dx);
+              (int)node(y)->arg.swap.dim1, true);
 }
 
 static ag_tensor *transposed(int op, const char *name, const ag_tensor *x, int d0, int d1)
@@ -313,7 +314,7 @@ static ag_tensor *transposed(int op, const char *name, const ag_tensor *x, int d
     }
     ag_tensor *y = ag__new(name, x->ndim, shape, NULL, NULL);
     if (!y) return NULL;
-    swap_dims(y->data, x->data, x->ndim, x->shape, d0, d1);
+    swap_dims(y->data, x->data, x->ndim, x->shape, d0, d1, false);
     node(y)->arg.swap.dim0 = d0;
     node(y)->arg.swap.dim1 = d1;
     ag__record(y, op, x, NULL);
@@ -419,7 +420,7 @@ void ag__inverse_backward(ag_tensor *y)
         mm_tn(dx + off, y->data + off, t, n, n, n);
     }
     for (int64_t i = 0; i < x->numel; i++) dx[i] = -dx[i];
-    ag__accum(x, x, dx);
+    ag__add_grad(x, dx);
 }
 
 ag_tensor *ag_inverse(const ag_tensor *x)

@@ -467,12 +467,14 @@ ag__liveness ag__liveness_of(const ag_tensor *t) { return liveness(t); }
 
 bool ag__check(const ag_tensor *t, const char *op, const char *role)
 {
-    return liveness(t) == AG__LIVE || ag__check_failed(t, op, role, -1);
+    ag__liveness why = liveness(t);
+    return why == AG__LIVE || ag__check_failed(why, op, role, -1);
 }
 
 bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
 {
-    return liveness(t) == AG__LIVE || ag__check_failed(t, op, list, k);
+    ag__liveness why = liveness(t);
+    return why == AG__LIVE || ag__check_failed(why, op, list, k);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -52,8 +52,8 @@ static ag_tensor *number_left(const char *name, double s, const ag_tensor *x,
 
 static float add_f(float a, float b) { return a + b; }
 void ag__add_backward(ag_tensor *y) { backward2(y, NULL, NULL); }
-PARTIAL(pass_g, g)
-void ag__add_number_backward(ag_tensor *y) { backward1(y, pass_g); }
+RULE1(add_number_dx, x) { return g; }
+void ag__add_number_backward(ag_tensor *y) { backward1(y, add_number_dx); }
 
 ag_tensor *ag_add_tt(const ag_tensor *a, const ag_tensor *b)
 {
@@ -74,11 +74,12 @@ ag_tensor *ag_add_st(double a, const ag_tensor *b)
 /* rsub, a number on the left: y = s - x   dy/dx = -1  (PyTorch's RsubBackward1)         */
 
 static float sub_f(float a, float b) { return a - b; }
-PARTIAL(neg_g, -g)
-void ag__sub_backward(ag_tensor *y) { backward2(y, NULL, neg_g); }
+RULE(sub_db, a, b) { return -g; }
+void ag__sub_backward(ag_tensor *y) { backward2(y, NULL, sub_db); }
 
 static float rsub_f(float x, float s) { return s - x; }
-void ag__rsub_backward(ag_tensor *y) { backward1(y, neg_g); }
+RULE1(rsub_dx, x) { return -g; }
+void ag__rsub_backward(ag_tensor *y) { backward1(y, rsub_dx); }
 
 ag_tensor *ag_sub_tt(const ag_tensor *a, const ag_tensor *b)
 {
@@ -98,10 +99,11 @@ ag_tensor *ag_sub_st(double a, const ag_tensor *b)
 /* with a number: y = x * s                dy/dx = s                                     */
 
 static float mul_f(float a, float b) { return a * b; }
-PARTIAL(mul_da, g *b)
-PARTIAL(mul_db, g *a)
+RULE(mul_da, a, b) { return g * b; }
+RULE(mul_db, a, b) { return g * a; }
+RULE(mul_number_dx, x, s) { return g * s; }
 void ag__mul_backward(ag_tensor *y) { backward2(y, mul_da, mul_db); }
-void ag__mul_number_backward(ag_tensor *y) { backward1(y, mul_da); }
+void ag__mul_number_backward(ag_tensor *y) { backward1(y, mul_number_dx); }
 
 ag_tensor *ag_mul_tt(const ag_tensor *a, const ag_tensor *b)
 {
@@ -121,11 +123,11 @@ ag_tensor *ag_mul_st(double a, const ag_tensor *b)
 /* with a number: y = x / s                dy/dx = 1 / s                                 */
 
 static float div_f(float a, float b) { return a / b; }
-PARTIAL(div_da, g / b)
-/* -g * ((a / b) / b), in PyTorch's order of operations */
-PARTIAL(div_db, -g *((a / b) / b))
+RULE(div_da, a, b) { return g / b; }
+RULE(div_db, a, b) { return -g * ((a / b) / b); } /* in PyTorch's order of operations */
+RULE(div_number_dx, x, s) { return g / s; }
 void ag__div_backward(ag_tensor *y) { backward2(y, div_da, div_db); }
-void ag__div_number_backward(ag_tensor *y) { backward1(y, div_da); }
+void ag__div_number_backward(ag_tensor *y) { backward1(y, div_number_dx); }
 
 ag_tensor *ag_div_tt(const ag_tensor *a, const ag_tensor *b)
 {
@@ -138,14 +140,14 @@ ag_tensor *ag_div_ts(const ag_tensor *a, double b)
 ag_tensor *ag_div_st(double a, const ag_tensor *b) { return number_left("div", a, b, ag_div_tt); }
 
 /* ------------------------------------------------------------------------------------ */
-/* pow with a tensor exponent: y = a ^ b   dy/da = b a^(b-1), dy/db = a^b ln a           */
-/* Where b == 0, dy/da is 0; where a == 0 and b >= 0, dy/db is 0 (PyTorch's choices,     */
+/* pow with a tensor exponent: y = x ^ p   dy/dx = p x^(p-1), dy/dp = x^p ln x           */
+/* Where p == 0, dy/dx is 0; where x == 0 and p >= 0, dy/dp is 0 (PyTorch's choices,     */
 /* which avoid 0 * inf).                                                                 */
 
-static float pow_f(float a, float b) { return powf(a, b); }
-PARTIAL(pow_da, b == 0.0f ? 0.0f : g * (b * powf(a, b - 1.0f)))
-PARTIAL(pow_db, (a == 0.0f && b >= 0.0f) ? 0.0f : g *(y *logf(a)))
-void ag__pow_tensor_backward(ag_tensor *y) { backward2(y, pow_da, pow_db); }
+static float pow_f(float x, float p) { return powf(x, p); }
+RULE(pow_dx, x, p) { return p == 0.0f ? 0.0f : g * (p * powf(x, p - 1.0f)); }
+RULE(pow_dp, x, p) { return (x == 0.0f && p >= 0.0f) ? 0.0f : g * (y * logf(x)); }
+void ag__pow_tensor_backward(ag_tensor *y) { backward2(y, pow_dx, pow_dp); }
 
 ag_tensor *ag_pow_tt(const ag_tensor *a, const ag_tensor *b)
 {
@@ -156,7 +158,8 @@ ag_tensor *ag_pow_st(double a, const ag_tensor *b) { return number_left("pow", a
 /* ------------------------------------------------------------------------------------ */
 /* neg: y = -x                             dy/dx = -1                                    */
 
-void ag__neg_backward(ag_tensor *y) { backward1(y, neg_g); }
+RULE1(neg_dx, x) { return -g; }
+void ag__neg_backward(ag_tensor *y) { backward1(y, neg_dx); }
 
 ag_tensor *ag_neg(const ag_tensor *x)
 {
@@ -184,9 +187,8 @@ static float pow_scalar(float x, float p)
     if (p == -2.0f) return 1.0f / (x * x);
     return powf(x, p);
 }
-/* here a is x and b the exponent p */
-PARTIAL(pow_scalar_d, b == 0.0f ? 0.0f : g * (b * pow_scalar(a, b - 1.0f)))
-void ag__pow_scalar_backward(ag_tensor *y) { backward1(y, pow_scalar_d); }
+RULE(pow_number_dx, x, p) { return p == 0.0f ? 0.0f : g * (p * pow_scalar(x, p - 1.0f)); }
+void ag__pow_scalar_backward(ag_tensor *y) { backward1(y, pow_number_dx); }
 
 ag_tensor *ag_pow_ts(const ag_tensor *x, double exponent)
 {

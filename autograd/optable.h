@@ -3,14 +3,14 @@
  *
  *   AG__OP(id, grad_fn, backward, needs0, needs1)
  *
- * id        AG__OP_<id>, stored in a recorded tensor's ag__.op
+ * id        AG__OP_<id>, stored in a recorded tensor's node(t)->op
  * grad_fn   PyTorch's name for the backward node, as printed in grad_fn=<...>
- * backward  void backward(ag_tensor *out): out->ag__.gbuf holds d loss / d out; the
+ * backward  void backward(ag_tensor *out): node(out)->gbuf holds d loss / d out; the
  *           function ag__accum-ulates what reaches each input that takes a gradient
  *           (ag__wants). Defined beside the op's forward in the file named below.
  * needs0/1  what the gradient of input 0 / input 1 reads: AG__A (input 0), AG__B
  *           (input 1), AG__OUT (the result), AG__CTX (what the op kept that is not a
- *           tensor: max's indices in ag__.ctx, mul's number). A node saves only what
+ *           tensor: max's indices in node(out)->ctx, mul's number). A node saves only what
  *           the gradients of
  *           its inputs that require grad read; that decides whether a second backward
  *           or an in-place change of a saved tensor is an error, as in PyTorch.

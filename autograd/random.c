@@ -1,7 +1,9 @@
 /* PyTorch's CPU random streams: one global mt19937 and the transforms torch.rand,
  * torch.randn, uniform_, normal_ and torch.randperm apply to it, so that a lab ported
  * to C sees the same data, initial weights and shuffles after the same manual_seed.
- * The algorithms and their check values are in ../shared/reference/torch-rng.md.
+ * The algorithms are PyTorch 1.13's (its mt19937, and the transforms in ATen's
+ * TransformationHelper.h, DistributionsHelper.h, cpu/DistributionTemplates.h and randperm
+ * in TensorFactories.cpp); tests/test_random.c checks them against PyTorch's values.
  *
  * On an AVX2 machine PyTorch runs these kernels compiled with FMA enabled, and the
  * compiler fuses a * b + c: where PyTorch's source reads x * (to - from) + from, the

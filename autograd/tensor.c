@@ -1,98 +1,9 @@
-/* Tensors: errors, shapes, creation and access, and the library's shutdown. */
+/* Tensors: shapes, new tensors, creation and access. */
 #include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------------------------------ */
-/* Errors                                                                                */
-
-static void default_handler(const char *message, void *userdata)
-{
-    AG__UNUSED(userdata);
-    fprintf(stderr, "agrad: %s\n", message);
-    exit(EXIT_FAILURE);
-}
-
-static struct {
-    ag_error_fn fn;
-    void *userdata;
-    char message[1024];
-    int defer;     /* open deferral scopes */
-    bool deferred; /* an error waits for the outermost scope to end */
-} err = {default_handler, NULL, "", 0, false};
-
-ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata)
-{
-    ag_error_fn previous = err.fn;
-    err.fn = fn;
-    err.userdata = userdata;
-    return previous;
-}
-
-const char *ag_last_error(void) { return err.message; }
-void ag_clear_error(void) { err.message[0] = '\0'; }
-
-void *ag__error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err.message, sizeof err.message, fmt, ap);
-    va_end(ap);
-    if (err.defer)
-        err.deferred = true;
-    else if (err.fn)
-        err.fn(err.message, err.userdata);
-    return NULL;
-}
-
-void ag__defer_begin(void) { err.defer++; }
-
-void ag__defer_end(void)
-{
-    if (--err.defer > 0 || !err.deferred) return;
-    err.deferred = false;
-    if (err.fn) err.fn(err.message, err.userdata);
-}
-
-bool ag__deferring(void) { return err.defer > 0; }
-
-/* The argument's name, "self" or "tensors[3]". */
-static const char *role_name(char buf[48], const char *role, int k)
-{
-    if (k < 0) return role;
-    snprintf(buf, 48, "%s[%d]", role, k);
-    return buf;
-}
-
-bool ag__check_failed(const ag_tensor *t, const char *op, const char *role, int k)
-{
-    char name[48];
-    role = role_name(name, role, k);
-    switch (ag__liveness_of(t)) {
-    case AG__LIVE:
-        return true;
-    case AG__NULL:
-        /* A NULL that comes out of a failed op was reported there already. */
-        if (!err.message[0]) ag__error("%s: argument %s is NULL", op, role);
-        return false;
-    case AG__RELEASED:
-        ag__error("%s: argument %s is a released tensor (freed by ag_release)", op, role);
-        return false;
-    case AG__RELEASED_GRAD:
-        ag__error("%s: argument %s is the ->grad of a released tensor (freed with it by "
-                  "ag_release)",
-                  op, role);
-        return false;
-    case AG__NOT_HELD:
-        break;
-    }
-    ag__error("%s: argument %s is not a tensor agrad holds (freed by ag_shutdown, or not "
-              "made by agrad)",
-              op, role);
-    return false;
-}
 
 int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
 {
@@ -104,19 +15,6 @@ int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
         return -1;
     }
     return dim < 0 ? dim + rank : dim;
-}
-
-const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape)
-{
-    /* Up to AG_MAX_DIMS + 1 sizes (an AG_SHAPE's spare one), each at most 20 characters
-     * and a separator: the buffer holds them all. */
-    size_t n = 0;
-    buf[n++] = '[';
-    for (int i = 0; i < ndim && i <= AG_MAX_DIMS; i++)
-        n += (size_t)snprintf(buf + n, AG__SHAPE_STR - n, i ? ", %lld" : "%lld",
-                              (long long)shape[i]);
-    snprintf(buf + n, AG__SHAPE_STR - n, "]");
-    return buf;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -177,24 +75,6 @@ ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
     /* t's shape is valid already. */
     ag_tensor *y = ag__alloc_tensor(t->ndim, t->shape, t->numel, NULL, NULL);
     return y ? y : out_of_memory(op, t->ndim, t->shape, t->numel);
-}
-
-void ag_shutdown(void)
-{
-    if (ag__deferring()) {
-        /* Called from inside backward or gradcheck (a user function they run): what
-         * they hold would be freed under them. */
-        ag__error("ag_shutdown: called from inside ag_backward or ag_gradcheck (by a "
-                  "function they run); ignored");
-        return;
-    }
-    ag__memory_reset();
-    ag__engine_reset();
-    ag__random_reset();
-    err.fn = default_handler;
-    err.userdata = NULL;
-    err.message[0] = '\0';
-    err.deferred = false;
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -16,8 +16,8 @@
 /* exp: y = e^x                            dy/dx = y                                     */
 
 static float exp_f(float x) { return expf(x); }
-PARTIAL(exp_d, g *y)
-void ag__exp_backward(ag_tensor *y) { backward1(y, exp_d); }
+RULE1(exp_dx, x) { return g * y; }
+void ag__exp_backward(ag_tensor *y) { backward1(y, exp_dx); }
 
 ag_tensor *ag_exp(const ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f); }
 
@@ -27,8 +27,8 @@ ag_tensor *ag_exp(const ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f
 /* error, as in PyTorch.                                                                 */
 
 static float log_f(float x) { return logf(x); }
-PARTIAL(log_d, g / a)
-void ag__log_backward(ag_tensor *y) { backward1(y, log_d); }
+RULE1(log_dx, x) { return g / x; }
+void ag__log_backward(ag_tensor *y) { backward1(y, log_dx); }
 
 ag_tensor *ag_log(const ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f); }
 
@@ -36,8 +36,8 @@ ag_tensor *ag_log(const ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f
 /* sqrt: y = x^(1/2)                       dy/dx = 1 / (2 y)                             */
 
 static float sqrt_f(float x) { return sqrtf(x); }
-PARTIAL(sqrt_d, g / (2.0f * y))
-void ag__sqrt_backward(ag_tensor *y) { backward1(y, sqrt_d); }
+RULE1(sqrt_dx, x) { return g / (2.0f * y); }
+void ag__sqrt_backward(ag_tensor *y) { backward1(y, sqrt_dx); }
 
 ag_tensor *ag_sqrt(const ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sqrt_f); }
 
@@ -47,8 +47,8 @@ ag_tensor *ag_sqrt(const ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sq
 static float abs_f(float x) { return fabsf(x); }
 /* PyTorch multiplies by sgn(x) rather than selecting g or -g, so that an inf or nan
  * gradient still turns into nan at x == 0. */
-PARTIAL(abs_d, g *(float)((0.0f < a) - (a < 0.0f)))
-void ag__abs_backward(ag_tensor *y) { backward1(y, abs_d); }
+RULE1(abs_dx, x) { return g * (float)((0.0f < x) - (x < 0.0f)); }
+void ag__abs_backward(ag_tensor *y) { backward1(y, abs_dx); }
 
 ag_tensor *ag_abs(const ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f); }
 
@@ -59,8 +59,8 @@ ag_tensor *ag_abs(const ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f
 /* gradient passes.                                                                      */
 
 static float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
-PARTIAL(relu_d, y <= 0.0f ? 0.0f : g)
-void ag__relu_backward(ag_tensor *y) { backward1(y, relu_d); }
+RULE1(relu_dx, x) { return y <= 0.0f ? 0.0f : g; }
+void ag__relu_backward(ag_tensor *y) { backward1(y, relu_dx); }
 
 ag_tensor *ag_relu(const ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, relu_f); }
 
@@ -70,8 +70,8 @@ ag_tensor *ag_relu(const ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, re
 /* g * (1 - y) * y, evaluated left to right as PyTorch's sigmoid_backward does.          */
 
 static float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-PARTIAL(sigmoid_d, g *(1.0f - y) * y)
-void ag__sigmoid_backward(ag_tensor *y) { backward1(y, sigmoid_d); }
+RULE1(sigmoid_dx, x) { return g * (1.0f - y) * y; }
+void ag__sigmoid_backward(ag_tensor *y) { backward1(y, sigmoid_dx); }
 
 ag_tensor *ag_sigmoid(const ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoid", x, sigmoid_f); }
 
@@ -81,8 +81,8 @@ ag_tensor *ag_sigmoid(const ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoi
 /* 1 - y*y once, as a fused multiply-add; fmaf gives the same bits on any machine.       */
 
 static float tanh_f(float x) { return tanhf(x); }
-PARTIAL(tanh_d, g *fmaf(-y, y, 1.0f))
-void ag__tanh_backward(ag_tensor *y) { backward1(y, tanh_d); }
+RULE1(tanh_dx, x) { return g * fmaf(-y, y, 1.0f); }
+void ag__tanh_backward(ag_tensor *y) { backward1(y, tanh_dx); }
 
 ag_tensor *ag_tanh(const ag_tensor *x) { return unary(AG__OP_TANH, "tanh", x, tanh_f); }
 

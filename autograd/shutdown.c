@@ -1,0 +1,17 @@
+/* The library as a whole: ag_shutdown, above every part it resets. */
+#include "internal.h"
+
+void ag_shutdown(void)
+{
+    if (ag__deferring()) {
+        /* Called from inside backward or gradcheck (a user function they run): what
+         * they hold would be freed under them. */
+        ag__error("ag_shutdown: called from inside ag_backward or ag_gradcheck (by a "
+                  "function they run); ignored");
+        return;
+    }
+    ag__engine_reset();
+    ag__random_reset();
+    ag__memory_reset();
+    ag__error_reset();
+}
