@@ -126,79 +126,6 @@ struct ag_tensor {
 };
 
 /* ------------------------------------------------------------------------------------ */
-/* Errors                                                                                */
-
-/* Called with the full message of every error; userdata is what was registered. */
-typedef void (*ag_error_fn)(const char *message, void *userdata);
-
-/* Installs fn as the error handler and returns the previous one. NULL means "record
- * the message and return": the failing call then returns NULL, false or NAN. The
- * default handler prints "agrad: <message>" to stderr and exits with status 1. fn may
- * return, exit, longjmp out of the failing call or call ag_shutdown(); an error of a call
- * fn itself makes calls fn again. */
-AG_API ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata);
-
-/* The message of the most recent error, or "" if none since ag_clear_error(). The
- * string is owned by agrad and valid until the next error. */
-AG_API const char *ag_last_error(void);
-AG_API void ag_clear_error(void);
-
-/* ------------------------------------------------------------------------------------ */
-/* Memory                                                                                */
-
-/* A position in the arena of tensors. */
-typedef struct ag_mark {
-    size_t private_pos;      /* number of tensors made before the mark */
-    uint64_t private_serial; /* serial of the next tensor: tells a stale mark */
-} ag_mark;
-
-/* The current position: tensors made after it are freed by ag_release(mark). */
-AG_API ag_mark ag_mark_now(void);
-
-/* Frees every tensor made after mark (and their gradients); their memory is kept for
- * reuse. Tensors made before mark are untouched. A stale mark is a no-op: one that was
- * released past (a release to an earlier mark came between), or made before
- * ag_shutdown. */
-AG_API void ag_release(ag_mark mark);
-
-/* Frees every tensor and all memory agrad holds, and resets the error handler, no_grad
- * depth and random generator (the allocator and the checked mode stay). agrad can be
- * used again afterwards; tensors from before are then reported as such when used. */
-AG_API void ag_shutdown(void);
-
-/* Checked mode: released memory is not reused until 256 MiB (AGRAD_QUARANTINE_MB) of
- * releases have passed, so that a released tensor used again is always reported; under
- * AddressSanitizer, released memory is poisoned in either mode. On by default in debug
- * (-O0) and sanitizer builds; the environment variable AGRAD_CHECKED=0 or 1 overrides
- * the build, and ag_set_checked the environment. In the default fast mode a released
- * tensor is reported until its memory is reused by newer tensors; then a stale pointer
- * may read the newer tensor. Returns the previous setting. */
-AG_API bool ag_set_checked(bool on);
-AG_API bool ag_is_checked(void);
-
-/* The hook every system allocation goes through, realloc-like: p NULL allocates, size 0
- * frees (and returns NULL), otherwise p is resized; NULL means out of memory, which
- * agrad reports as an error naming the op and the shape. The default calls realloc and
- * free. fn NULL restores the default. Blocks are freed through the hook current at that
- * time, so a hook set while agrad holds memory must free blocks of the previous one (a
- * wrapper around realloc that counts or fails on purpose); to use another heap, set it
- * before the first tensor or after ag_shutdown. */
-typedef void *(*ag_realloc_fn)(void *p, size_t size, void *userdata);
-AG_API void ag_set_allocator(ag_realloc_fn fn, void *userdata);
-/* Frees memory agrad returned to the caller (ag_repr's string) through the hook. */
-AG_API void ag_free(void *p);
-
-/* Counters for tests and benchmarks. */
-typedef struct ag_stats {
-    size_t live_tensors;   /* tensors made and not released */
-    size_t arena_bytes;    /* bytes the arenas hold from the system */
-    size_t system_allocs;  /* calls agrad made to the allocation hook for memory */
-    size_t backward_nodes; /* tensors the last backward pass visited: its graph's size */
-    bool checked;          /* checked mode is on */
-} ag_stats;
-AG_API ag_stats ag_memory_stats(void);
-
-/* ------------------------------------------------------------------------------------ */
 /* Creating tensors. Results are leaves; NULL on error (bad shape, NULL values).        */
 /*                                                                                       */
 /* The factories take their optional arguments in order or by name, as Python does:      */
@@ -323,7 +250,8 @@ AG_API ag_tensor *ag_pow_st(double a, const ag_tensor *b);
 
 /* A tensor (const or not, or NULL) selects op_tt or op_ts; a number, op_st. */
 #define AG_PRIVATE_TENSOR_OR(x, tensor, number)                                                    \
-    _Generic((x), ag_tensor *: tensor, const ag_tensor *: tensor, void *: tensor, default: number)
+    _Generic((x), ag_tensor *: (tensor), const ag_tensor *: (tensor), void *: (tensor),             \
+             default: (number))
 #define AG_PRIVATE_DISPATCH2(op, a, b)                                                             \
     AG_PRIVATE_TENSOR_OR(a, AG_PRIVATE_TENSOR_OR(b, op##_tt, op##_ts), op##_st)(a, b)
 #define ag_add(a, b) AG_PRIVATE_DISPATCH2(ag_add, a, b)
@@ -405,43 +333,6 @@ AG_API ag_tensor *ag_cat(ag_tensor *const *xs, int n, int dim);
 AG_API ag_tensor *ag_stack(ag_tensor *const *xs, int n, int dim);
 
 /* ------------------------------------------------------------------------------------ */
-/* gradcheck                                                                             */
-
-/* The function gradcheck differentiates: from inputs[0..n-1] to one tensor. */
-typedef ag_tensor *(*ag_fn)(ag_tensor *const *inputs, void *userdata);
-
-/* Settings; zero fields take the defaults. */
-typedef struct ag_gradcheck_opts {
-    double eps;  /* finite-difference step, relative to max(1, |x|); default 1e-2 */
-    double atol; /* |analytical - numerical| <= atol + rtol * |numerical|; default 1e-3 */
-    double rtol; /* default 1e-2 */
-} ag_gradcheck_opts;
-
-/* What gradcheck found: the worst element of the Jacobian. */
-typedef struct ag_gradcheck_result {
-    bool passed;
-    int input;              /* which input holds the worst element */
-    int64_t input_index;    /* its flat index in that input */
-    int64_t output_index;   /* the flat index of the output element differentiated */
-    double analytical;      /* d output / d input there, from backward */
-    double numerical;       /* the same from finite differences */
-    double eps, atol, rtol; /* the settings used */
-    char report[512];       /* all of the above as readable text */
-} ag_gradcheck_result;
-
-/* torch.autograd.gradcheck: compares the full Jacobian of fn at inputs, from backward,
- * with a fourth-order central finite difference of float32 forward values. Inputs that
- * do not require grad are not checked. Returns whether every element is within the
- * tolerances; result (may be NULL) gets the details. fn must not change its inputs and
- * must return (not longjmp). Gradients are taken with respect to the inputs themselves,
- * as torch.autograd.grad does: an input may be made by other ops, and no ->grad is read
- * or changed. All tensors it makes are released before it returns. False, with an
- * error, for bad arguments (eps, atol, rtol must be finite and > 0, or 0 for the
- * default; inputs finite) or when fn fails, saying at which input element. */
-AG_API bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
-                         const ag_gradcheck_opts *opts, ag_gradcheck_result *result);
-
-/* ------------------------------------------------------------------------------------ */
 /* In-place writes. On a leaf that requires grad they are an error unless inside a      */
 /* no_grad scope, as in PyTorch. Each returns t, or NULL on error (t is then unchanged). */
 /* Writing t from a tensor whose memory partly overlaps t's (a row of t into t) is an    */
@@ -497,6 +388,119 @@ AG_API bool ag_is_grad_enabled(void);
 #define AG_NO_GRAD                                                                                 \
     for (int ag_private_once = (ag_no_grad_begin(), 1); ag_private_once;                           \
          ag_private_once = (ag_no_grad_end(), 0))
+
+/* ------------------------------------------------------------------------------------ */
+/* Memory                                                                                */
+
+/* A position in the arena of tensors. */
+typedef struct ag_mark {
+    size_t private_pos;      /* number of tensors made before the mark */
+    uint64_t private_serial; /* serial of the next tensor: tells a stale mark */
+} ag_mark;
+
+/* The current position: tensors made after it are freed by ag_release(mark). */
+AG_API ag_mark ag_mark_now(void);
+
+/* Frees every tensor made after mark (and their gradients); their memory is kept for
+ * reuse. Tensors made before mark are untouched. A stale mark is a no-op: one that was
+ * released past (a release to an earlier mark came between), or made before
+ * ag_shutdown. */
+AG_API void ag_release(ag_mark mark);
+
+/* Frees every tensor and all memory agrad holds, and resets the error handler, no_grad
+ * depth and random generator (the allocator and the checked mode stay). agrad can be
+ * used again afterwards; tensors from before are then reported as such when used. */
+AG_API void ag_shutdown(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Errors                                                                                */
+
+/* Called with the full message of every error; userdata is what was registered. */
+typedef void (*ag_error_fn)(const char *message, void *userdata);
+
+/* Installs fn as the error handler and returns the previous one. NULL means "record
+ * the message and return": the failing call then returns NULL, false or NAN. The
+ * default handler prints "agrad: <message>" to stderr and exits with status 1. fn may
+ * return, exit, longjmp out of the failing call or call ag_shutdown(); an error of a call
+ * fn itself makes calls fn again. */
+AG_API ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata);
+
+/* The message of the most recent error, or "" if none since ag_clear_error(). The
+ * string is owned by agrad and valid until the next error. */
+AG_API const char *ag_last_error(void);
+AG_API void ag_clear_error(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* gradcheck                                                                             */
+
+/* The function gradcheck differentiates: from inputs[0..n-1] to one tensor. */
+typedef ag_tensor *(*ag_fn)(ag_tensor *const *inputs, void *userdata);
+
+/* Settings; zero fields take the defaults. */
+typedef struct ag_gradcheck_opts {
+    double eps;  /* finite-difference step, relative to max(1, |x|); default 1e-2 */
+    double atol; /* |analytical - numerical| <= atol + rtol * |numerical|; default 1e-3 */
+    double rtol; /* default 1e-2 */
+} ag_gradcheck_opts;
+
+/* What gradcheck found: the worst element of the Jacobian. */
+typedef struct ag_gradcheck_result {
+    bool passed;
+    int input;              /* which input holds the worst element */
+    int64_t input_index;    /* its flat index in that input */
+    int64_t output_index;   /* the flat index of the output element differentiated */
+    double analytical;      /* d output / d input there, from backward */
+    double numerical;       /* the same from finite differences */
+    double eps, atol, rtol; /* the settings used */
+    char report[512];       /* all of the above as readable text */
+} ag_gradcheck_result;
+
+/* torch.autograd.gradcheck: compares the full Jacobian of fn at inputs, from backward,
+ * with a fourth-order central finite difference of float32 forward values. Inputs that
+ * do not require grad are not checked. Returns whether every element is within the
+ * tolerances; result (may be NULL) gets the details. fn must not change its inputs and
+ * must return (not longjmp). Gradients are taken with respect to the inputs themselves,
+ * as torch.autograd.grad does: an input may be made by other ops, and no ->grad is read
+ * or changed. All tensors it makes are released before it returns. False, with an
+ * error, for bad arguments (eps, atol, rtol must be finite and > 0, or 0 for the
+ * default; inputs finite) or when fn fails, saying at which input element. */
+AG_API bool ag_gradcheck(ag_fn fn, ag_tensor *const *inputs, int n, void *userdata,
+                         const ag_gradcheck_opts *opts, ag_gradcheck_result *result);
+
+/* ------------------------------------------------------------------------------------ */
+/* Checking memory, the allocation hook, counters                                       */
+
+/* Checked mode: released memory is not reused until 256 MiB (AGRAD_QUARANTINE_MB) of
+ * releases have passed, so that a released tensor used again is always reported; under
+ * AddressSanitizer, released memory is poisoned in either mode. On by default in debug
+ * (-O0) and sanitizer builds; the environment variable AGRAD_CHECKED=0 or 1 overrides
+ * the build, and ag_set_checked the environment. In the default fast mode a released
+ * tensor is reported until its memory is reused by newer tensors; then a stale pointer
+ * may read the newer tensor. Returns the previous setting. */
+AG_API bool ag_set_checked(bool on);
+AG_API bool ag_is_checked(void);
+
+/* The hook every system allocation goes through, realloc-like: p NULL allocates, size 0
+ * frees (and returns NULL), otherwise p is resized; NULL means out of memory, which
+ * agrad reports as an error naming the op and the shape. The default calls realloc and
+ * free. fn NULL restores the default. Blocks are freed through the hook current at that
+ * time, so a hook set while agrad holds memory must free blocks of the previous one (a
+ * wrapper around realloc that counts or fails on purpose); to use another heap, set it
+ * before the first tensor or after ag_shutdown. */
+typedef void *(*ag_realloc_fn)(void *p, size_t size, void *userdata);
+AG_API void ag_set_allocator(ag_realloc_fn fn, void *userdata);
+/* Frees memory agrad returned to the caller (ag_repr's string) through the hook. */
+AG_API void ag_free(void *p);
+
+/* Counters for tests and benchmarks. */
+typedef struct ag_stats {
+    size_t live_tensors;   /* tensors made and not released */
+    size_t arena_bytes;    /* bytes the arenas hold from the system */
+    size_t system_allocs;  /* calls agrad made to the allocation hook for memory */
+    size_t backward_nodes; /* tensors the last backward pass visited: its graph's size */
+    bool checked;          /* checked mode is on */
+} ag_stats;
+AG_API ag_stats ag_memory_stats(void);
 
 #ifdef __cplusplus
 }

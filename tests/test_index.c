@@ -107,7 +107,8 @@ Test(index, a_view_of_a_leaf_that_requires_grad_is_recorded)
     test_finish();
 }
 
-/* The labs' `for x, y in zip(X, Y)`: one SGD step per row, as in shared/seeds/000. */
+/* The labs' `for x, y in zip(X, Y)`: one SGD step per row, as in the lab "Training Two Parameter
+ * Stochastic Gradient Descent". */
 Test(index, iterating_over_rows_trains_like_the_sgd_lab)
 {
     ag_manual_seed(1);

@@ -57,7 +57,8 @@ for shapes, dim in STACK:
     xs = [torch.randn(s, requires_grad=True) for s in shapes]
     add("stack %s dim %d" % (shapes, dim), "stack", xs, torch.stack(xs, dim), dim)
 
-# One epoch of the SGD lab (shared/seeds/000): a step per row of zip(X, Y).
+# One epoch of the SGD lab ("Training Two Parameter Stochastic Gradient Descent"): a
+# step per row of zip(X, Y).
 torch.manual_seed(1)
 X = torch.arange(-3, 3, 0.1).view(-1, 1)
 Y = 1 * X - 1 + 0.1 * torch.randn(X.size())

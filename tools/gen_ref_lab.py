@@ -1,5 +1,5 @@
 """Writes tests/ref/lab_ref.json: the lab "Linear regression 1D, training two
-parameters" (shared/seeds/002) run by PyTorch for several settings of its knobs.
+parameters" (DATAIDEA's notes) run by PyTorch for several settings of its knobs.
 
     /usr/bin/python3 tools/gen_ref_lab.py > tests/ref/lab_ref.json
 
