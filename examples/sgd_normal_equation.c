@@ -1,6 +1,6 @@
-/* "Intro to pytorch I: Stochastic gradient" (a blog post after Dr. Alvarez's ODSC talk) in C: fit y
- * = X @ w on 10,000 rows of two features by gradient descent, then check the answer against the
- * normal equation (X^T X)^-1 X^T y.
+/* The lab "Intro to pytorch I: Stochastic gradient" (a blog post after Dr. Alvarez's ODSC
+ * talk) in C: fit y = X @ w on 10,000 rows of two features by gradient descent, then check
+ * the answer against the normal equation (X^T X)^-1 X^T y.
  *
  *   sgd_normal_equation [--seed N] [--lr F] [--iterations N]
  *
