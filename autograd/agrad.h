@@ -250,7 +250,7 @@ AG_API ag_tensor *ag_pow_st(double a, const ag_tensor *b);
 
 /* A tensor (const or not, or NULL) selects op_tt or op_ts; a number, op_st. */
 #define AG_PRIVATE_TENSOR_OR(x, tensor, number)                                                    \
-    _Generic((x), ag_tensor *: (tensor), const ag_tensor *: (tensor), void *: (tensor),             \
+    _Generic((x), ag_tensor *: (tensor), const ag_tensor *: (tensor), void *: (tensor),            \
              default: (number))
 #define AG_PRIVATE_DISPATCH2(op, a, b)                                                             \
     AG_PRIVATE_TENSOR_OR(a, AG_PRIVATE_TENSOR_OR(b, op##_tt, op##_ts), op##_st)(a, b)

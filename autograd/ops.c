@@ -16,7 +16,7 @@
 
 /* ------------------------------------------------------------------------------------ */
 /* With a number s on either side, as in ag_mul(x, 2) or ag_sub(1, x): the number is the   */
-/* op's argument (arg.number, rounded to float as PyTorch rounds a Python number), not a     */
+/* op's argument (arg.number, rounded to float as PyTorch rounds a Python number), not a  */
 /* tensor, so nothing is made but the result. The tensor is checked first, named as the   */
 /* user wrote the call (ag_sub(1, t) names argument b). As in PyTorch, x * s and x / s    */
 /* keep s for backward (a second backward is an error); x + s, x - s and s - x keep       */

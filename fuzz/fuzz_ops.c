@@ -500,7 +500,8 @@ static void step(void)
         int k = (int)(byte() % NMARKS);
         if (!marks[k].made) break;
         ag_release(marks[k].m);
-        if (!marks[k].stale && marks[k].m.private_pos < tape_len) released_to(marks[k].m.private_pos);
+        if (!marks[k].stale && marks[k].m.private_pos < tape_len)
+            released_to(marks[k].m.private_pos);
         if (ag_memory_stats().live_tensors != tape_len) fail("release freed what the model keeps");
         break;
     }
