@@ -5,12 +5,12 @@
 
 static struct {
     int no_grad_depth;
-    bool running;     /* a backward pass is under way */
-    ag_tensor **heap; /* pending tensors, a max-heap by serial: the newest on top */
-    size_t nheap, heap_cap;
+    bool running;        /* a backward pass is under way */
+    ag_tensor **heap;    /* pending tensors, a max-heap by serial: the newest on top */
     ag_tensor **visited; /* every tensor given a gradient in this pass */
-    size_t nvisited, visited_cap;
-    bool failed;  /* the pass ran out of memory */
+    size_t nheap, nvisited;
+    size_t cap;   /* room in both: the heap never holds more than the visited list */
+    bool failed;  /* the lists could not grow in this pass */
     size_t nodes; /* tensors the last pass visited */
 } eng;
 
@@ -155,29 +155,31 @@ static ag_tensor *heap_pop(void)
     return top;
 }
 
+/* Room for one more tensor in both lists; false when out of memory, with both lists as
+ * they were (a grown list keeps its contents, and eng.cap its old size). */
+static bool reserve(void)
+{
+    if (eng.nvisited < eng.cap) return true;
+    size_t cap = eng.cap, heap_cap = eng.cap;
+    ag_tensor **visited = ag__grow(eng.visited, &cap, eng.nvisited + 1, sizeof *visited);
+    if (!visited) return false;
+    eng.visited = visited;
+    ag_tensor **heap = ag__grow(eng.heap, &heap_cap, cap, sizeof *heap);
+    if (!heap) return false;
+    eng.heap = heap;
+    eng.cap = cap;
+    return true;
+}
+
 float *ag__grad_of(ag_tensor *x)
 {
     if (node(x)->flags & AG__F_PENDING) return node(x)->gbuf;
-    /* Room in both lists first, so that running out of memory changes nothing. The heap
-     * never holds more than the visited list, so it gets at least the list's capacity. */
-    if (eng.nvisited == eng.visited_cap) {
-        size_t cap = eng.visited_cap, heap_cap = eng.heap_cap;
-        ag_tensor **visited = ag__grow(eng.visited, &cap, eng.nvisited + 1, sizeof *visited);
-        if (visited) eng.visited = visited; /* its old capacity stays recorded until the end */
-        ag_tensor **heap = visited ? ag__grow(eng.heap, &heap_cap, cap, sizeof *heap) : NULL;
-        if (!heap) {
-            eng.failed = true;
-            return NULL;
-        }
-        eng.heap = heap;
-        eng.heap_cap = heap_cap;
-        eng.visited_cap = cap;
-    }
-    float *buf = ag__scratch_floats(x->numel);
-    if (!buf) {
+    if (!reserve()) {
         eng.failed = true;
         return NULL;
     }
+    float *buf = ag__scratch_floats(x->numel); /* a failure is ag__scratch_failed's */
+    if (!buf) return NULL;
     memset(buf, 0, (size_t)x->numel * sizeof(float));
     node(x)->gbuf = buf;
     node(x)->flags |= AG__F_PENDING;

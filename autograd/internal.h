@@ -178,6 +178,9 @@ int64_t ag__numel(const char *op, int ndim, const int64_t *shape);
  * of base's storage at data. NULL after an error naming op: a bad shape or no memory. */
 ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
                    float *data);
+/* A new leaf of shape for op, requiring grad or not (the factories): its data unset.
+ * NULL after an error naming op. */
+ag_tensor *ag__new_leaf(const char *op, ag_shape shape, bool requires_grad);
 /* ag__new with t's shape. */
 ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
 

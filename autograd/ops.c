@@ -247,28 +247,29 @@ void ag__view_backward(ag_tensor *y) { ag__accum(node(y)->src[0], y, node(y)->gb
 
 static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape shape)
 {
-    char s1[AG__SHAPE_STR];
+    char s[AG__SHAPE_STR]; /* the shape asked for, written only for a message */
     if (!ag__check(x, name, "self")) return NULL;
     if (shape.ndim < 0 || shape.ndim > AG_MAX_DIMS)
         return ag__error("%s: tensors have at most %d dimensions, got %d", name, AG_MAX_DIMS,
                          shape.ndim);
-    ag__shape_str(s1, shape.ndim, shape.d);
     int infer = -1;
     int64_t known = 1; /* product of the nonzero sizes given */
     bool zero = false;
     for (int i = 0; i < shape.ndim; i++) {
         int64_t d = shape.d[i];
         if (d == -1 && infer >= 0)
-            return ag__error("%s: only one dimension can be inferred (shape %s)", name, s1);
+            return ag__error("%s: only one dimension can be inferred (shape %s)", name,
+                             ag__shape_str(s, shape.ndim, shape.d));
         if (d == -1) {
             infer = i;
         } else if (d < 0) {
-            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)d, s1);
+            return ag__error("%s: invalid shape dimension %lld in %s", name, (long long)d,
+                             ag__shape_str(s, shape.ndim, shape.d));
         } else if (d == 0) {
             zero = true;
         } else if (known > AG__NUMEL_MAX / d) {
             return ag__error("%s: shape '%s' is invalid: numel: integer multiplication overflow",
-                             name, s1);
+                             name, ag__shape_str(s, shape.ndim, shape.d));
         } else {
             known *= d;
         }
@@ -276,7 +277,7 @@ static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape sh
     if (infer >= 0 && zero && x->numel == 0)
         return ag__error("%s: cannot reshape tensor of 0 elements into shape %s because the "
                          "unspecified dimension size -1 can be any value and is ambiguous",
-                         name, s1);
+                         name, ag__shape_str(s, shape.ndim, shape.d));
     int64_t given = zero ? 0 : known;
     if (infer >= 0 && given != 0 && x->numel % given == 0) {
         shape.d[infer] = x->numel / given;
@@ -284,9 +285,9 @@ static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape sh
     }
     if (given != x->numel) {
         char s2[AG__SHAPE_STR];
-        ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name, s1,
-                  (long long)x->numel, ag__shape_str(s2, x->ndim, x->shape));
-        return NULL;
+        return ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name,
+                         ag__shape_str(s, shape.ndim, shape.d), (long long)x->numel,
+                         ag__shape_str(s2, x->ndim, x->shape));
     }
     ag_tensor *y = ag__new(name, shape.ndim, shape.d, x, x->data);
     if (!y) return NULL;
@@ -395,20 +396,21 @@ ag_tensor *ag_copy_(ag_tensor *t, const ag_tensor *src)
 {
     if (!inplace2_check("copy_", t, src)) return NULL;
     bool record = src->requires_grad && ag__grad_mode() && !t->requires_grad;
-    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
-    ag__shape_str(s1, t->ndim, t->shape);
-    ag__shape_str(s2, src->ndim, src->shape);
+    char s1[AG__SHAPE_STR];
     if (record && node(t)->base != t)
         return ag__error("copy_: src requires grad, and agrad cannot record a copy into a view "
                          "(self of shape %s shares another tensor's storage; PyTorch records "
                          "it on that tensor, CopySlices): copy into a tensor of its own",
-                         s1);
-    if (record && node(t)->serial < node(src)->serial)
+                         ag__shape_str(s1, t->ndim, t->shape));
+    if (record && node(t)->serial < node(src)->serial) {
+        char s2[AG__SHAPE_STR];
         return ag__error("copy_: src (shape %s) requires grad and was made after self (shape "
                          "%s); agrad records a copy only into a tensor made after its source, "
                          "so that releasing the source cannot leave self's graph dangling: "
                          "make self after src, or copy under no_grad",
-                         s2, s1);
+                         ag__shape_str(s2, src->ndim, src->shape),
+                         ag__shape_str(s1, t->ndim, t->shape));
+    }
     if (!ag__inplace_begin(t, "copy_")) return NULL;
     map2(t, t, src, second_f);
     if (record) ag__record(t, AG__OP_COPY, src, NULL);

@@ -155,19 +155,15 @@ AG_API void ag_manual_seed(uint64_t seed) { mt_seed(seed); }
 
 AG_API ag_tensor *ag_rand_with(ag_new_args a)
 {
-    ag_tensor *t = ag__new("rand", a.shape.ndim, a.shape.d, NULL, NULL);
-    if (!t) return NULL;
-    fill_uniform(t->data, t->numel, 0.0f, 1.0f);
-    t->requires_grad = a.requires_grad;
+    ag_tensor *t = ag__new_leaf("rand", a.shape, a.requires_grad);
+    if (t) fill_uniform(t->data, t->numel, 0.0f, 1.0f);
     return t;
 }
 
 AG_API ag_tensor *ag_randn_with(ag_new_args a)
 {
-    ag_tensor *t = ag__new("randn", a.shape.ndim, a.shape.d, NULL, NULL);
-    if (!t) return NULL;
-    fill_normal(t->data, t->numel, 0.0, 1.0);
-    t->requires_grad = a.requires_grad;
+    ag_tensor *t = ag__new_leaf("randn", a.shape, a.requires_grad);
+    if (t) fill_normal(t->data, t->numel, 0.0, 1.0);
     return t;
 }
 

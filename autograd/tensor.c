@@ -80,8 +80,7 @@ ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
 /* ------------------------------------------------------------------------------------ */
 /* Creating tensors                                                                      */
 
-/* A new leaf of shape for op, requiring grad or not; NULL after an error. */
-static ag_tensor *new_leaf(const char *op, ag_shape shape, bool requires_grad)
+ag_tensor *ag__new_leaf(const char *op, ag_shape shape, bool requires_grad)
 {
     ag_tensor *t = ag__new(op, shape.ndim, shape.d, NULL, NULL);
     if (t) t->requires_grad = requires_grad;
@@ -91,21 +90,21 @@ static ag_tensor *new_leaf(const char *op, ag_shape shape, bool requires_grad)
 ag_tensor *ag_tensor_from_with(ag_tensor_from_args a)
 {
     if (!a.values) return ag__error("tensor_from: values is NULL");
-    ag_tensor *t = new_leaf("tensor_from", a.shape, a.requires_grad);
+    ag_tensor *t = ag__new_leaf("tensor_from", a.shape, a.requires_grad);
     if (t) memcpy(t->data, a.values, (size_t)t->numel * sizeof(float));
     return t;
 }
 
 ag_tensor *ag_scalar_with(ag_scalar_args a)
 {
-    ag_tensor *t = new_leaf("scalar", (ag_shape){0, {0}}, a.requires_grad);
+    ag_tensor *t = ag__new_leaf("scalar", (ag_shape){0, {0}}, a.requires_grad);
     if (t) t->data[0] = (float)a.value;
     return t;
 }
 
 static ag_tensor *filled(const char *op, ag_shape shape, double value, bool requires_grad)
 {
-    ag_tensor *t = new_leaf(op, shape, requires_grad);
+    ag_tensor *t = ag__new_leaf(op, shape, requires_grad);
     for (int64_t i = 0; t && i < t->numel; i++) t->data[i] = (float)value;
     return t;
 }

@@ -318,17 +318,18 @@ static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
 static ag_tensor *factory(unsigned which)
 {
     ag_shape s = shape();
+    bool rg = which & 16; /* the factories' optional requires_grad, by name or in order */
     switch (which % 9) {
     case 0:
-        return ag_zeros(s);
+        return ag_zeros(s, .requires_grad = rg);
     case 1:
-        return ag_ones(s);
+        return ag_ones(s, rg);
     case 2:
-        return ag_full(s, number());
+        return ag_full(s, number(), .requires_grad = rg);
     case 3:
-        return ag_randn(s);
+        return ag_randn(s, .requires_grad = rg);
     case 4:
-        return ag_rand(s);
+        return ag_rand(s, rg);
     case 5: {
         double a = number(), b = number(), c = number();
         return ag_arange(a, b, c);
@@ -351,7 +352,7 @@ static ag_tensor *factory(unsigned which)
 
 static ag_tensor *inplace(unsigned which, ag_tensor *t, ag_tensor *x)
 {
-    switch (which % 14) {
+    switch (which % 16) {
     case 0:
         return ag_zero_(t);
     case 1:
@@ -370,6 +371,10 @@ static ag_tensor *inplace(unsigned which, ag_tensor *t, ag_tensor *x)
         return ag_add_(t, number());
     case 8:
         return ag_mul_(t, number());
+    case 14:
+        return ag_sub_(t, number());
+    case 15:
+        return ag_div_(t, number());
     case 9:
         return ag_set_data(t, x);
     case 10: {
@@ -514,7 +519,7 @@ static void step(void)
     }
     case 17: { /* reading */
         ag_tensor *x = arg();
-        switch (byte() % 7) {
+        switch (byte() % 8) {
         case 0:
             (void)ag_item(x);
             break;
@@ -533,6 +538,13 @@ static void step(void)
         case 5:
             (void)ag_grad_fn_name(x);
             break;
+        case 6: {
+            /* printing goes nowhere; a NULL stream is an error too */
+            static FILE *devnull;
+            if (!devnull) devnull = fopen("/dev/null", "w");
+            ag_fprint(byte() & 1 ? devnull : NULL, x);
+            break;
+        }
         default: {
             char *s = ag_repr(x);
             if (!s && !ag_last_error()[0]) fail("repr failed without an error");
@@ -600,7 +612,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ag_set_allocator(capped_realloc, NULL);
     ag_set_checked(data && size && data[0] & 1);
     ag_set_error_handler(NULL, NULL);
-    for (int n = 0; in_left > 0 && n < 400; n++) step();
+    for (int n = 0; in_left > 0 && n < 400; n++) {
+        step();
+        if (ag_is_grad_enabled() != (no_grad_depth == 0)) fail("the no_grad depth drifted");
+    }
     ag_shutdown();
     if (outstanding != 0) {
         fprintf(stderr, "fuzz_ops: %zu bytes still allocated after ag_shutdown\n", outstanding);
