@@ -416,9 +416,10 @@ AG_API ag_mark ag_mark_now(void);
  * ag_shutdown. */
 AG_API void ag_release(ag_mark mark);
 
-/* Frees every tensor and all memory agrad holds, and resets the error handler, no_grad
- * depth and random generator (the allocator and the checked mode stay). agrad can be
- * used again afterwards; tensors from before are then reported as such when used. */
+/* Frees every tensor and all memory agrad holds, and resets the error and warning
+ * handlers (forgetting the call sites warned at), no_grad depth and random generator (the
+ * allocator and the checked mode stay). agrad can be used again afterwards; tensors from
+ * before are then reported as such when used. */
 AG_API void ag_shutdown(void);
 
 /* ------------------------------------------------------------------------------------ */

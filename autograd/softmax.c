@@ -178,7 +178,8 @@ ag_tensor *ag_logsumexp(const ag_tensor *x, int dim, bool keepdim)
             if (isinf(m)) m = 0.0f;
             double acc = 0;
             for (int64_t k = 0; k < s.n; k++) acc += expf(slice[k * s.inner] - m);
-            y->data[o * s.inner + i] = logf((float)acc) + m;
+            float sum = (float)acc; /* 0 for an empty slice or one of only -inf */
+            y->data[o * s.inner + i] = (sum == 0.0f ? -INFINITY : logf(sum)) + m;
         }
     node(y)->arg.dim = d;
     ag__record(y, AG__OP_LOGSUMEXP, x, NULL);

@@ -3,7 +3,8 @@
  * backward forms, retain_graph, no_grad, in-place writes, marks and releases (stale ones
  * too), uses of released tensors, of released gradients and of tensors from before
  * ag_shutdown, NaN and Inf, gradcheck, printing, checked and fast mode, refused
- * allocations. Every invalid call must end in agrad's error path: never a sanitizer
+ * allocations, softmax and the losses with options they take and options they do not.
+ * Every invalid call must end in agrad's error path: never a sanitizer
  * report, a crash, a hang, a NULL without a message, or a leak.
  *
  * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. Built
@@ -14,6 +15,7 @@
  * agrad's count against it after every release, so a stale mark that frees live tensors
  * is caught as a difference, not only as a crash. */
 #include <agrad.h>
+#include <agrad_nn.h>
 
 #include <math.h>
 #include <float.h>
@@ -220,6 +222,21 @@ static ag_tensor *fn_matmul(ag_tensor *const *x, void *userdata)
     return ag_sigmoid(ag_matmul(x[0], x[1]));
 }
 
+static ag_tensor *fn_softmax(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    return ag_mse_loss(ag_log_softmax(x[0], -1), ag_logsumexp(x[1], 0, true));
+}
+
+/* Warnings (mse_loss's broadcast) are counted, not printed. */
+static size_t warnings;
+static void count_warning(const char *message, void *userdata)
+{
+    (void)message;
+    (void)userdata;
+    warnings++;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* One call                                                                               */
 
@@ -313,6 +330,48 @@ static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
     default:
         return ag_pow(v, x);
     }
+}
+
+/* softmax, log_softmax, logsumexp over dimension d */
+static ag_tensor *softmax_family(unsigned which, ag_tensor *x, int d, bool keepdim)
+{
+    switch (which % 3) {
+    case 0:
+        return ag_softmax(x, d);
+    case 1:
+        return ag_log_softmax(x, d);
+    default:
+        return ag_logsumexp(x, d, keepdim);
+    }
+}
+
+/* A loss of x and t with random options: a reduction (now and then an invalid one), a
+ * weight, a pos_weight, an ignore_index, each whether the loss takes it or not; called
+ * directly or as a criterion, from one of a few call sites (for the warning's set). */
+static ag_tensor *loss(unsigned which, ag_tensor *x, ag_tensor *t)
+{
+    static ag_tensor *(*const fns[])(ag_loss_args) = {ag_mse_loss_with,
+                                                      ag_l1_loss_with,
+                                                      ag_binary_cross_entropy_with,
+                                                      ag_binary_cross_entropy_with_logits_with,
+                                                      ag_nll_loss_with,
+                                                      ag_cross_entropy_with};
+    ag_tensor *(*fn)(ag_loss_args) = fns[which % 6];
+    unsigned opts = byte();
+    ag_loss_args a = {.input = x, .target = t, .reduction = (ag_reduction)(opts % 4)};
+    if (opts & 4) a.weight = arg();
+    if (opts & 8) a.pos_weight = arg();
+    if (opts & 16) a.ignore_index = AG_INDEX((opts & 32) ? -100 : (int64_t)(byte() % 6) - 1);
+    static const char *const files[] = {"fuzz_a.c", "fuzz_b.c"};
+    const char *file = files[byte() & 1];
+    int line = (int)(byte() % 4);
+    if (opts & 64) {
+        ag_criterion c = {"FuzzLoss", fn, a};
+        return ag_loss_at(c, x, t, file, line);
+    }
+    a.private_file = file;
+    a.private_line = line;
+    return fn(a);
 }
 
 static ag_tensor *factory(unsigned which)
@@ -427,7 +486,7 @@ static void step(void)
         int d = (int)(byte() % 11) - 5, d1 = (int)(byte() % 11) - 5;
         bool keepdim = byte() & 1;
         ag_tensor *idx = NULL;
-        switch (w % 8) {
+        switch (w % 11) {
         case 0:
             keep(ag_sum_dim(x, d, keepdim), 1);
             break;
@@ -450,6 +509,11 @@ static void step(void)
             break;
         case 6:
             keep(ag_slice(x, d, size_of(byte()) - 2, size_of(byte())), 1);
+            break;
+        case 8:
+        case 9:
+        case 10:
+            keep(softmax_family(w / 11, x, d, keepdim), 1);
             break;
         default:
             keep(ag_reshape(x, shape()), 1);
@@ -562,10 +626,10 @@ static void step(void)
             if (n > 6 || s.ndim > 2) x[i] = NULL;
         }
         ag_clear_error();
-        ag_fn fns[3] = {fn_cube, fn_mix, fn_matmul};
+        ag_fn fns[4] = {fn_cube, fn_mix, fn_matmul, fn_softmax};
         ag_gradcheck_opts o = {byte() & 1 ? number() : 0, 0, byte() & 1 ? number() : 0};
         ag_gradcheck_result r;
-        (void)ag_gradcheck(fns[byte() % 3], x, 1 + (int)(byte() & 1), NULL, &o, &r);
+        (void)ag_gradcheck(fns[byte() % 4], x, 1 + (int)(byte() & 1), NULL, &o, &r);
         tape_len = ag_memory_stats().live_tensors;
         break;
     }
@@ -578,6 +642,7 @@ static void step(void)
         if (byte() % 4) break;
         ag_shutdown();
         ag_set_error_handler(NULL, NULL);
+        ag_set_warning_handler(count_warning, NULL);
         /* agrad gave its memory back: a pointer from before stays recognisable while the
          * system does not hand that memory out again, which AddressSanitizer's quarantine
          * ensures and a plain malloc does not */
@@ -593,6 +658,12 @@ static void step(void)
     case 21:
         ag_manual_seed(byte());
         break;
+    case 22: { /* a loss */
+        unsigned w = byte();
+        ag_tensor *x = arg(), *t = arg();
+        keep(loss(w, x, t), 1);
+        break;
+    }
     default: { /* chains that make graphs worth a backward */
         ag_tensor *a = arg(), *b = arg();
         keep(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(a, b), b), a), 2)), 1);
@@ -612,6 +683,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ag_set_allocator(capped_realloc, NULL);
     ag_set_checked(data && size && data[0] & 1);
     ag_set_error_handler(NULL, NULL);
+    ag_set_warning_handler(count_warning, NULL);
     for (int n = 0; in_left > 0 && n < 400; n++) {
         step();
         if (ag_is_grad_enabled() != (no_grad_depth == 0)) fail("the no_grad depth drifted");

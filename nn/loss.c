@@ -270,7 +270,7 @@ ag_tensor *ag_l1_loss_with(ag_loss_args a)
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     if (!ag__broadcast_shape(name, a.input, a.target, &ndim, shape)) return NULL;
-    ag_tensor *d = ag_abs(ag_sub(a.input, a.target));
+    ag_tensor *d = ag_abs(ag_sub_tt(a.input, a.target));
     if (!d || a.reduction == AG_NONE) return d;
     return a.reduction == AG_SUM ? ag_sum(d) : ag_mean(d);
 }
@@ -440,7 +440,7 @@ static int64_t batch_of(const ag_tensor *x) { return x->ndim == 2 ? x->shape[0] 
 /* Checks the shapes of nll_loss's input, target and weight, in PyTorch's words. */
 static bool nll_shapes(const char *name, const ag_tensor *x, const ag_tensor *t, const ag_tensor *w)
 {
-    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    char s1[AG__SHAPE_STR];
     if (x->ndim < 1) {
         ag__error("%s: Expected 1 or more dimensions (got %d)", name, x->ndim);
         return false;
@@ -467,6 +467,7 @@ static bool nll_shapes(const char *name, const ag_tensor *x, const ag_tensor *t,
     /* (C) takes one target, of shape (); PyTorch accepts a target (C) too and reads only
      * its first element, agrad refuses it */
     if (x->ndim == 1 ? t->ndim != 0 : (t->ndim == 0 || x->shape[0] != t->shape[0])) {
+        char s2[AG__SHAPE_STR];
         ag__error("%s: size mismatch (got input: %s, target: %s)", name,
                   ag__shape_str(s1, x->ndim, x->shape), ag__shape_str(s2, t->ndim, t->shape));
         return false;

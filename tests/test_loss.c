@@ -668,3 +668,43 @@ Test(loss, bce_input_out_of_range_and_bad_arguments)
            "ag_release)");
     test_finish();
 }
+
+/* Every allocation a loss makes can fail: each failure is an error naming the loss, the
+ * next call works. The inputs are large, so that the result and the copy of the weight
+ * each need memory of their own from the system. */
+static int fail_in; /* allocations to let through before refusing one; -1: none refused */
+static void *failing_realloc(void *p, size_t size, void *userdata)
+{
+    (void)userdata;
+    if (size == 0) {
+        free(p);
+        return NULL;
+    }
+    if (fail_in >= 0 && fail_in-- == 0) return NULL;
+    return realloc(p, size);
+}
+
+Test(loss, out_of_memory_names_the_loss)
+{
+    record_errors();
+    ag_tensor *x = ag_full(AG_SHAPE(400000), 0.5, .requires_grad = true);
+    ag_tensor *t = ag_ones(AG_SHAPE(400000)), *w = ag_ones(AG_SHAPE(400000));
+    ag_set_allocator(failing_realloc, NULL);
+    bool ctx_failed = false;
+    ag_tensor *l = NULL;
+    for (int k = 0; !l && k < 20; k++) {
+        fail_in = k;
+        l = ag_binary_cross_entropy(x, t, .weight = w, .reduction = AG_NONE);
+        fail_in = -1;
+        if (l) break;
+        cr_assert(!strncmp(ag_last_error(), "binary_cross_entropy: out of memory", 35),
+                  "refused allocation %d: %s", k, ag_last_error());
+        ctx_failed |= strstr(ag_last_error(), "keeping what its backward needs") != NULL;
+        ag_clear_error();
+    }
+    cr_assert_not_null(l, "the loss never succeeded: %s", ag_last_error());
+    cr_assert(ctx_failed, "no refusal reached the copy of the weight");
+    cr_assert(ag_backward(ag_sum(l)), "backward: %s", ag_last_error());
+    test_finish();
+    ag_set_allocator(NULL, NULL);
+}
