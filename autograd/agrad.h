@@ -495,6 +495,7 @@ AG_API void ag_free(void *p);
 /* Counters for tests and benchmarks. */
 typedef struct ag_stats {
     size_t live_tensors;   /* tensors made and not released */
+    size_t parameters;     /* modules' parameters alive (outside the tape, see agrad_nn.h) */
     size_t arena_bytes;    /* bytes the arenas hold from the system */
     size_t system_allocs;  /* calls agrad made to the allocation hook for memory */
     size_t backward_nodes; /* tensors the last backward pass visited: its graph's size */

@@ -96,7 +96,7 @@ typedef enum ag__liveness {
     AG__LIVE,
     AG__NULL,
     AG__RELEASED,      /* a tensor freed by ag_release (dependable in checked mode) */
-    AG__RELEASED_GRAD, /* the ->grad of a released tensor */
+    AG__RELEASED_GRAD, /* the ->grad of a released tensor, or a freed module's parameter */
     AG__NOT_HELD,      /* memory agrad does not hold: freed by ag_shutdown, or not agrad's */
 } ag__liveness;
 
@@ -138,6 +138,13 @@ void *ag__ctx_alloc(size_t bytes);
 ag_tensor *ag__new_grad(const ag_tensor *t);
 /* Frees t->grad back to the pool and sets it to NULL. */
 void ag__free_grad(ag_tensor *t);
+/* A long-lived leaf outside the tape (a module's parameter), in the grad pool: zeros of
+ * the shape, with a serial like any tensor; no release touches it. NULL when out of
+ * memory. ag__free_persistent frees it and its ->grad, at once, or, while a live tensor on
+ * the tape still refers to it (shares its storage, or has it as an input), at the release
+ * that frees the last such tensor. */
+ag_tensor *ag__alloc_persistent(int ndim, const int64_t *shape, int64_t numel);
+void ag__free_persistent(ag_tensor *t);
 
 /* Scratch bytes for one backward pass, freed all at once when the pass ends; NULL when
  * out of memory, which ag__scratch_failed then says until the reset. */
@@ -303,6 +310,11 @@ typedef struct ag__op {
     void (*backward)(ag_tensor *out);
 } ag__op;
 extern const ag__op ag__ops[AG__OP_COUNT];
+
+/* ---- nn (nn/module.c) ---- */
+
+/* Frees every module (ag_shutdown, before the memory their parameters live in). */
+void ag__modules_reset(void);
 
 /* ---- random (random.c) ---- */
 

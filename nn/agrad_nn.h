@@ -104,9 +104,10 @@ AG_API ag_module *ag_child(ag_module *m, const char *name);
 AG_API char *ag_module_repr(const ag_module *m);
 AG_API void ag_module_print(const ag_module *m);
 
-/* Frees m, its children and its parameters (with their gradients). NULL is a no-op. Refused
- * (an error, nothing freed) while a live tensor on the tape still refers to one of its
- * parameters (a result of a forward pass not yet released): release it first. */
+/* Frees m, its children and its parameters (with their gradients). A parameter that a live
+ * tensor on the tape still uses (the result of a forward pass not yet released) is freed by
+ * the ag_release that frees its last user. NULL is a no-op; a child (freed by its parent)
+ * is an error. */
 AG_API void ag_module_free(ag_module *m);
 
 /* ------------------------------------------------------------------------------------ */
