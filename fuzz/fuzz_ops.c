@@ -14,6 +14,7 @@
  * agrad's count against it after every release, so a stale mark that frees live tensors
  * is caught as a difference, not only as a crash. */
 #include <agrad.h>
+#include <agrad_nn.h>
 
 #include <math.h>
 #include <float.h>
@@ -123,11 +124,11 @@ static ag_shape shape(void)
 /* What the harness knows of the tensors it holds                                        */
 
 enum { NSLOTS = 16, NMARKS = 4 };
-typedef enum kind { EMPTY, TENSOR, GRAD } kind;
+typedef enum kind { EMPTY, TENSOR, GRAD, PARAM } kind;
 typedef struct slot {
     ag_tensor *t;
     kind kind;
-    size_t pos;     /* TENSOR: its place on the tape; GRAD: its owner's */
+    size_t pos;     /* TENSOR: its place on the tape; GRAD: its owner's; PARAM: none */
     unsigned epoch; /* the session (ag_shutdown count) it was made in */
     bool dead;      /* released (or freed with its owner) */
     bool unsafe;    /* dead, and its memory may have been reused: never passed to agrad */
@@ -139,6 +140,10 @@ static struct {
     bool made, stale;
 } marks[NMARKS];
 static size_t tape_len; /* the model's count of live tensors */
+/* Modules, live or freed: a freed module's pointer is always safe to pass (agrad keeps a
+ * list of live modules and never reads one it does not hold). */
+enum { NMODULES = 4 };
+static ag_module *modules[NMODULES];
 static unsigned epoch;
 static int no_grad_depth;
 
@@ -185,7 +190,8 @@ static void released_to(size_t pos)
 {
     for (int i = 0; i < NSLOTS; i++) {
         slot *s = &slots[i];
-        if (s->kind == EMPTY || s->dead || s->epoch != epoch || s->pos < pos) continue;
+        if (s->kind == EMPTY || s->kind == PARAM || s->dead || s->epoch != epoch || s->pos < pos)
+            continue;
         s->dead = true;
         /* fast mode reuses released arena memory at once; a gradient block only for
          * another gradient, so a pointer to it stays recognisable */
@@ -392,11 +398,99 @@ static ag_tensor *inplace(unsigned which, ag_tensor *t, ag_tensor *x)
     }
 }
 
+/* The model's view of a module freed (with its parameters): parameters kept in slots
+ * are dead, and in fast mode their blocks may be reused. */
+static void module_freed(void)
+{
+    for (int i = 0; i < NSLOTS; i++)
+        if (slots[i].kind == PARAM && !slots[i].dead) {
+            slots[i].dead = true;
+            if (!checked()) slots[i].unsafe = true;
+        }
+}
+
+/* A small layer, or one whose sizes are refused. */
+static ag_module *layer(void)
+{
+    unsigned b = byte();
+    switch (b % 5) {
+    case 0:
+        return ag_ReLU();
+    case 1:
+        return ag_Tanh();
+    case 2:
+        return ag_Sigmoid();
+    default: {
+        int64_t in = size_of(byte()), out = size_of(byte());
+        return ag_linear_new(in, out, byte() & 1);
+    }
+    }
+}
+
+/* Modules: made, run, listed, printed, put in a Sequential, freed (twice too). */
+static void module_step(void)
+{
+    ag_module **m = &modules[byte() % NMODULES];
+    switch (byte() % 8) {
+    case 0: /* a new module in the slot; the old one (if any) freed first */
+        if (*m) ag_module_free(*m), module_freed();
+        ag_clear_error();
+        *m = layer();
+        if (!*m && !ag_last_error()[0]) fail("a layer failed without an error");
+        break;
+    case 1: { /* a Sequential of new layers, or of this module (it then owns it) */
+        ag_module *kids[3] = {layer(), (byte() & 1) ? *m : layer(), layer()};
+        ag_module *seq = ag_sequential_new(kids, 1 + (int)(byte() % 3));
+        if (kids[1] == *m) *m = NULL; /* taken (or freed on failure) */
+        if (!seq && !ag_last_error()[0]) fail("Sequential failed without an error");
+        if (!seq) {
+            module_freed(); /* on failure the layers given were freed */
+            for (int i = 0; i < 3; i++)
+                if (kids[i] != *m) ag_module_free(kids[i]); /* not live: an error, no crash */
+            break;
+        }
+        if (*m) ag_module_free(*m), module_freed();
+        *m = seq;
+        break;
+    }
+    case 2: /* forward */
+        keep(ag_forward(*m, arg()), 1);
+        break;
+    case 3: { /* a parameter, kept as a tensor */
+        ag_params p = ag_parameters(*m);
+        if (!p.n) break;
+        slot *d = &slots[byte() % NSLOTS];
+        *d = (slot){p.tensors[byte() % (unsigned)p.n], PARAM, 0, epoch, false, false};
+        break;
+    }
+    case 4:
+        ag_module_zero_grad(*m);
+        (void)ag_parameter_count(*m);
+        break;
+    case 5:
+        if (byte() & 1)
+            ag_eval(*m);
+        else
+            ag_train(*m, byte() & 1);
+        break;
+    case 6: {
+        char *r = ag_module_repr(*m);
+        if (!r && !ag_last_error()[0]) fail("module repr failed without an error");
+        ag_free(r);
+        break;
+    }
+    default: /* freed; the pointer stays in the slot, to be used again */
+        ag_module_free(*m);
+        module_freed();
+        break;
+    }
+}
+
 static void step(void)
 {
     unsigned op = byte();
     ag_clear_error();
-    switch (op % 24) {
+    switch (op % 26) {
     case 0:
     case 1:
         keep(factory(byte()), 1);
@@ -593,6 +687,10 @@ static void step(void)
     case 21:
         ag_manual_seed(byte());
         break;
+    case 22:
+    case 23:
+        module_step();
+        break;
     default: { /* chains that make graphs worth a backward */
         ag_tensor *a = arg(), *b = arg();
         keep(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(a, b), b), a), 2)), 1);
@@ -607,6 +705,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in_left = size;
     memset(slots, 0, sizeof slots);
     memset(marks, 0, sizeof marks);
+    memset(modules, 0, sizeof modules);
     tape_len = 0;
     no_grad_depth = 0;
     ag_set_allocator(capped_realloc, NULL);

@@ -213,7 +213,8 @@ typedef struct ag_criterion {
     ag_tensor *(*fn)(ag_loss_args);
     ag_loss_args args; /* the options; input and target are filled in by ag_loss */
 } ag_criterion;
-#define AG_PRIVATE_CRITERION(name, fn, ...) ((ag_criterion){name, fn, {NULL, NULL, __VA_ARGS__}})
+#define AG_PRIVATE_CRITERION(name, fn, ...)                                                        \
+    ((ag_criterion){name, fn, {.input = NULL, __VA_ARGS__}})
 #define ag_MSELoss(...)                     AG_PRIVATE_CRITERION("MSELoss", ag_mse_loss_with, __VA_ARGS__)
 #define ag_L1Loss(...)                      AG_PRIVATE_CRITERION("L1Loss", ag_l1_loss_with, __VA_ARGS__)
 #define ag_BCELoss(...)                     AG_PRIVATE_CRITERION("BCELoss", ag_binary_cross_entropy_with, __VA_ARGS__)

@@ -39,7 +39,7 @@ static void check_repr(const ag_module *m, const char *want)
 /* ------------------------------------------------------------------------------------ */
 /* Linear against PyTorch                                                                */
 
-Test(linear, initial_weights_equal_pytorchs_for_each_seed_and_shape)
+Test(nn_linear, initial_weights_equal_pytorchs_for_each_seed_and_shape)
 {
     for (size_t k = 0; k < sizeof linear_inits / sizeof *linear_inits; k++) {
         const linear_init_case *c = &linear_inits[k];
@@ -69,7 +69,7 @@ Test(linear, initial_weights_equal_pytorchs_for_each_seed_and_shape)
     test_finish();
 }
 
-Test(linear, sequential_draws_its_layers_in_order)
+Test(nn_linear, sequential_draws_its_layers_in_order)
 {
     ag_manual_seed(0);
     ag_module *mlp = ag_Sequential(ag_Linear(2, 8), ag_Tanh(), ag_Linear(8, 1));
@@ -87,7 +87,7 @@ Test(linear, sequential_draws_its_layers_in_order)
     test_finish();
 }
 
-Test(linear, values_and_gradients_for_inputs_of_rank_1_to_3)
+Test(nn_linear, values_and_gradients_for_inputs_of_rank_1_to_3)
 {
     for (size_t k = 0; k < sizeof linear_fwds / sizeof *linear_fwds; k++) {
         const linear_fwd_case *c = &linear_fwds[k];
@@ -138,7 +138,7 @@ static ag_module *LinearRegression_new(int64_t input_dim, int64_t output_dim)
     return &self->base;
 }
 
-Test(module, reprs_equal_pytorchs)
+Test(nn_module, reprs_equal_pytorchs)
 {
     ag_module *a = ag_Linear(1, 1), *b = ag_Linear(3, 2, false);
     ag_module *mlp = ag_Sequential(ag_Linear(2, 8), ag_Tanh(), ag_Linear(8, 1), ag_Sigmoid());
@@ -154,7 +154,7 @@ Test(module, reprs_equal_pytorchs)
     test_finish();
 }
 
-Test(module, a_custom_module_lists_its_childrens_parameters_with_dotted_names)
+Test(nn_module, a_custom_module_lists_its_childrens_parameters_with_dotted_names)
 {
     ag_manual_seed(1);
     ag_module *model = LinearRegression_new(1, 1);
@@ -185,7 +185,7 @@ Test(module, a_custom_module_lists_its_childrens_parameters_with_dotted_names)
     test_finish();
 }
 
-Test(module, forward_runs_the_custom_forward_and_gradients_reach_the_parameters)
+Test(nn_module, forward_runs_the_custom_forward_and_gradients_reach_the_parameters)
 {
     ag_manual_seed(1);
     ag_module *model = LinearRegression_new(1, 1);
@@ -204,7 +204,7 @@ Test(module, forward_runs_the_custom_forward_and_gradients_reach_the_parameters)
     test_finish();
 }
 
-Test(module, train_and_eval_reach_every_module)
+Test(nn_module, train_and_eval_reach_every_module)
 {
     ag_module *inner = ag_Linear(2, 2);
     ag_module *m = ag_Sequential(ag_Sequential(inner, ag_ReLU()), ag_Linear(2, 1));
@@ -224,7 +224,7 @@ static void count_destroy(ag_module *m)
     destroyed++;
 }
 
-Test(module, free_calls_destroy_once_per_module_and_shutdown_frees_what_is_left)
+Test(nn_module, free_calls_destroy_once_per_module_and_shutdown_frees_what_is_left)
 {
     ag_module *a = ag_module_new(sizeof(ag_module), "A", NULL);
     a->destroy = count_destroy;
@@ -243,7 +243,7 @@ Test(module, free_calls_destroy_once_per_module_and_shutdown_frees_what_is_left)
 /* ------------------------------------------------------------------------------------ */
 /* Lifetime under the memory rule                                                        */
 
-Test(lifetime, parameters_survive_the_per_iteration_release_and_the_loop_allocates_nothing)
+Test(nn_lifetime, parameters_survive_the_per_iteration_release_and_the_loop_allocates_nothing)
 {
     ag_manual_seed(0);
     ag_tensor *X = ag_view(ag_arange(-2, 2, 0.5), AG_SHAPE(-1, 1));
@@ -273,7 +273,7 @@ Test(lifetime, parameters_survive_the_per_iteration_release_and_the_loop_allocat
     test_finish();
 }
 
-Test(lifetime, a_module_freed_while_its_graph_lives_keeps_the_used_parameters_until_release)
+Test(nn_lifetime, a_module_freed_while_its_graph_lives_keeps_the_used_parameters_until_release)
 {
     ag_module *model = ag_Sequential(ag_Linear(3, 2), ag_Linear(2, 1));
     ag_mark before = ag_mark_now();
@@ -290,7 +290,7 @@ Test(lifetime, a_module_freed_while_its_graph_lives_keeps_the_used_parameters_un
 /* ------------------------------------------------------------------------------------ */
 /* Misuse                                                                                */
 
-Test(misuse, a_freed_module_and_its_parameters_are_reported)
+Test(nn_misuse, a_freed_module_and_its_parameters_are_reported)
 {
     record_errors();
     ag_set_checked(true);
@@ -310,7 +310,7 @@ Test(misuse, a_freed_module_and_its_parameters_are_reported)
     test_finish();
 }
 
-Test(misuse, linear_says_which_shapes_do_not_fit)
+Test(nn_misuse, linear_says_which_shapes_do_not_fit)
 {
     record_errors();
     ag_module *lin = ag_Linear(3, 1);
@@ -327,7 +327,7 @@ Test(misuse, linear_says_which_shapes_do_not_fit)
     test_finish();
 }
 
-Test(misuse, registering_children_and_parameters_checks_names_and_owners)
+Test(nn_misuse, registering_children_and_parameters_checks_names_and_owners)
 {
     record_errors();
     ag_module *m = LinearRegression_new(1, 1);
@@ -358,7 +358,7 @@ Test(misuse, registering_children_and_parameters_checks_names_and_owners)
     test_finish();
 }
 
-Test(misuse, sequential_with_a_failed_child_frees_the_others)
+Test(nn_misuse, sequential_with_a_failed_child_frees_the_others)
 {
     record_errors();
     ag_module *s = ag_Sequential(ag_Linear(2, 2), ag_Linear(-1, 2), ag_ReLU());
@@ -383,7 +383,7 @@ static void *failing_realloc(void *p, size_t size, void *userdata)
     return realloc(p, size);
 }
 
-Test(faults, every_allocation_of_building_a_model_can_fail)
+Test(nn_faults, every_allocation_of_building_a_model_can_fail)
 {
     record_errors();
     ag_set_allocator(failing_realloc, NULL);
