@@ -24,6 +24,7 @@
 #include "agrad_nn.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,8 +251,7 @@ static bool make_header(const char *op, const char *const *names, ag_tensor *con
                                    (long long)t->shape[i]);
         snprintf(shape + at, sizeof shape - at, "]");
         uint64_t bytes = (uint64_t)t->numel * sizeof(float);
-        snprintf(offsets, sizeof offsets, "[%llu,%llu]", (unsigned long long)offset,
-                 (unsigned long long)(offset + bytes));
+        snprintf(offsets, sizeof offsets, "[%" PRIu64 ",%" PRIu64 "]", offset, offset + bytes);
         offset += bytes; /* numel <= INT64_MAX / 4, and n tensors of that exist in memory */
         cJSON *entry = cJSON_CreateObject();
         ok = entry && cJSON_AddItemToObject(root, names[order[k]], entry);
@@ -268,8 +268,9 @@ static bool make_header(const char *op, const char *const *names, ag_tensor *con
     size_t tlen = text ? strlen(text) : 0, padded = (tlen + 7) / 8 * 8;
     char *out = text ? ag__malloc(padded ? padded : 1) : NULL;
     if (out) {
-        memcpy(out, text, tlen);
-        memset(out + tlen, ' ', padded - tlen);
+        /* Not a C string: the header is its bytes, then spaces, then the data. */
+        memset(out, ' ', padded);
+        memcpy(out, text, tlen); /* NOLINT(bugprone-not-null-terminated-result) */
     }
     ag__free(text);
     json_end();
@@ -306,8 +307,8 @@ void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tens
     if (!out) {
         ag__free(header);
         ag__free(order);
-        return ag__error("%s: out of memory for a file of %llu bytes", op,
-                         (unsigned long long)(8 + hlen + dlen));
+        return ag__error("%s: out of memory for a file of %" PRIu64 " bytes", op,
+                         (uint64_t)8 + hlen + dlen);
     }
     put_u64le(out, hlen);
     memcpy(out + 8, header, hlen);
@@ -380,15 +381,15 @@ bool ag_safetensors_save(const char *path, const char *const *names, ag_tensor *
         if (!ok) err = errno ? errno : EIO, step = "writing";
         if (fclose(f) != 0 && ok) err = errno ? errno : EIO, step = "writing", ok = false;
         if (ok && rename(tmp, path) != 0) err = errno, step = "renaming";
-        if (err) remove(tmp);
+        if (err) (void)remove(tmp); /* nothing more to do if it fails */
     }
     ag__free(header);
     ag__free(order);
     if (err) {
         /* tmp is kept for the message, freed before the handler runs. */
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s: cannot write '%s' (%s '%s'): %s", op, path, step,
-                 !strcmp(step, "renaming") ? path : tmp, strerror(err));
+        snprintf(msg, sizeof msg, "%s: cannot write '%s' (%s '%s'%s): %s", op, path, step, tmp,
+                 !strcmp(step, "renaming") ? " over it" : "", strerror(err));
         ag__free(tmp);
         return ag__error("%s", msg), false;
     }
@@ -719,18 +720,19 @@ static bool match(loader *L, const char *const *names, ag_tensor *const *tensors
         if (c <= 0) i++;
         if (c >= 0) k++;
     }
-    bool *found = ag__malloc((size_t)(n > 0 ? n : 1) * sizeof *found);
-    if (!found) {
+    /* of[i]: the file's entry for tensors[i], or NULL. */
+    entry **of = ag__malloc((size_t)(n > 0 ? n : 1) * sizeof *of);
+    if (!of) {
         add(m, "out of memory matching %d names", n);
         return false;
     }
-    memset(found, 0, (size_t)n * sizeof *found);
+    for (i = 0; i < n; i++) of[i] = NULL;
     for (k = 0; k < ne; k++)
-        if (L->entries[k].dest >= 0) found[L->entries[k].dest] = true;
+        if (L->entries[k].dest >= 0) of[L->entries[k].dest] = &L->entries[k];
     size_t start = m->len;
     int count = 0;
     for (i = 0; i < n; i++)
-        if (!found[i])
+        if (!of[i])
             add(m, count++ ? ", \"%s\"" : "\n\tMissing key(s) in state_dict: \"%s\"", names[i]);
     if (count) add(m, ". ");
     count = 0;
@@ -741,15 +743,6 @@ static bool match(loader *L, const char *const *names, ag_tensor *const *tensors
     if (count) add(m, ". ");
     /* Size and dtype mismatches in the order of the tensors given, as PyTorch reports
      * them in the model's order. */
-    entry **of = (entry **)ag__malloc((size_t)(n > 0 ? n : 1) * sizeof *of);
-    if (!of) {
-        ag__free(found);
-        add(m, "out of memory matching %d names", n);
-        return false;
-    }
-    for (i = 0; i < n; i++) of[i] = NULL;
-    for (k = 0; k < ne; k++)
-        if (L->entries[k].dest >= 0) of[L->entries[k].dest] = &L->entries[k];
     for (i = 0; i < n; i++) {
         const entry *e = of[i];
         if (!e) continue;
@@ -767,12 +760,11 @@ static bool match(loader *L, const char *const *names, ag_tensor *const *tensors
         } else if (e->dtype != DTYPE_F32) {
             add(m,
                 "\n\tdtype mismatch for %s: the checkpoint holds %s, agrad loads only F32 "
-                "(torch.float32): convert it first, state_dict()[name].float()",
+                "(torch.float32): save {k: v.float() for k, v in state_dict.items()}",
                 e->name, dtypes[e->dtype].name);
         }
     }
     ag__free(of);
-    ag__free(found);
     if (m->len == start) return true;
     /* PyTorch's opening line, before the reasons. */
     char reasons[sizeof m->s];
@@ -852,7 +844,7 @@ bool ag_safetensors_load(const char *path, const char *const *names, ag_tensor *
             break;
         }
     }
-    fclose(f);
+    (void)fclose(f); /* read only: nothing was lost if it fails */
     if (err) {
         ag__free(buf);
         if (err == ENOMEM)
