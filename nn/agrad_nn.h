@@ -229,6 +229,43 @@ AG_API ag_tensor *ag_loss_at(ag_criterion criterion, const ag_tensor *input,
                              const ag_tensor *target, const char *file, int line);
 #define ag_loss(criterion, input, target) ag_loss_at(criterion, input, target, __FILE__, __LINE__)
 
+/* ------------------------------------------------------------------------------------ */
+/* Saving and loading weights                                                            */
+/*                                                                                       */
+/* The safetensors format, which PyTorch reads and writes with safetensors.torch's       */
+/* save_file(model.state_dict(), path) and model.load_state_dict(load_file(path)). Each  */
+/* function takes n tensors and their n names ("weight", "0.bias"), as ag_parameters    */
+/* gives them. Needs cJSON (libcjson-dev) when agrad is built; without it every call    */
+/* fails with an error saying so. While a call runs, cJSON's allocation hooks are       */
+/* agrad's; it puts cJSON's defaults back before returning.                             */
+
+/* Writes tensors[i] under names[i] to path as float32 (F32), the names sorted as
+ * safetensors' writer sorts them: the file save_file writes. Written to path.tmp and
+ * renamed, so path is never left half-written. False on error: bad arguments (a NULL or
+ * released tensor, a name given twice, the reserved "__metadata__"), or a file that
+ * cannot be written (the message names path and the system's reason). */
+AG_API bool ag_safetensors_save(const char *path, const char *const *names,
+                                ag_tensor *const *tensors, int n);
+/* The same file's bytes in memory: *size bytes that the caller frees with ag_free. NULL
+ * (and *size 0) on error. */
+AG_API void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tensors, int n,
+                                       size_t *size);
+
+/* model.load_state_dict(load_file(path)): copies the values of the file's tensor named
+ * names[i] into tensors[i], for every i, as t.data = ... does (leaves that require grad
+ * included; their version moves, so a graph that saved the old values refuses to
+ * backward). All or nothing: on any error no tensor changes. Errors: the file cannot be
+ * read; it is not a valid safetensors file (truncated, a header too long or not JSON, a
+ * bad entry, offsets out of range, overlapping or not matching the shape, a name twice);
+ * a name missing from the file or a tensor of the file not asked for, a shape that
+ * differs, a dtype other than F32, in PyTorch's words ("Missing key(s) in state_dict",
+ * "size mismatch for weight: ..."). The message names the file. */
+AG_API bool ag_safetensors_load(const char *path, const char *const *names,
+                                ag_tensor *const *tensors, int n);
+/* The same from a whole file's size bytes in memory. */
+AG_API bool ag_safetensors_load_bytes(const void *bytes, size_t size, const char *const *names,
+                                      ag_tensor *const *tensors, int n);
+
 #ifdef __cplusplus
 }
 #endif
