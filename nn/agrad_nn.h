@@ -266,6 +266,14 @@ AG_API bool ag_safetensors_load(const char *path, const char *const *names,
 AG_API bool ag_safetensors_load_bytes(const void *bytes, size_t size, const char *const *names,
                                       ag_tensor *const *tensors, int n);
 
+/* A module's weights: save_file(model.state_dict(), path) and
+ * model.load_state_dict(load_file(path)), with ag_parameters' names as the keys
+ * ("lin.weight"), which are PyTorch's state_dict keys for the same model. The same
+ * errors as ag_safetensors_save and ag_safetensors_load; a load that fails changes no
+ * parameter. */
+AG_API bool ag_module_save(ag_module *m, const char *path);
+AG_API bool ag_module_load(ag_module *m, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -358,6 +358,18 @@ ag_tensor *ag_forward(ag_module *m, const ag_tensor *x)
     return m->forward(m, x);
 }
 
+bool ag_module_save(ag_module *m, const char *path)
+{
+    ag_params p = ag_parameters(m);
+    return (p.n || !ag_last_error()[0]) && ag_safetensors_save(path, p.names, p.tensors, p.n);
+}
+
+bool ag_module_load(ag_module *m, const char *path)
+{
+    ag_params p = ag_parameters(m);
+    return (p.n || !ag_last_error()[0]) && ag_safetensors_load(path, p.names, p.tensors, p.n);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* repr                                                                                  */
 

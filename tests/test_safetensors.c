@@ -256,6 +256,42 @@ Test(safetensors, pytorch_mlp_loads_with_its_values)
     test_finish();
 }
 
+Test(safetensors, a_module_loads_pytorchs_state_dict_and_saves_it_back)
+{
+    ag_manual_seed(5);
+    ag_module *mlp = ag_Sequential(ag_Linear(2, 4), ag_Tanh(), ag_Linear(4, 1));
+    cr_assert(ag_module_load(mlp, REF_DIR "/mlp.safetensors"), "%s", ag_last_error());
+    ag_params p = ag_parameters(mlp);
+    expect_params(mlp_params, mlp_nparams, p.tensors);
+    ag_tensor *x = ag_tensor_from(mlp_x, AG_SHAPE(mlp_x_shape[0], mlp_x_shape[1]));
+    check_values("mlp(x)", ag_forward(mlp, x), mlp_y, sizeof mlp_y / sizeof *mlp_y, 1e-6f);
+
+    /* saved by agrad: the same bytes as PyTorch's writer gave */
+    char dir[] = "/tmp/agrad-module-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/mlp.safetensors", dir);
+    cr_assert(ag_module_save(mlp, path), "%s", ag_last_error());
+    size_t a, b;
+    unsigned char *mine = read_bytes(path, &a), *theirs = read_bytes(REF_DIR "/mlp.safetensors", &b);
+    cr_assert(a == b && !memcmp(mine, theirs, a), "the saved file differs from PyTorch's");
+    free(mine);
+    free(theirs);
+
+    /* into a model of another shape: PyTorch's words, nothing changed */
+    record_errors();
+    ag_module *lin = ag_Linear(3, 2);
+    float w0 = ag_parameters(lin).tensors[0]->data[0];
+    cr_assert(!ag_module_load(lin, path));
+    EXPECT_ERROR("load mlp into Linear", "Missing key(s) in state_dict", "\"weight\"",
+                 "Unexpected key(s)", "\"0.weight\"");
+    cr_assert_eq(ag_parameters(lin).tensors[0]->data[0], w0);
+    remove(path);
+    rmdir(dir);
+    ag_module_free(lin);
+    ag_module_free(mlp);
+    test_finish();
+}
+
 Test(safetensors, names_may_come_in_any_order)
 {
     /* The file holds 0.bias, 0.weight, 2.bias, 2.weight; ask in another order. */
