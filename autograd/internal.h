@@ -59,7 +59,17 @@ enum {
     AG__F_EDGE_A = 1 << 8,      /* input 0 required grad when recorded: it gets a gradient */
     AG__F_EDGE_B = 1 << 9,      /* ... input 1 */
     AG__F_FRESH = 1 << 10,      /* its ->grad was made by the current backward pass */
+    AG__F_SAVED_EXT = 1 << 11,  /* backward will read a third tensor, kept as an ag__saved */
 };
+
+/* A tensor an op's backward reads besides its two inputs (where's condition), which
+ * takes no gradient: kept in node(out)->ctx with its version when the op was recorded,
+ * and checked before backward like the inputs (AG__EXT in optable.h). */
+typedef struct ag__saved {
+    ag_tensor *t;
+    uint64_t version;
+    const char *role; /* what the op calls it, for the message */
+} ag__saved;
 
 #define AG__UNUSED(x) ((void)(x))
 #if defined(__GNUC__)
@@ -291,6 +301,7 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
 #define AG__B   AG__F_SAVED_B
 #define AG__OUT AG__F_SAVED_OUT
 #define AG__CTX AG__F_SAVED_CTX
+#define AG__EXT AG__F_SAVED_EXT
 
 enum {
     AG__OP_LEAF,

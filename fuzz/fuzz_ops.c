@@ -226,12 +226,19 @@ static ag_tensor *fn_matmul(ag_tensor *const *x, void *userdata)
     return ag_sigmoid(ag_matmul(x[0], x[1]));
 }
 
+static ag_tensor *fn_where(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    ag_tensor *v = ag_squeeze(ag_unsqueeze(x[0], 0));
+    return ag_where(ag_gt(x[0], 0.5), ag_mul(v, v), ag_flatten(x[0], 0, -1));
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* One call                                                                               */
 
 static ag_tensor *unary(unsigned which, ag_tensor *x)
 {
-    switch (which % 20) {
+    switch (which % 23) {
     case 0:
         return ag_neg(x);
     case 1:
@@ -272,6 +279,12 @@ static ag_tensor *unary(unsigned which, ag_tensor *x)
         double lo = number(), hi = number();
         return ag_clamp(x, lo, hi);
     }
+    case 19:
+        return ag_squeeze(x);
+    case 20:
+        return ag_argmax(x);
+    case 21:
+        return ag_argmin(x);
     default:
         return ag_view(x, shape());
     }
@@ -279,7 +292,7 @@ static ag_tensor *unary(unsigned which, ag_tensor *x)
 
 static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
 {
-    switch (which % 6) {
+    switch (which % 12) {
     case 0:
         return ag_add(a, b);
     case 1:
@@ -290,6 +303,18 @@ static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
         return ag_div(a, b);
     case 4:
         return ag_pow(a, b);
+    case 5:
+        return ag_gt(a, b);
+    case 6:
+        return ag_lt(a, b);
+    case 7:
+        return ag_ge(a, b);
+    case 8:
+        return ag_le(a, b);
+    case 9:
+        return ag_eq(a, b);
+    case 10:
+        return ag_ne(a, b);
     default:
         return ag_matmul(a, b);
     }
@@ -297,7 +322,7 @@ static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
 
 static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
 {
-    switch (which % 10) {
+    switch (which % 25) {
     case 0:
         return ag_add(x, v);
     case 1:
@@ -316,6 +341,36 @@ static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
         return ag_div(v, x);
     case 8:
         return ag_pow(x, v);
+    case 9:
+        return ag_gt(x, v);
+    case 10:
+        return ag_gt(v, x);
+    case 11:
+        return ag_lt(x, v);
+    case 12:
+        return ag_lt(v, x);
+    case 13:
+        return ag_ge(x, v);
+    case 14:
+        return ag_ge(v, x);
+    case 15:
+        return ag_le(x, v);
+    case 16:
+        return ag_le(v, x);
+    case 17:
+        return ag_eq(x, v);
+    case 18:
+        return ag_eq(v, x);
+    case 19:
+        return ag_ne(x, v);
+    case 20:
+        return ag_ne(v, x);
+    case 21: /* x as the condition and a branch; the number on either side, or both */
+        return ag_where(x, x, v);
+    case 22:
+        return ag_where(x, v, x);
+    case 23:
+        return ag_where(x, v, number());
     default:
         return ag_pow(v, x);
     }
@@ -490,7 +545,7 @@ static void step(void)
 {
     unsigned op = byte();
     ag_clear_error();
-    switch (op % 26) {
+    switch (op % 27) {
     case 0:
     case 1:
         keep(factory(byte()), 1);
@@ -521,7 +576,7 @@ static void step(void)
         int d = (int)(byte() % 11) - 5, d1 = (int)(byte() % 11) - 5;
         bool keepdim = byte() & 1;
         ag_tensor *idx = NULL;
-        switch (w % 8) {
+        switch (w % 13) {
         case 0:
             keep(ag_sum_dim(x, d, keepdim), 1);
             break;
@@ -544,6 +599,29 @@ static void step(void)
             break;
         case 6:
             keep(ag_slice(x, d, size_of(byte()) - 2, size_of(byte())), 1);
+            break;
+        case 7:
+            keep(ag_unsqueeze(x, d), 1);
+            break;
+        case 8:
+            keep(ag_squeeze_dim(x, d), 1);
+            break;
+        case 9: {
+            /* with nothing to merge, flatten returns x itself, as PyTorch does: no new
+             * tensor, and x keeps its place in the model */
+            ag_tensor *f = ag_flatten(x, d, d1);
+            if (f && f == x) {
+                if (ag_memory_stats().live_tensors != tape_len) fail("flatten of x made tensors");
+                break;
+            }
+            keep(f, 1);
+            break;
+        }
+        case 10:
+            keep(ag_argmax_dim(x, d, keepdim), 1);
+            break;
+        case 11:
+            keep(ag_argmin_dim(x, d, keepdim), 1);
             break;
         default:
             keep(ag_reshape(x, shape()), 1);
@@ -656,10 +734,10 @@ static void step(void)
             if (n > 6 || s.ndim > 2) x[i] = NULL;
         }
         ag_clear_error();
-        ag_fn fns[3] = {fn_cube, fn_mix, fn_matmul};
+        ag_fn fns[4] = {fn_cube, fn_mix, fn_matmul, fn_where};
         ag_gradcheck_opts o = {byte() & 1 ? number() : 0, 0, byte() & 1 ? number() : 0};
         ag_gradcheck_result r;
-        (void)ag_gradcheck(fns[byte() % 3], x, 1 + (int)(byte() & 1), NULL, &o, &r);
+        (void)ag_gradcheck(fns[byte() % 4], x, 1 + (int)(byte() & 1), NULL, &o, &r);
         tape_len = ag_memory_stats().live_tensors;
         break;
     }
@@ -687,8 +765,13 @@ static void step(void)
     case 21:
         ag_manual_seed(byte());
         break;
-    case 22:
+    case 22: { /* where of three tensors: cond, a, b */
+        ag_tensor *c = arg(), *a = arg(), *b = arg();
+        keep(ag_where(c, a, b), 1);
+        break;
+    }
     case 23:
+    case 24:
         module_step();
         break;
     default: { /* chains that make graphs worth a backward */
