@@ -17,7 +17,7 @@ typedef struct example_options {
 
 /* Parses --seed N --epochs N --lr F --json --help over the defaults in o. Returns -1 to go
  * on, or the exit status: 0 after --help, 2 after a bad option or value (with a message). */
-static int parse_options(int argc, char **argv, example_options *o, const char *about)
+static inline int parse_options(int argc, char **argv, example_options *o, const char *about)
 {
     for (int i = 1; i < argc; i++) {
         double *target = !strcmp(argv[i], "--seed")     ? &o->seed
@@ -62,7 +62,7 @@ static int parse_options(int argc, char **argv, example_options *o, const char *
  * labels 0..k-1: X of shape (k n, 2), y of shape (k n). Python:
  *     X = torch.cat([torch.randn(n, 2) * 0.7 + torch.tensor(c) for c in centers])
  *     y = torch.cat([torch.full((n,), float(k)) for k in range(len(centers))]) */
-static void blobs(int64_t n, int k, const float centers[][2], ag_tensor **X, ag_tensor **y)
+static inline void blobs(int64_t n, int k, const float centers[][2], ag_tensor **X, ag_tensor **y)
 {
     ag_tensor *xs[8], *ys[8];
     for (int c = 0; c < k && c < 8; c++) {
@@ -80,7 +80,8 @@ typedef struct history {
     int n;
 } history;
 
-static void record(history *h, int epoch, int epochs, double loss, double accuracy, bool quiet)
+static inline void record(history *h, int epoch, int epochs, double loss, double accuracy,
+                          bool quiet)
 {
     h->loss[epoch] = loss;
     h->accuracy[epoch] = accuracy;
@@ -91,7 +92,7 @@ static void record(history *h, int epoch, int epochs, double loss, double accura
 }
 
 /* {"loss": [...], "accuracy": [...], "parameters": {"weight": [...], ...}} */
-static void print_json(const history *h, ag_module *model)
+static inline void print_json(const history *h, ag_module *model)
 {
     printf("{\"loss\": [");
     for (int i = 0; i < h->n; i++) printf(i ? ", %.9g" : "%.9g", h->loss[i]);

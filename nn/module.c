@@ -597,3 +597,40 @@ static ag_module *new_activation(const char *type, ag_forward_fn forward, ag_ext
 ag_module *ag_ReLU(void) { return new_activation("ReLU", relu_forward, NULL, 0, 0); }
 ag_module *ag_Sigmoid(void) { return new_activation("Sigmoid", sigmoid_forward, NULL, 0, 0); }
 ag_module *ag_Tanh(void) { return new_activation("Tanh", tanh_forward, NULL, 0, 0); }
+
+static ag_tensor *softmax_forward(ag_module *self, const ag_tensor *x)
+{
+    return ag_softmax(x, ((activation *)self)->dim);
+}
+static ag_tensor *log_softmax_forward(ag_module *self, const ag_tensor *x)
+{
+    return ag_log_softmax(x, ((activation *)self)->dim);
+}
+static ag_tensor *flatten_forward(ag_module *self, const ag_tensor *x)
+{
+    const activation *a = (const activation *)self;
+    return ag_flatten(x, a->dim, a->end_dim);
+}
+
+static int dim_repr(const ag_module *self, char *buf, size_t size)
+{
+    return snprintf(buf, size, "dim=%d", ((const activation *)self)->dim);
+}
+static int flatten_repr(const ag_module *self, char *buf, size_t size)
+{
+    const activation *a = (const activation *)self;
+    return snprintf(buf, size, "start_dim=%d, end_dim=%d", a->dim, a->end_dim);
+}
+
+ag_module *ag_Softmax(int dim)
+{
+    return new_activation("Softmax", softmax_forward, dim_repr, dim, 0);
+}
+ag_module *ag_LogSoftmax(int dim)
+{
+    return new_activation("LogSoftmax", log_softmax_forward, dim_repr, dim, 0);
+}
+ag_module *ag_Flatten(int start_dim, int end_dim)
+{
+    return new_activation("Flatten", flatten_forward, flatten_repr, start_dim, end_dim);
+}

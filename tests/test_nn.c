@@ -154,6 +154,73 @@ Test(nn_module, reprs_equal_pytorchs)
     test_finish();
 }
 
+/* class Net(nn.Module) of tools/gen_ref_nn.py: children of three kinds, nested. */
+typedef struct Net {
+    ag_module base;
+    ag_module *features, *head, *out;
+} Net;
+
+static ag_tensor *Net_forward(ag_module *self, const ag_tensor *x)
+{
+    Net *m = (Net *)self;
+    return ag_forward(m->out, ag_forward(m->head, ag_forward(m->features, x)));
+}
+
+static ag_module *Net_new(void)
+{
+    Net *self = AG_MODULE_NEW(Net, Net_forward);
+    self->features = ag_add_module(self, "features",
+                                   ag_Sequential(ag_Flatten(1, -1), ag_Linear(4, 3), ag_ReLU()));
+    self->head = ag_add_module(self, "head", LinearRegression_new(3, 2));
+    self->out = ag_add_module(self, "out", ag_LogSoftmax(1));
+    return &self->base;
+}
+
+Test(nn_module, activation_and_nested_reprs_equal_pytorchs)
+{
+    ag_module *acts = ag_Sequential(ag_ReLU(), ag_Sigmoid(), ag_Tanh(), ag_Softmax(1),
+                                    ag_LogSoftmax(-1), ag_Flatten(1, -1), ag_Flatten(0, 2));
+    check_repr(acts, repr_activations);
+    ag_module *net = Net_new();
+    check_repr(net, repr_nested);
+    ag_params p = ag_parameters(net);
+    cr_assert_eq(p.n, 4);
+    for (int i = 0; i < 4; i++) cr_assert_str_eq(p.names[i], nested_names[i]);
+    /* a forward pass through all of it: (2, 2, 2) -> flatten -> (2, 4) -> ... -> (2, 2) */
+    ag_tensor *y = ag_forward(net, ag_randn(AG_SHAPE(2, 2, 2)));
+    cr_assert_not_null(y, "%s", ag_last_error());
+    cr_assert(y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 2);
+    cr_assert_str_eq(ag_grad_fn_name(y), "LogSoftmaxBackward0");
+    for (int i = 0; i < 2; i++) /* log-probabilities: exp sums to 1 */
+        cr_assert_float_eq(expf(y->data[2 * i]) + expf(y->data[2 * i + 1]), 1.0f, 1e-6);
+    ag_module_free(acts);
+    ag_module_free(net);
+    test_finish();
+}
+
+Test(nn_module, activation_modules_compute_their_functions)
+{
+    ag_tensor *x = ag_randn(AG_SHAPE(3, 4));
+    struct {
+        ag_module *m;
+        ag_tensor *want;
+    } cases[] = {
+        {ag_ReLU(), ag_relu(x)},
+        {ag_Sigmoid(), ag_sigmoid(x)},
+        {ag_Tanh(), ag_tanh(x)},
+        {ag_Softmax(0), ag_softmax(x, 0)},
+        {ag_LogSoftmax(1), ag_log_softmax(x, 1)},
+        {ag_Flatten(0, -1), ag_flatten(x, 0, -1)},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        ag_tensor *y = ag_forward(cases[k].m, x);
+        check_exact(cases[k].m->type, y, cases[k].want->data, cases[k].want->numel);
+        cr_assert_eq(y->ndim, cases[k].want->ndim);
+        ag_module_free(cases[k].m);
+    }
+    test_finish();
+}
+
 Test(nn_module, a_custom_module_lists_its_childrens_parameters_with_dotted_names)
 {
     ag_manual_seed(1);
