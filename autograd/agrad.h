@@ -305,6 +305,15 @@ AG_API ag_tensor *ag_min(const ag_tensor *x);
  * the chosen element of each slice (the first, on ties). */
 AG_API ag_tensor *ag_max_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
 AG_API ag_tensor *ag_min_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices);
+/* torch.softmax(x, dim) and torch.log_softmax(x, dim): exp(x) / sum(exp(x)) along dim, and
+ * its log, each slice's maximum subtracted first so that large values do not overflow
+ * (softmax of [1000, 999] is [0.731, 0.269]). A slice holding NaN or +inf, or only -inf,
+ * gives NaN, as in PyTorch. A 0-d x takes dim 0 or -1. */
+AG_API ag_tensor *ag_softmax(const ag_tensor *x, int dim);
+AG_API ag_tensor *ag_log_softmax(const ag_tensor *x, int dim);
+/* torch.logsumexp(x, dim, keepdim): log(sum(exp(x))) along dim, computed the same stable
+ * way; -inf for an empty slice or one of only -inf, +inf where the slice holds +inf. */
+AG_API ag_tensor *ag_logsumexp(const ag_tensor *x, int dim, bool keepdim);
 
 /* a @ b with torch.matmul's rules: vector . vector (0-d), matrix @ vector, vector @
  * matrix, matrix @ matrix, and batched (rank 3 or 4, the batch dimensions broadcast). */
@@ -500,6 +509,16 @@ AG_API ag_error_fn ag_set_error_handler(ag_error_fn fn, void *userdata);
  * string is owned by agrad and valid until the next error. */
 AG_API const char *ag_last_error(void);
 AG_API void ag_clear_error(void);
+
+/* Called with the text of each warning (a PyTorch UserWarning, in its words). */
+typedef void (*ag_warning_fn)(const char *message, void *userdata);
+
+/* Installs fn as the warning handler and returns the previous one. The default prints
+ * "agrad: UserWarning: <message>" to stderr and returns; NULL shows nothing. A warning is
+ * shown once per call site and message, as Python's default filter does: a loss called
+ * from one line in a loop warns once. ag_shutdown forgets the sites seen and restores the
+ * default. */
+AG_API ag_warning_fn ag_set_warning_handler(ag_warning_fn fn, void *userdata);
 
 /* ------------------------------------------------------------------------------------ */
 /* gradcheck                                                                             */

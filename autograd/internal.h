@@ -179,6 +179,16 @@ bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
 void ag__memory_reset(void);
 void ag__memory_stats(ag_stats *st);
 
+/* ---- warnings (warning.c) ---- */
+
+/* Shows a warning through the handler (ag_set_warning_handler) unless the same message
+ * was shown for the same call site (file and line, as the macros pass them) already,
+ * as Python's default warning filter does. Out of memory for the set of sites seen, it
+ * shows the warning anyway. */
+void ag__warn_once(const char *file, int line, const char *fmt, ...) AG__PRINTF(3, 4);
+/* Forgets the sites seen and restores the default handler (ag_shutdown). */
+void ag__warning_reset(void);
+
 /* ---- tensors (tensor.c) ---- */
 
 /* dim of x wrapped into [0, rank) (negative counts from the end); -1 after PyTorch's

@@ -86,3 +86,19 @@ AG__OP(SQUEEZE_DIM, "SqueezeBackward1", ag__view_backward, 0, 0)
 
 /* compare.c: where (the comparisons are not recorded) */
 AG__OP(WHERE, "WhereBackward0", ag__where_backward, AG__EXT, AG__EXT)
+
+/* softmax.c: softmax, log_softmax and logsumexp over one dimension */
+AG__OP(SOFTMAX, "SoftmaxBackward0", ag__softmax_backward, AG__OUT, 0)
+AG__OP(LOG_SOFTMAX, "LogSoftmaxBackward0", ag__softmax_backward, AG__OUT, 0)
+AG__OP(LOGSUMEXP, "LogsumexpBackward0", ag__logsumexp_backward, AG__A | AG__OUT, 0)
+
+/* nn/loss.c: losses (l1_loss is sub, abs and mean or sum, as in PyTorch 1.13). Their
+ * options (reduction; weight and pos_weight, copied, broadcast to the input's shape;
+ * ignore_index and the total weight of nll_loss) are in node(out)->ctx. */
+AG__OP(MSE_LOSS, "MseLossBackward0", ag__mse_loss_backward, AG__A | AG__B | AG__CTX,
+       AG__A | AG__B | AG__CTX)
+AG__OP(BCE_LOSS, "BinaryCrossEntropyBackward0", ag__bce_loss_backward, AG__A | AG__B | AG__CTX,
+       AG__A | AG__B | AG__CTX)
+AG__OP(BCE_LOGITS_LOSS, "BinaryCrossEntropyWithLogitsBackward0", ag__bce_logits_loss_backward,
+       AG__A | AG__B | AG__CTX, AG__A | AG__B | AG__CTX)
+AG__OP(NLL_LOSS, "NllLossBackward0", ag__nll_loss_backward, AG__A | AG__B | AG__CTX, 0)

@@ -13,6 +13,7 @@ void ag_shutdown(void)
     ag__modules_reset();
     ag__engine_reset();
     ag__random_reset();
+    ag__warning_reset();
     ag__memory_reset();
     ag__error_reset();
 }

@@ -214,10 +214,10 @@ typedef struct ag_criterion {
     ag_loss_args args; /* the options; input and target are filled in by ag_loss */
 } ag_criterion;
 #define AG_PRIVATE_CRITERION(name, fn, ...)                                                        \
-    ((ag_criterion){name, fn, {.input = NULL, __VA_ARGS__}})
-#define ag_MSELoss(...)                     AG_PRIVATE_CRITERION("MSELoss", ag_mse_loss_with, __VA_ARGS__)
-#define ag_L1Loss(...)                      AG_PRIVATE_CRITERION("L1Loss", ag_l1_loss_with, __VA_ARGS__)
-#define ag_BCELoss(...)                     AG_PRIVATE_CRITERION("BCELoss", ag_binary_cross_entropy_with, __VA_ARGS__)
+    ((ag_criterion){name, fn, {.input = NULL, .target = NULL, __VA_ARGS__}})
+#define ag_MSELoss(...) AG_PRIVATE_CRITERION("MSELoss", ag_mse_loss_with, __VA_ARGS__)
+#define ag_L1Loss(...)  AG_PRIVATE_CRITERION("L1Loss", ag_l1_loss_with, __VA_ARGS__)
+#define ag_BCELoss(...) AG_PRIVATE_CRITERION("BCELoss", ag_binary_cross_entropy_with, __VA_ARGS__)
 #define ag_BCEWithLogitsLoss(...)                                                                  \
     AG_PRIVATE_CRITERION("BCEWithLogitsLoss", ag_binary_cross_entropy_with_logits_with, __VA_ARGS__)
 #define ag_NLLLoss(...) AG_PRIVATE_CRITERION("NLLLoss", ag_nll_loss_with, __VA_ARGS__)
