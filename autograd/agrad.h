@@ -342,6 +342,77 @@ AG_API ag_tensor *ag_cat(ag_tensor *const *xs, int n, int dim);
 AG_API ag_tensor *ag_stack(ag_tensor *const *xs, int n, int dim);
 
 /* ------------------------------------------------------------------------------------ */
+/* Shapes, selection and comparison. NULL on error, with a message naming the op, the   */
+/* arguments and their shapes.                                                           */
+
+/* x.unsqueeze(dim): a view of x (sharing its storage) with a dimension of size 1 inserted
+ * at dim, in [-ndim-1, ndim]. A 4-D x is an error: agrad has at most AG_MAX_DIMS. */
+AG_API ag_tensor *ag_unsqueeze(const ag_tensor *x, int dim);
+/* x.squeeze(): a view of x without its dimensions of size 1. */
+AG_API ag_tensor *ag_squeeze(const ag_tensor *x);
+/* x.squeeze(dim): a view of x without dimension dim if its size is 1, else of x's shape. */
+AG_API ag_tensor *ag_squeeze_dim(const ag_tensor *x, int dim);
+/* x.flatten(start_dim, end_dim): a view of x with dimensions start_dim..end_dim merged
+ * into one ((x, 0, -1): all of them; a 0-d x gives [1]). As in PyTorch, when there is
+ * nothing to merge (start_dim == end_dim) it returns x itself. start after end: error. */
+AG_API ag_tensor *ag_flatten(const ag_tensor *x, int start_dim, int end_dim);
+
+/* torch.where(cond, a, b): a where cond is nonzero (NaN counts as nonzero), b elsewhere;
+ * cond, a and b broadcast together, and a and b may each be a number. The gradient
+ * reaches a where cond holds and b elsewhere, none reaches cond. Backward reads cond:
+ * changing it in place before backward is an error, as in PyTorch. ag_where(cond, a, b)
+ * picks ag_where_tt, _ts, _st or _ss by what a and b are. */
+AG_API ag_tensor *ag_where_tt(const ag_tensor *cond, const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_where_ts(const ag_tensor *cond, const ag_tensor *a, double b);
+AG_API ag_tensor *ag_where_st(const ag_tensor *cond, double a, const ag_tensor *b);
+AG_API ag_tensor *ag_where_ss(const ag_tensor *cond, double a, double b);
+#define AG_PRIVATE_DISPATCH_WHERE(a, b)                                                            \
+    AG_PRIVATE_TENSOR_OR(a, AG_PRIVATE_TENSOR_OR(b, ag_where_tt, ag_where_ts),                     \
+                         AG_PRIVATE_TENSOR_OR(b, ag_where_st, ag_where_ss))
+#define ag_where(cond, a, b) AG_PRIVATE_DISPATCH_WHERE(a, b)(cond, a, b)
+
+/* a > b, a < b, a >= b, a <= b, a == b, a != b: a new tensor holding 1 where true and 0
+ * where false (PyTorch's bool result, as a float mask), never recorded and never requiring
+ * grad. a and b broadcast; either may be a number (rounded to float first, as PyTorch
+ * does). NaN compares as in IEEE 754: only != holds. ag_gt(a, b) is a macro, as ag_add. */
+AG_API ag_tensor *ag_gt_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_gt_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_gt_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_lt_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_lt_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_lt_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_ge_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_ge_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_ge_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_le_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_le_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_le_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_eq_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_eq_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_eq_st(double a, const ag_tensor *b);
+AG_API ag_tensor *ag_ne_tt(const ag_tensor *a, const ag_tensor *b);
+AG_API ag_tensor *ag_ne_ts(const ag_tensor *a, double b);
+AG_API ag_tensor *ag_ne_st(double a, const ag_tensor *b);
+#define ag_gt(a, b) AG_PRIVATE_DISPATCH2(ag_gt, a, b)
+#define ag_lt(a, b) AG_PRIVATE_DISPATCH2(ag_lt, a, b)
+#define ag_ge(a, b) AG_PRIVATE_DISPATCH2(ag_ge, a, b)
+#define ag_le(a, b) AG_PRIVATE_DISPATCH2(ag_le, a, b)
+#define ag_eq(a, b) AG_PRIVATE_DISPATCH2(ag_eq, a, b)
+#define ag_ne(a, b) AG_PRIVATE_DISPATCH2(ag_ne, a, b)
+
+/* x.argmax(), x.argmin(): the position of the max (min) in x flattened, as a 0-d float
+ * tensor (exact below 2^24 elements), not recorded. Ties give the first position; NaN
+ * counts as the max and the min (the first NaN), as in PyTorch. An empty x is an error.
+ * The accuracy of a classifier reads:
+ *     ag_mean(ag_eq(ag_argmax_dim(logits, 1, false), labels))   */
+AG_API ag_tensor *ag_argmax(const ag_tensor *x);
+AG_API ag_tensor *ag_argmin(const ag_tensor *x);
+/* x.argmax(dim, keepdim), x.argmin(dim, keepdim): the positions along dim, the indices
+ * ag_max_dim gives. An empty dimension dim is an error. */
+AG_API ag_tensor *ag_argmax_dim(const ag_tensor *x, int dim, bool keepdim);
+AG_API ag_tensor *ag_argmin_dim(const ag_tensor *x, int dim, bool keepdim);
+
+/* ------------------------------------------------------------------------------------ */
 /* In-place writes. On a leaf that requires grad they are an error unless inside a      */
 /* no_grad scope, as in PyTorch. Each returns t, or NULL on error (t is then unchanged). */
 /* Writing t from a tensor whose memory partly overlaps t's (a row of t into t) is an    */
@@ -515,6 +586,7 @@ AG_API void ag_free(void *p);
 /* Counters for tests and benchmarks. */
 typedef struct ag_stats {
     size_t live_tensors;   /* tensors made and not released */
+    size_t parameters;     /* modules' parameters alive (outside the tape, see agrad_nn.h) */
     size_t arena_bytes;    /* bytes the arenas hold from the system */
     size_t system_allocs;  /* calls agrad made to the allocation hook for memory */
     size_t backward_nodes; /* tensors the last backward pass visited: its graph's size */

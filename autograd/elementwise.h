@@ -6,12 +6,13 @@
 
 #include "internal.h"
 
-/* The broadcast shape of a and b (NumPy rules), or an error in PyTorch's words. */
+/* The broadcast shape of a and b (NumPy rules), or an error in PyTorch's words, about
+ * the last dimension that does not match, as PyTorch checks from the right. */
 static inline bool ag__broadcast_shape(const char *op, const ag_tensor *a, const ag_tensor *b,
                                        int *ndim, int64_t shape[AG_MAX_DIMS])
 {
     int n = a->ndim > b->ndim ? a->ndim : b->ndim;
-    for (int k = 0; k < n; k++) {
+    for (int k = n - 1; k >= 0; k--) {
         int ja = k - (n - a->ndim), jb = k - (n - b->ndim);
         int64_t sa = ja >= 0 ? a->shape[ja] : 1, sb = jb >= 0 ? b->shape[jb] : 1;
         if (sa != sb && sa != 1 && sb != 1) {

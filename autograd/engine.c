@@ -255,8 +255,8 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
 static bool node_check(const ag_tensor *n)
 {
     const char *name = ag__ops[node(n)->op].grad_fn;
-    uint16_t saved =
-        node(n)->flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT | AG__F_SAVED_CTX);
+    uint16_t saved = node(n)->flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT |
+                                       AG__F_SAVED_CTX | AG__F_SAVED_EXT);
     if (!saved) return true;
     if (node(n)->flags & AG__F_FREED) {
         ag__error("backward: Trying to backward through the graph a second time (or directly "
@@ -267,11 +267,14 @@ static bool node_check(const ag_tensor *n)
                   name);
         return false;
     }
-    const ag_tensor *t[3] = {node(n)->src[0], node(n)->src[1], n};
-    const uint64_t expected[3] = {node(n)->src_version[0], node(n)->src_version[1], 0};
-    const char *role[3] = {"input 0", "input 1", "result"};
-    for (int i = 0; i < 3; i++) {
-        if (!(saved & (AG__F_SAVED_A << i))) continue;
+    const ag__saved *extra = saved & AG__F_SAVED_EXT ? node(n)->ctx : NULL;
+    const ag_tensor *t[4] = {node(n)->src[0], node(n)->src[1], n, extra ? extra->t : NULL};
+    const uint64_t expected[4] = {node(n)->src_version[0], node(n)->src_version[1], 0,
+                                  extra ? extra->version : 0};
+    const uint16_t bit[4] = {AG__F_SAVED_A, AG__F_SAVED_B, AG__F_SAVED_OUT, AG__F_SAVED_EXT};
+    const char *role[4] = {"input 0", "input 1", "result", extra ? extra->role : NULL};
+    for (int i = 0; i < 4; i++) {
+        if (!(saved & bit[i])) continue;
         uint64_t version = node(node(t[i])->base)->version;
         if (version != expected[i]) {
             char buf[AG__SHAPE_STR];

@@ -78,7 +78,7 @@ bool ag__check_failed(ag__liveness why, const char *op, const char *role, int k)
         return false;
     case AG__RELEASED_GRAD:
         ag__error("%s: argument %s is the ->grad of a released tensor (freed with it by "
-                  "ag_release)",
+                  "ag_release), or a parameter of a freed module",
                   op, role);
         return false;
     case AG__NOT_HELD:

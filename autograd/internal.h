@@ -59,7 +59,17 @@ enum {
     AG__F_EDGE_A = 1 << 8,      /* input 0 required grad when recorded: it gets a gradient */
     AG__F_EDGE_B = 1 << 9,      /* ... input 1 */
     AG__F_FRESH = 1 << 10,      /* its ->grad was made by the current backward pass */
+    AG__F_SAVED_EXT = 1 << 11,  /* backward will read a third tensor, kept as an ag__saved */
 };
+
+/* A tensor an op's backward reads besides its two inputs (where's condition), which
+ * takes no gradient: kept in node(out)->ctx with its version when the op was recorded,
+ * and checked before backward like the inputs (AG__EXT in optable.h). */
+typedef struct ag__saved {
+    ag_tensor *t;
+    uint64_t version;
+    const char *role; /* what the op calls it, for the message */
+} ag__saved;
 
 #define AG__UNUSED(x) ((void)(x))
 #if defined(__GNUC__)
@@ -96,7 +106,7 @@ typedef enum ag__liveness {
     AG__LIVE,
     AG__NULL,
     AG__RELEASED,      /* a tensor freed by ag_release (dependable in checked mode) */
-    AG__RELEASED_GRAD, /* the ->grad of a released tensor */
+    AG__RELEASED_GRAD, /* the ->grad of a released tensor, or a freed module's parameter */
     AG__NOT_HELD,      /* memory agrad does not hold: freed by ag_shutdown, or not agrad's */
 } ag__liveness;
 
@@ -138,6 +148,13 @@ void *ag__ctx_alloc(size_t bytes);
 ag_tensor *ag__new_grad(const ag_tensor *t);
 /* Frees t->grad back to the pool and sets it to NULL. */
 void ag__free_grad(ag_tensor *t);
+/* A long-lived leaf outside the tape (a module's parameter), in the grad pool: zeros of
+ * the shape, with a serial like any tensor; no release touches it. NULL when out of
+ * memory. ag__free_persistent frees it and its ->grad, at once, or, while a live tensor on
+ * the tape still refers to it (shares its storage, or has it as an input), at the release
+ * that frees the last such tensor. */
+ag_tensor *ag__alloc_persistent(int ndim, const int64_t *shape, int64_t numel);
+void ag__free_persistent(ag_tensor *t);
 
 /* Scratch bytes for one backward pass, freed all at once when the pass ends; NULL when
  * out of memory, which ag__scratch_failed then says until the reset. */
@@ -294,6 +311,7 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
 #define AG__B   AG__F_SAVED_B
 #define AG__OUT AG__F_SAVED_OUT
 #define AG__CTX AG__F_SAVED_CTX
+#define AG__EXT AG__F_SAVED_EXT
 
 enum {
     AG__OP_LEAF,
@@ -313,6 +331,11 @@ typedef struct ag__op {
     void (*backward)(ag_tensor *out);
 } ag__op;
 extern const ag__op ag__ops[AG__OP_COUNT];
+
+/* ---- nn (nn/module.c) ---- */
+
+/* Frees every module (ag_shutdown, before the memory their parameters live in). */
+void ag__modules_reset(void);
 
 /* ---- random (random.c) ---- */
 

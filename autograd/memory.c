@@ -318,7 +318,7 @@ static bool mark_stale(ag_mark m)
 
 static void grad_free(ag_tensor *g);
 
-void ag_release(ag_mark mark)
+static void release_tape(ag_mark mark)
 {
     size_t from = mark.private_pos;
     if (from >= tape.len || mark_stale(mark)) return;
@@ -349,7 +349,8 @@ void ag_release(ag_mark mark)
 /* ------------------------------------------------------------------------------------ */
 /* Gradients                                                                              */
 /* A leaf's ->grad is made by a backward pass, after the loop's mark, yet lives as long   */
-/* as the leaf, so it cannot live on the tape. Grads come from a pool of blocks whose     */
+/* as the leaf, so it cannot live on the tape; a module's parameters live as long as the  */
+/* module, and come from the same pool. Grads come from a pool of blocks whose            */
 /* sizes are powers of two, carved from an arena that never rewinds and recycled through  */
 /* one free list per size. A freed block keeps a dead header, linked through ->data with  */
 /* its size class in ->numel, so a held pointer to it is caught like a released tensor.   */
@@ -361,7 +362,15 @@ static struct {
     ag_tensor *free[64];   /* free blocks by size class (log2 of the block's bytes) */
     ag_tensor *quarantine; /* checked mode: freed blocks not yet back on a free list */
     size_t quarantine_bytes;
+    size_t persistent; /* live persistent tensors (parameters) */
 } grads;
+
+/* Persistent tensors freed while the tape still used them (a module freed before the
+ * graph of its last forward pass was released). */
+static struct {
+    ag_tensor **t;
+    size_t n, cap;
+} orphans;
 
 static int size_class(size_t bytes)
 {
@@ -388,18 +397,35 @@ static ag_tensor *block_pop(ag_tensor **list)
     return g;
 }
 
-ag_tensor *ag__new_grad(const ag_tensor *t)
+/* A live block of the pool holding a tensor of the given shape, zeros, or NULL. */
+static ag_tensor *pool_alloc(int ndim, const int64_t *shape, int64_t numel, uint16_t flags)
 {
-    int c = size_class(grad_bytes(t->numel));
+    int c = size_class(grad_bytes(numel));
     if (c >= 63) return NULL;
     ag_tensor *g = block_pop(&grads.free[c]);
     if (!g) g = arena_alloc(&grads.mem, (size_t)1 << c);
     if (!g) return NULL;
-    *g = (ag_tensor){.data = (float *)((char *)g + HEADER), .numel = t->numel, .ndim = t->ndim};
-    *node(g) = (ag__node){.magic = AG__MAGIC_LIVE, .flags = AG__F_GRAD, .base = g};
-    memcpy(g->shape, t->shape, sizeof g->shape);
-    memset(g->data, 0, (size_t)t->numel * sizeof(float));
+    *g = (ag_tensor){.data = (float *)((char *)g + HEADER), .numel = numel, .ndim = ndim};
+    *node(g) = (ag__node){.magic = AG__MAGIC_LIVE, .flags = flags, .base = g};
+    memcpy(g->shape, shape, sizeof g->shape);
+    memset(g->data, 0, (size_t)numel * sizeof(float));
     return g;
+}
+
+ag_tensor *ag__new_grad(const ag_tensor *t)
+{
+    return pool_alloc(t->ndim, t->shape, t->numel, AG__F_GRAD);
+}
+
+ag_tensor *ag__alloc_persistent(int ndim, const int64_t *shape, int64_t numel)
+{
+    int64_t padded[AG_MAX_DIMS];
+    for (int k = 0; k < AG_MAX_DIMS; k++) padded[k] = k < ndim ? shape[k] : 1;
+    ag_tensor *t = pool_alloc(ndim, padded, numel, 0);
+    if (!t) return NULL;
+    node(t)->serial = next_serial++;
+    grads.persistent++;
+    return t;
 }
 
 static void grad_free(ag_tensor *g)
@@ -425,6 +451,69 @@ void ag__free_grad(ag_tensor *t)
 {
     if (t->grad) grad_free(t->grad);
     t->grad = NULL;
+}
+
+
+/* Whether live tensor t refers to x: as its storage, or as an input of its op. */
+static bool refers_to(const ag_tensor *t, const ag_tensor *x)
+{
+    const ag__node *n = node(t);
+    if (n->base == x || n->src[0] == x || n->src[1] == x) return true;
+    if (n->op == AG__OP_CAT || n->op == AG__OP_STACK) {
+        ag_tensor *const *kept = n->ctx;
+        for (int64_t i = 0; i < n->arg.join.count; i++)
+            if (kept[i] == x) return true;
+    }
+    return false;
+}
+
+
+static bool in_use(const ag_tensor *x)
+{
+    /* The tape is in creation order and a user is newer than what it uses. */
+    for (size_t i = tape.len; i-- > 0 && node(tape.t[i])->serial > node(x)->serial;)
+        if (refers_to(tape.t[i], x)) return true;
+    return false;
+}
+
+static void persistent_free(ag_tensor *t)
+{
+    ag__free_grad(t);
+    grad_free(t);
+    grads.persistent--;
+}
+
+void ag__free_persistent(ag_tensor *t)
+{
+    if (!in_use(t)) {
+        persistent_free(t);
+        return;
+    }
+    /* Still used by the graph of a forward pass: freed by the release that frees its
+     * users. If it cannot be recorded, it stays until ag_shutdown. */
+    ag_tensor **grown = ag__grow(orphans.t, &orphans.cap, orphans.n + 1, sizeof *grown);
+    if (!grown) return;
+    orphans.t = grown;
+    orphans.t[orphans.n++] = t;
+}
+
+/* Frees the orphans that no live tensor uses any more (after a release). */
+static void free_unused_orphans(void)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < orphans.n; i++) {
+        if (in_use(orphans.t[i]))
+            orphans.t[kept++] = orphans.t[i];
+        else
+            persistent_free(orphans.t[i]);
+    }
+    orphans.n = kept;
+}
+
+void ag_release(ag_mark mark)
+{
+    release_tape(mark);
+    if (orphans.n) free_unused_orphans();
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -509,6 +598,8 @@ void ag__memory_reset(void)
     memset(&tape, 0, sizeof tape);
     ag__free(holes.h);
     memset(&holes, 0, sizeof holes);
+    ag__free(orphans.t);
+    memset(&orphans, 0, sizeof orphans);
     /* A new session starts at a serial no mark from before can hold, even when no tensor
      * was made since the last start. */
     session_start = ++next_serial;
@@ -517,6 +608,7 @@ void ag__memory_reset(void)
 void ag__memory_stats(ag_stats *st)
 {
     st->live_tensors = tape.len;
+    st->parameters = grads.persistent;
     st->arena_bytes = tensors.bytes + scratch.bytes + grads.mem.bytes;
     st->system_allocs = sys.allocs;
     st->checked = ag_is_checked();

@@ -10,7 +10,8 @@
  *           (ag__wants). Defined beside the op's forward in the file named below.
  * needs0/1  what the gradient of input 0 / input 1 reads: AG__A (input 0), AG__B
  *           (input 1), AG__OUT (the result), AG__CTX (what the op kept that is not a
- *           tensor: max's indices in node(out)->ctx, mul's number). A node saves only what
+ *           tensor: max's indices in node(out)->ctx, mul's number), AG__EXT (a third
+ *           tensor kept in ctx as an ag__saved: where's condition). A node saves only what
  *           the gradients of
  *           its inputs that require grad read; that decides whether a second backward
  *           or an in-place change of a saved tensor is an error, as in PyTorch.
@@ -77,6 +78,14 @@ AG__OP(SELECT, "SelectBackward0", ag__select_backward, 0, 0)
 AG__OP(SLICE, "SliceBackward0", ag__slice_backward, 0, 0)
 AG__OP(CAT, "CatBackward0", ag__cat_backward, 0, 0)
 AG__OP(STACK, "StackBackward0", ag__cat_backward, 0, 0)
+
+/* shape.c: views under another shape (view's backward: the gradient read in x's shape) */
+AG__OP(UNSQUEEZE, "UnsqueezeBackward0", ag__view_backward, 0, 0)
+AG__OP(SQUEEZE, "SqueezeBackward0", ag__view_backward, 0, 0)
+AG__OP(SQUEEZE_DIM, "SqueezeBackward1", ag__view_backward, 0, 0)
+
+/* compare.c: where (the comparisons are not recorded) */
+AG__OP(WHERE, "WhereBackward0", ag__where_backward, AG__EXT, AG__EXT)
 
 /* softmax.c: softmax, log_softmax and logsumexp over one dimension */
 AG__OP(SOFTMAX, "SoftmaxBackward0", ag__softmax_backward, AG__OUT, 0)

@@ -5,7 +5,8 @@
  * the sizes before d, n the size of d, inner the product of the sizes after d. Element
  * (o, k, i) is at (o * n + k) * inner + i and reduces into result element o * inner + i,
  * whether or not keepdim keeps d as a size-1 dimension (the layout is the same). A 0-d
- * tensor reduces as if it had one dimension of size 1, as in PyTorch. */
+ * tensor reduces as if it had one dimension of size 1, as in PyTorch.
+ * argmax and argmin, at the end, are the positions max and min choose. */
 #include "internal.h"
 
 #include <math.h>
@@ -93,6 +94,26 @@ static inline bool beats(float v, float best, bool is_min)
     return isnan(v) || (is_min ? v < best : v > best);
 }
 
+/* The position of the max (or min) of the n > 0 values v[0], v[stride], ...: the first
+ * of ties, the first NaN if there is one. Shared by max, max_dim and argmax. */
+static int64_t best_at(const float *v, int64_t n, int64_t stride, bool is_min)
+{
+    int64_t best = 0;
+    for (int64_t k = 1; k < n; k++)
+        if (beats(v[k * stride], v[best * stride], is_min)) best = k;
+    return best;
+}
+
+/* The error for max, min, argmax or argmin of all of an empty x, in PyTorch's words (with
+ * its hint for max and min). */
+static void *of_nothing(const char *name, const ag_tensor *x, const char *hint)
+{
+    char s[AG__SHAPE_STR];
+    return ag__error("%s: Expected reduction dim to be specified for input.numel() == 0 (shape "
+                     "%s).%s",
+                     name, ag__shape_str(s, x->ndim, x->shape), hint);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* max / min of everything: y = max_j x_j          dy/dx_j = 1 / m where x_j == y        */
 /* (m the number of elements equal to y: PyTorch shares the gradient evenly among ties,  */
@@ -116,19 +137,11 @@ void ag__max_backward(ag_tensor *y)
 static ag_tensor *max_all(int op, const char *name, const ag_tensor *x)
 {
     if (!ag__check(x, name, "self")) return NULL;
-    if (x->numel == 0) {
-        char s[AG__SHAPE_STR];
-        return ag__error("%s: Expected reduction dim to be specified for input.numel() == 0 "
-                         "(shape %s). Specify the reduction dim with the 'dim' argument.",
-                         name, ag__shape_str(s, x->ndim, x->shape));
-    }
+    if (x->numel == 0)
+        return of_nothing(name, x, " Specify the reduction dim with the 'dim' argument.");
     ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
     if (!y) return NULL;
-    bool is_min = op == AG__OP_MIN;
-    float best = x->data[0];
-    for (int64_t j = 1; j < x->numel; j++)
-        if (beats(x->data[j], best, is_min)) best = x->data[j];
-    y->data[0] = best;
+    y->data[0] = x->data[best_at(x->data, x->numel, 1, op == AG__OP_MIN)];
     ag__record(y, op, x, NULL);
     return y;
 }
@@ -156,19 +169,41 @@ void ag__max_dim_backward(ag_tensor *y)
         }
 }
 
+/* dim of x wrapped for a max, min, argmax or argmin over it, which must not be empty;
+ * -1 after an error naming op. */
+static int reduced_dim(const char *name, const ag_tensor *x, int dim)
+{
+    int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
+    if (d < 0 || x->shape[d] > 0) return d; /* a 0-d x has size 1 there */
+    char sh[AG__SHAPE_STR];
+    ag__error("%s: Expected reduction dim %d to have non-zero size (shape %s).", name, d,
+              ag__shape_str(sh, x->ndim, x->shape));
+    return -1;
+}
+
+/* For each slice of x along d, the position of its max (or min): into idx (as floats)
+ * and at, and the value into values; each may be NULL. */
+static void scan_dim(const ag_tensor *x, int d, bool is_min, float *values, float *idx, int64_t *at)
+{
+    ag__split s = ag__split_at(x, d);
+    if (s.outer == 0 || s.inner == 0) return; /* no slice: O(1), whatever the other sizes */
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t i = 0; i < s.inner; i++) {
+            const float *slice = x->data + o * s.n * s.inner + i;
+            int64_t best = best_at(slice, s.n, s.inner, is_min), r = o * s.inner + i;
+            if (values) values[r] = slice[best * s.inner];
+            if (idx) idx[r] = (float)best;
+            if (at) at[r] = best;
+        }
+}
+
 static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim, bool keepdim,
                           ag_tensor **indices)
 {
     if (indices) *indices = NULL;
     if (!ag__check(x, name, "self")) return NULL;
-    int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
+    int d = reduced_dim(name, x, dim);
     if (d < 0) return NULL;
-    ag__split s = ag__split_at(x, d);
-    if (s.n == 0) {
-        char sh[AG__SHAPE_STR];
-        return ag__error("%s: Expected reduction dim %d to have non-zero size (shape %s).", name, d,
-                         ag__shape_str(sh, x->ndim, x->shape));
-    }
     ag_tensor *y = new_reduced(name, x, d, keepdim);
     if (!y) return NULL;
     ag_tensor *idx = indices ? new_reduced(name, x, d, keepdim) : NULL;
@@ -183,18 +218,7 @@ static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim,
                              name, ag__shape_str(sh, y->ndim, y->shape));
         }
     }
-    bool is_min = op == AG__OP_MIN_DIM;
-    for (int64_t o = 0; y->numel > 0 && o < s.outer; o++)
-        for (int64_t i = 0; i < s.inner; i++) {
-            const float *slice = x->data + o * s.n * s.inner + i;
-            int64_t best = 0;
-            for (int64_t k = 1; k < s.n; k++)
-                if (beats(slice[k * s.inner], slice[best * s.inner], is_min)) best = k;
-            int64_t r = o * s.inner + i;
-            y->data[r] = slice[best * s.inner];
-            if (idx) idx->data[r] = (float)best;
-            if (at) at[r] = best;
-        }
+    scan_dim(x, d, op == AG__OP_MIN_DIM, y->data, idx ? idx->data : NULL, at);
     node(y)->ctx = at;
     node(y)->arg.dim = d;
     ag__record(y, op, x, NULL);
@@ -209,4 +233,40 @@ ag_tensor *ag_max_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **ind
 ag_tensor *ag_min_dim(const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices)
 {
     return max_dim(AG__OP_MIN_DIM, "min", x, dim, keepdim, indices);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* argmax / argmin: the positions max and min choose, as float tensors, not recorded     */
+/* (PyTorch's int64 indices take no gradient). Of everything: the position in x          */
+/* flattened, 0-d. Over d: max_dim's indices without its values.                         */
+
+static ag_tensor *arg_all(const char *name, const ag_tensor *x, bool is_min)
+{
+    if (!ag__check(x, name, "self")) return NULL;
+    if (x->numel == 0) return of_nothing(name, x, "");
+    ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
+    if (y) y->data[0] = (float)best_at(x->data, x->numel, 1, is_min);
+    return y;
+}
+
+ag_tensor *ag_argmax(const ag_tensor *x) { return arg_all("argmax", x, false); }
+ag_tensor *ag_argmin(const ag_tensor *x) { return arg_all("argmin", x, true); }
+
+static ag_tensor *arg_dim(const char *name, const ag_tensor *x, int dim, bool keepdim, bool is_min)
+{
+    if (!ag__check(x, name, "self")) return NULL;
+    int d = reduced_dim(name, x, dim);
+    if (d < 0) return NULL;
+    ag_tensor *y = new_reduced(name, x, d, keepdim);
+    if (y) scan_dim(x, d, is_min, NULL, y->data, NULL);
+    return y;
+}
+
+ag_tensor *ag_argmax_dim(const ag_tensor *x, int dim, bool keepdim)
+{
+    return arg_dim("argmax", x, dim, keepdim, false);
+}
+ag_tensor *ag_argmin_dim(const ag_tensor *x, int dim, bool keepdim)
+{
+    return arg_dim("argmin", x, dim, keepdim, true);
 }

@@ -10,6 +10,7 @@ void ag_shutdown(void)
                   "function they run); ignored");
         return;
     }
+    ag__modules_reset();
     ag__engine_reset();
     ag__random_reset();
     ag__warning_reset();

@@ -125,11 +125,11 @@ static ag_shape shape(void)
 /* What the harness knows of the tensors it holds                                        */
 
 enum { NSLOTS = 16, NMARKS = 4 };
-typedef enum kind { EMPTY, TENSOR, GRAD } kind;
+typedef enum kind { EMPTY, TENSOR, GRAD, PARAM } kind;
 typedef struct slot {
     ag_tensor *t;
     kind kind;
-    size_t pos;     /* TENSOR: its place on the tape; GRAD: its owner's */
+    size_t pos;     /* TENSOR: its place on the tape; GRAD: its owner's; PARAM: none */
     unsigned epoch; /* the session (ag_shutdown count) it was made in */
     bool dead;      /* released (or freed with its owner) */
     bool unsafe;    /* dead, and its memory may have been reused: never passed to agrad */
@@ -141,6 +141,10 @@ static struct {
     bool made, stale;
 } marks[NMARKS];
 static size_t tape_len; /* the model's count of live tensors */
+/* Modules, live or freed: a freed module's pointer is always safe to pass (agrad keeps a
+ * list of live modules and never reads one it does not hold). */
+enum { NMODULES = 4 };
+static ag_module *modules[NMODULES];
 static unsigned epoch;
 static int no_grad_depth;
 
@@ -187,7 +191,8 @@ static void released_to(size_t pos)
 {
     for (int i = 0; i < NSLOTS; i++) {
         slot *s = &slots[i];
-        if (s->kind == EMPTY || s->dead || s->epoch != epoch || s->pos < pos) continue;
+        if (s->kind == EMPTY || s->kind == PARAM || s->dead || s->epoch != epoch || s->pos < pos)
+            continue;
         s->dead = true;
         /* fast mode reuses released arena memory at once; a gradient block only for
          * another gradient, so a pointer to it stays recognisable */
@@ -222,6 +227,13 @@ static ag_tensor *fn_matmul(ag_tensor *const *x, void *userdata)
     return ag_sigmoid(ag_matmul(x[0], x[1]));
 }
 
+static ag_tensor *fn_where(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    ag_tensor *v = ag_squeeze(ag_unsqueeze(x[0], 0));
+    return ag_where(ag_gt(x[0], 0.5), ag_mul(v, v), ag_flatten(x[0], 0, -1));
+}
+
 static ag_tensor *fn_softmax(ag_tensor *const *x, void *userdata)
 {
     (void)userdata;
@@ -242,7 +254,7 @@ static void count_warning(const char *message, void *userdata)
 
 static ag_tensor *unary(unsigned which, ag_tensor *x)
 {
-    switch (which % 20) {
+    switch (which % 23) {
     case 0:
         return ag_neg(x);
     case 1:
@@ -283,6 +295,12 @@ static ag_tensor *unary(unsigned which, ag_tensor *x)
         double lo = number(), hi = number();
         return ag_clamp(x, lo, hi);
     }
+    case 19:
+        return ag_squeeze(x);
+    case 20:
+        return ag_argmax(x);
+    case 21:
+        return ag_argmin(x);
     default:
         return ag_view(x, shape());
     }
@@ -290,7 +308,7 @@ static ag_tensor *unary(unsigned which, ag_tensor *x)
 
 static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
 {
-    switch (which % 6) {
+    switch (which % 12) {
     case 0:
         return ag_add(a, b);
     case 1:
@@ -301,6 +319,18 @@ static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
         return ag_div(a, b);
     case 4:
         return ag_pow(a, b);
+    case 5:
+        return ag_gt(a, b);
+    case 6:
+        return ag_lt(a, b);
+    case 7:
+        return ag_ge(a, b);
+    case 8:
+        return ag_le(a, b);
+    case 9:
+        return ag_eq(a, b);
+    case 10:
+        return ag_ne(a, b);
     default:
         return ag_matmul(a, b);
     }
@@ -308,7 +338,7 @@ static ag_tensor *binary(unsigned which, ag_tensor *a, ag_tensor *b)
 
 static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
 {
-    switch (which % 10) {
+    switch (which % 25) {
     case 0:
         return ag_add(x, v);
     case 1:
@@ -327,6 +357,36 @@ static ag_tensor *with_number(unsigned which, ag_tensor *x, double v)
         return ag_div(v, x);
     case 8:
         return ag_pow(x, v);
+    case 9:
+        return ag_gt(x, v);
+    case 10:
+        return ag_gt(v, x);
+    case 11:
+        return ag_lt(x, v);
+    case 12:
+        return ag_lt(v, x);
+    case 13:
+        return ag_ge(x, v);
+    case 14:
+        return ag_ge(v, x);
+    case 15:
+        return ag_le(x, v);
+    case 16:
+        return ag_le(v, x);
+    case 17:
+        return ag_eq(x, v);
+    case 18:
+        return ag_eq(v, x);
+    case 19:
+        return ag_ne(x, v);
+    case 20:
+        return ag_ne(v, x);
+    case 21: /* x as the condition and a branch; the number on either side, or both */
+        return ag_where(x, x, v);
+    case 22:
+        return ag_where(x, v, x);
+    case 23:
+        return ag_where(x, v, number());
     default:
         return ag_pow(v, x);
     }
@@ -451,11 +511,99 @@ static ag_tensor *inplace(unsigned which, ag_tensor *t, ag_tensor *x)
     }
 }
 
+/* The model's view of a module freed (with its parameters): parameters kept in slots
+ * are dead, and in fast mode their blocks may be reused. */
+static void module_freed(void)
+{
+    for (int i = 0; i < NSLOTS; i++)
+        if (slots[i].kind == PARAM && !slots[i].dead) {
+            slots[i].dead = true;
+            if (!checked()) slots[i].unsafe = true;
+        }
+}
+
+/* A small layer, or one whose sizes are refused. */
+static ag_module *layer(void)
+{
+    unsigned b = byte();
+    switch (b % 5) {
+    case 0:
+        return ag_ReLU();
+    case 1:
+        return ag_Tanh();
+    case 2:
+        return ag_Sigmoid();
+    default: {
+        int64_t in = size_of(byte()), out = size_of(byte());
+        return ag_linear_new(in, out, byte() & 1);
+    }
+    }
+}
+
+/* Modules: made, run, listed, printed, put in a Sequential, freed (twice too). */
+static void module_step(void)
+{
+    ag_module **m = &modules[byte() % NMODULES];
+    switch (byte() % 8) {
+    case 0: /* a new module in the slot; the old one (if any) freed first */
+        if (*m) ag_module_free(*m), module_freed();
+        ag_clear_error();
+        *m = layer();
+        if (!*m && !ag_last_error()[0]) fail("a layer failed without an error");
+        break;
+    case 1: { /* a Sequential of new layers, or of this module (it then owns it) */
+        ag_module *kids[3] = {layer(), (byte() & 1) ? *m : layer(), layer()};
+        ag_module *seq = ag_sequential_new(kids, 1 + (int)(byte() % 3));
+        if (kids[1] == *m) *m = NULL; /* taken (or freed on failure) */
+        if (!seq && !ag_last_error()[0]) fail("Sequential failed without an error");
+        if (!seq) {
+            module_freed(); /* on failure the layers given were freed */
+            for (int i = 0; i < 3; i++)
+                if (kids[i] != *m) ag_module_free(kids[i]); /* not live: an error, no crash */
+            break;
+        }
+        if (*m) ag_module_free(*m), module_freed();
+        *m = seq;
+        break;
+    }
+    case 2: /* forward */
+        keep(ag_forward(*m, arg()), 1);
+        break;
+    case 3: { /* a parameter, kept as a tensor */
+        ag_params p = ag_parameters(*m);
+        if (!p.n) break;
+        slot *d = &slots[byte() % NSLOTS];
+        *d = (slot){p.tensors[byte() % (unsigned)p.n], PARAM, 0, epoch, false, false};
+        break;
+    }
+    case 4:
+        ag_module_zero_grad(*m);
+        (void)ag_parameter_count(*m);
+        break;
+    case 5:
+        if (byte() & 1)
+            ag_eval(*m);
+        else
+            ag_train(*m, byte() & 1);
+        break;
+    case 6: {
+        char *r = ag_module_repr(*m);
+        if (!r && !ag_last_error()[0]) fail("module repr failed without an error");
+        ag_free(r);
+        break;
+    }
+    default: /* freed; the pointer stays in the slot, to be used again */
+        ag_module_free(*m);
+        module_freed();
+        break;
+    }
+}
+
 static void step(void)
 {
     unsigned op = byte();
     ag_clear_error();
-    switch (op % 24) {
+    switch (op % 27) {
     case 0:
     case 1:
         keep(factory(byte()), 1);
@@ -486,7 +634,7 @@ static void step(void)
         int d = (int)(byte() % 11) - 5, d1 = (int)(byte() % 11) - 5;
         bool keepdim = byte() & 1;
         ag_tensor *idx = NULL;
-        switch (w % 11) {
+        switch (w % 16) {
         case 0:
             keep(ag_sum_dim(x, d, keepdim), 1);
             break;
@@ -510,10 +658,33 @@ static void step(void)
         case 6:
             keep(ag_slice(x, d, size_of(byte()) - 2, size_of(byte())), 1);
             break;
+        case 7:
+            keep(ag_unsqueeze(x, d), 1);
+            break;
         case 8:
-        case 9:
+            keep(ag_squeeze_dim(x, d), 1);
+            break;
+        case 9: {
+            /* with nothing to merge, flatten returns x itself, as PyTorch does: no new
+             * tensor, and x keeps its place in the model */
+            ag_tensor *f = ag_flatten(x, d, d1);
+            if (f && f == x) {
+                if (ag_memory_stats().live_tensors != tape_len) fail("flatten of x made tensors");
+                break;
+            }
+            keep(f, 1);
+            break;
+        }
         case 10:
-            keep(softmax_family(w / 11, x, d, keepdim), 1);
+            keep(ag_argmax_dim(x, d, keepdim), 1);
+            break;
+        case 11:
+            keep(ag_argmin_dim(x, d, keepdim), 1);
+            break;
+        case 12:
+        case 13:
+        case 14:
+            keep(softmax_family(w / 16, x, d, keepdim), 1);
             break;
         default:
             keep(ag_reshape(x, shape()), 1);
@@ -626,10 +797,10 @@ static void step(void)
             if (n > 6 || s.ndim > 2) x[i] = NULL;
         }
         ag_clear_error();
-        ag_fn fns[4] = {fn_cube, fn_mix, fn_matmul, fn_softmax};
+        ag_fn fns[5] = {fn_cube, fn_mix, fn_matmul, fn_where, fn_softmax};
         ag_gradcheck_opts o = {byte() & 1 ? number() : 0, 0, byte() & 1 ? number() : 0};
         ag_gradcheck_result r;
-        (void)ag_gradcheck(fns[byte() % 4], x, 1 + (int)(byte() & 1), NULL, &o, &r);
+        (void)ag_gradcheck(fns[byte() % 5], x, 1 + (int)(byte() & 1), NULL, &o, &r);
         tape_len = ag_memory_stats().live_tensors;
         break;
     }
@@ -658,7 +829,16 @@ static void step(void)
     case 21:
         ag_manual_seed(byte());
         break;
-    case 22: { /* a loss */
+    case 22: { /* where of three tensors: cond, a, b */
+        ag_tensor *c = arg(), *a = arg(), *b = arg();
+        keep(ag_where(c, a, b), 1);
+        break;
+    }
+    case 23:
+    case 24:
+        module_step();
+        break;
+    case 25: { /* a loss */
         unsigned w = byte();
         ag_tensor *x = arg(), *t = arg();
         keep(loss(w, x, t), 1);
@@ -678,6 +858,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in_left = size;
     memset(slots, 0, sizeof slots);
     memset(marks, 0, sizeof marks);
+    memset(modules, 0, sizeof modules);
     tape_len = 0;
     no_grad_depth = 0;
     ag_set_allocator(capped_realloc, NULL);

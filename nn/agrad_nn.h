@@ -104,9 +104,10 @@ AG_API ag_module *ag_child(ag_module *m, const char *name);
 AG_API char *ag_module_repr(const ag_module *m);
 AG_API void ag_module_print(const ag_module *m);
 
-/* Frees m, its children and its parameters (with their gradients). NULL is a no-op. Refused
- * (an error, nothing freed) while a live tensor on the tape still refers to one of its
- * parameters (a result of a forward pass not yet released): release it first. */
+/* Frees m, its children and its parameters (with their gradients). A parameter that a live
+ * tensor on the tape still uses (the result of a forward pass not yet released) is freed by
+ * the ag_release that frees its last user. NULL is a no-op; a child (freed by its parent)
+ * is an error. */
 AG_API void ag_module_free(ag_module *m);
 
 /* ------------------------------------------------------------------------------------ */
@@ -227,6 +228,51 @@ typedef struct ag_criterion {
 AG_API ag_tensor *ag_loss_at(ag_criterion criterion, const ag_tensor *input,
                              const ag_tensor *target, const char *file, int line);
 #define ag_loss(criterion, input, target) ag_loss_at(criterion, input, target, __FILE__, __LINE__)
+
+/* ------------------------------------------------------------------------------------ */
+/* Saving and loading weights                                                            */
+/*                                                                                       */
+/* The safetensors format, which PyTorch reads and writes with safetensors.torch's       */
+/* save_file(model.state_dict(), path) and model.load_state_dict(load_file(path)). Each  */
+/* function takes n tensors and their n names ("weight", "0.bias"), as ag_parameters    */
+/* gives them. Needs cJSON (libcjson-dev) when agrad is built; without it every call    */
+/* fails with an error saying so. While a call runs, cJSON's allocation hooks are       */
+/* agrad's; it puts cJSON's defaults back before returning.                             */
+
+/* Writes tensors[i] under names[i] to path as float32 (F32), the names sorted as
+ * safetensors' writer sorts them: the file save_file writes. Written to path.tmp and
+ * renamed, so path is never left half-written. False on error: bad arguments (a NULL or
+ * released tensor, a name given twice, the reserved "__metadata__"), or a file that
+ * cannot be written (the message names path and the system's reason). */
+AG_API bool ag_safetensors_save(const char *path, const char *const *names,
+                                ag_tensor *const *tensors, int n);
+/* The same file's bytes in memory: *size bytes that the caller frees with ag_free. NULL
+ * (and *size 0) on error. */
+AG_API void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tensors, int n,
+                                       size_t *size);
+
+/* model.load_state_dict(load_file(path)): copies the values of the file's tensor named
+ * names[i] into tensors[i], for every i, as t.data = ... does (leaves that require grad
+ * included; their version moves, so a graph that saved the old values refuses to
+ * backward). All or nothing: on any error no tensor changes. Errors: the file cannot be
+ * read; it is not a valid safetensors file (truncated, a header too long or not JSON, a
+ * bad entry, offsets out of range, overlapping or not matching the shape, a name twice);
+ * a name missing from the file or a tensor of the file not asked for, a shape that
+ * differs, a dtype other than F32, in PyTorch's words ("Missing key(s) in state_dict",
+ * "size mismatch for weight: ..."). The message names the file. */
+AG_API bool ag_safetensors_load(const char *path, const char *const *names,
+                                ag_tensor *const *tensors, int n);
+/* The same from a whole file's size bytes in memory. */
+AG_API bool ag_safetensors_load_bytes(const void *bytes, size_t size, const char *const *names,
+                                      ag_tensor *const *tensors, int n);
+
+/* A module's weights: save_file(model.state_dict(), path) and
+ * model.load_state_dict(load_file(path)), with ag_parameters' names as the keys
+ * ("lin.weight"), which are PyTorch's state_dict keys for the same model. The same
+ * errors as ag_safetensors_save and ag_safetensors_load; a load that fails changes no
+ * parameter. */
+AG_API bool ag_module_save(ag_module *m, const char *path);
+AG_API bool ag_module_load(ag_module *m, const char *path);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,8 @@
 #
 #   system      installed to /usr/local (loader cache updated), cc prog.c $(pkg-config ...)
 #   prefix      installed to a prefix of one's own, with the run path from pkg-config
-#   static      the same prefix, linked statically (pkg-config --static)
+#   static      the same prefix, linked statically (pkg-config --static); with cJSON and no
+#               libcjson.a (Debian's case), libagrad.a with a shared cJSON
 #   staged      installed with --destdir, built against the staged tree
 #   cmake       find_package(agrad) and target_link_libraries(... agrad::agrad)
 #   subproject  agrad as a meson subproject: dependency('agrad')
@@ -23,9 +24,12 @@ checks=("$@")
 CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Werror"
 
 # The program: x ** 2 summed and backpropagated, with the generic forms on const tensors
-# and a factory that takes requires_grad by name.
+# and a factory that takes requires_grad by name; then x saved in the safetensors format
+# (nn/agrad_nn.h), which links cJSON when agrad was built with it.
 cat > "$work/prog.c" <<'EOF'
-#include <agrad.h>
+#include <agrad_nn.h>
+
+#include <string.h>
 
 static ag_tensor *square_sum(const ag_tensor *x) { return ag_sum(ag_pow(x, 2)); }
 
@@ -36,8 +40,14 @@ int main(void)
     int ok = x->grad && x->grad->data[2] == 3.0f;
     printf("d sum(x^2) / dx = %g: %s\n", x->grad ? (double)x->grad->data[2] : -1.0,
            ok ? "ok" : "WRONG");
+    size_t size = 0;
+    ag_set_error_handler(NULL, NULL);
+    void *bytes = ag_safetensors_save_bytes((const char *const[]){"x"}, &x, 1, &size);
+    int saved = bytes ? size == 76 : strstr(ag_last_error(), "without cJSON") != NULL;
+    printf("safetensors: %s\n", bytes ? "76 bytes, as save_file writes" : ag_last_error());
+    ag_free(bytes);
     ag_shutdown();
-    return !ok;
+    return !(ok && saved);
 }
 EOF
 
@@ -76,10 +86,18 @@ prefix() {
 
 static() {
     [ -d "$work/prefix" ] || prefix >/dev/null || return 1
-    local pc
+    local pc flags
     pc=$(dirname "$(find "$work/prefix" -name agrad.pc)")
-    cc $CFLAGS -static "$work/prog.c" $(PKG_CONFIG_PATH=$pc pkg-config --static --cflags --libs agrad) \
-        -o "$work/prog-static" && "$work/prog-static"
+    flags=$(PKG_CONFIG_PATH=$pc pkg-config --static --cflags --libs agrad)
+    if [[ " $flags " == *" -lcjson "* && $(cc -print-file-name=libcjson.a) == libcjson.a ]]; then
+        # Debian ships cJSON as a shared library only: libagrad.a linked in, cJSON (which
+        # pkg-config --static names, from Requires.private) and libc shared.
+        echo "static: no libcjson.a, so libagrad.a with a shared cJSON (not cc -static)" >&2
+        cc $CFLAGS "$work/prog.c" ${flags/-lagrad/-Wl,-Bstatic -lagrad -Wl,-Bdynamic} \
+            -o "$work/prog-static" && "$work/prog-static"
+        return
+    fi
+    cc $CFLAGS -static "$work/prog.c" $flags -o "$work/prog-static" && "$work/prog-static"
 }
 
 staged() {
@@ -154,7 +172,7 @@ for c in "${checks[@]}"; do
     cmake) cmake_check >&2; report "cmake: find_package(agrad), agrad::agrad" $? ;;
     system) system >&2; report "system: /usr/local, cc prog.c \$(pkg-config --cflags --libs agrad)" $? ;;
     prefix) prefix >&2; report "prefix: pkg-config with the run path from its libdir" $? ;;
-    static) static >&2; report "static: pkg-config --static, cc -static" $? ;;
+    static) static >&2; report "static: pkg-config --static, libagrad.a (cc -static if every library has an archive)" $? ;;
     staged) staged >&2; report "staged: --destdir, PKG_CONFIG_SYSROOT_DIR" $? ;;
     subproject) subproject >&2; report "subproject: dependency('agrad')" $? ;;
     cxx) cxx >&2; report "cxx: the header from C++ (-Wall -Wextra -Wpedantic -Werror)" $? ;;

@@ -19,6 +19,14 @@ def c_float(v):
     return s + "f"
 
 
+def c_floats(t):
+    """A C compound literal holding t's values, or NULL for an empty t."""
+    vals = t.detach().reshape(-1).tolist()
+    if not vals:
+        return "NULL"
+    return "(const float[]){" + ", ".join(c_float(float(v)) for v in vals) + "}"
+
+
 def emit_values(out, name, t):
     """Appends to out the lines of `static const float name[] = {...};` holding t."""
     vals = t.detach().reshape(-1).tolist()

@@ -1,0 +1,636 @@
+/* Modules: parameters and children by name, the dotted list of parameters, repr, and the
+ * modules agrad provides (Linear, Sequential, activations).
+ *
+ * A module is memory from the allocation hook, registered in a list of live modules so
+ * that a freed or foreign pointer is reported rather than read. Its parameters are
+ * persistent tensors (memory.c): leaves outside the tape that no ag_release touches. The
+ * module tree is walked recursively: its depth is the nesting the user wrote. */
+#include "agrad_nn.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct named_child {
+    char *name;
+    ag_module *m;
+} named_child;
+
+typedef struct named_param {
+    char *name;
+    ag_tensor *t;
+} named_param;
+
+struct ag_module_state {
+    ag_module *parent;
+    named_child *children;
+    size_t nchildren, cap_children;
+    named_param *params;
+    size_t nparams, cap_params;
+    /* ag_parameters' answer, rebuilt when stale: every parameter below, dotted names */
+    ag_tensor **all;
+    char **all_names;
+    size_t nall, cap_all;
+    bool stale;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* The live modules                                                                      */
+
+static struct {
+    ag_module **m;
+    size_t n, cap;
+} live;
+
+static bool is_live(const ag_module *m)
+{
+    for (size_t i = live.n; i-- > 0;)
+        if (live.m[i] == m) return true;
+    return false;
+}
+
+/* Checks a module argument of op: true when m is a live module. */
+static bool check_module(const ag_module *m, const char *op)
+{
+    if (is_live(m)) return true;
+    if (!m) {
+        if (!ag_last_error()[0]) ag__error("%s: the module is NULL", op);
+    } else {
+        ag__error("%s: the module is not a live module (freed by ag_module_free or "
+                  "ag_shutdown, or not made by ag_module_new)",
+                  op);
+    }
+    return false;
+}
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = ag__malloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+ag_module *ag_module_new(size_t size, const char *type, ag_forward_fn forward)
+{
+    if (size < sizeof(ag_module))
+        return ag__error("module_new: size %zu is smaller than an ag_module (%zu bytes)", size,
+                         sizeof(ag_module));
+    if (!type) return ag__error("module_new: type is NULL");
+    ag_module **grown = ag__grow(live.m, &live.cap, live.n + 1, sizeof *live.m);
+    ag_module *m = ag__malloc(size);
+    struct ag_module_state *st = ag__malloc(sizeof *st);
+    if (grown) live.m = grown;
+    if (!grown || !m || !st) {
+        ag__free(m);
+        ag__free(st);
+        return ag__error("module_new: out of memory making a %s", type);
+    }
+    memset(m, 0, size);
+    *st = (struct ag_module_state){.stale = true};
+    *m = (ag_module){.type = type, .forward = forward, .training = true, .state = st};
+    live.m[live.n++] = m;
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Freeing                                                                               */
+
+/* Frees m and everything below it, without checks. */
+static void destroy(ag_module *m)
+{
+    struct ag_module_state *st = m->state;
+    if (m->destroy) m->destroy(m);
+    for (size_t i = 0; i < st->nchildren; i++) {
+        destroy(st->children[i].m);
+        ag__free(st->children[i].name);
+    }
+    for (size_t i = 0; i < st->nparams; i++) {
+        ag__free_persistent(st->params[i].t);
+        ag__free(st->params[i].name);
+    }
+    for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
+    ag__free(st->children);
+    ag__free(st->params);
+    ag__free(st->all);
+    ag__free(st->all_names);
+    ag__free(st);
+    for (size_t i = 0; i < live.n; i++)
+        if (live.m[i] == m) live.m[i] = live.m[--live.n];
+    ag__free(m);
+}
+
+void ag_module_free(ag_module *m)
+{
+    if (!m) return;
+    if (!check_module(m, "module_free")) return;
+    if (ag__deferring()) {
+        ag__error("module_free: called from inside ag_backward or ag_gradcheck (by a "
+                  "function they run); ignored");
+        return;
+    }
+    if (m->state->parent) {
+        ag__error("module_free: this %s belongs to a %s, which frees it; free that one", m->type,
+                  m->state->parent->type);
+        return;
+    }
+    destroy(m);
+}
+
+void ag__modules_reset(void)
+{
+    /* Roots first; each frees its children. Parameters go with the memory. */
+    while (live.n) {
+        ag_module *root = live.m[live.n - 1];
+        while (root->state->parent) root = root->state->parent;
+        destroy(root);
+    }
+    ag__free(live.m);
+    memset(&live, 0, sizeof live);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Registering children and parameters                                                   */
+
+/* Whether name can be registered on m (not NULL, not empty, no dot, not used yet). */
+static bool name_free(const ag_module *m, const char *name, const char *op)
+{
+    if (!name || !*name || strchr(name, '.'))
+        return ag__error("%s: the name must be a non-empty string without '.' (got \"%s\")", op,
+                         name ? name : "NULL") != NULL;
+    const struct ag_module_state *st = m->state;
+    for (size_t i = 0; i < st->nchildren; i++)
+        if (!strcmp(st->children[i].name, name))
+            return ag__error("%s: attribute '%s' already exists in %s", op, name, m->type) != NULL;
+    for (size_t i = 0; i < st->nparams; i++)
+        if (!strcmp(st->params[i].name, name))
+            return ag__error("%s: attribute '%s' already exists in %s", op, name, m->type) != NULL;
+    return true;
+}
+
+/* m and every module above it list their parameters again on the next ag_parameters. */
+static void mark_stale(ag_module *m)
+{
+    for (; m; m = m->state->parent) m->state->stale = true;
+}
+
+ag_module *ag_add_module(void *self, const char *name, ag_module *child)
+{
+    ag_module *m = self;
+    if (!check_module(m, "add_module")) {
+        if (is_live(child) && !child->state->parent) destroy(child);
+        return NULL;
+    }
+    if (!child) {
+        if (!ag_last_error()[0]) ag__error("add_module: child '%s' is NULL", name ? name : "");
+        return NULL;
+    }
+    if (!check_module(child, "add_module")) return NULL;
+    if (child->state->parent || child == m) {
+        ag__error("add_module: '%s' already belongs to a module", name ? name : "");
+        return NULL;
+    }
+    struct ag_module_state *st = m->state;
+    named_child *grown = NULL;
+    char *copy = NULL;
+    if (name_free(m, name, "add_module")) {
+        grown = ag__grow(st->children, &st->cap_children, st->nchildren + 1, sizeof *grown);
+        if (grown) st->children = grown;
+        copy = copy_string(name);
+        if (!grown || !copy)
+            ag__error("add_module: out of memory adding '%s' to %s", name, m->type);
+    }
+    if (!grown || !copy) {
+        ag__free(copy);
+        destroy(child);
+        return NULL;
+    }
+    st->children[st->nchildren++] = (named_child){copy, child};
+    child->state->parent = m;
+    mark_stale(m);
+    return child;
+}
+
+/* A new parameter of shape for module m, zeros, not yet requiring grad (so that an
+ * initialiser may write it), registered under name. NULL after an error. */
+static ag_tensor *new_parameter(ag_module *m, const char *name, int ndim, const int64_t *shape,
+                                const char *op)
+{
+    if (!name_free(m, name, op)) return NULL;
+    int64_t numel = ag__numel(op, ndim, shape);
+    if (numel < 0) return NULL;
+    struct ag_module_state *st = m->state;
+    named_param *grown = ag__grow(st->params, &st->cap_params, st->nparams + 1, sizeof *grown);
+    if (grown) st->params = grown;
+    char *copy = copy_string(name);
+    ag_tensor *t = ag__alloc_persistent(ndim, shape, numel);
+    if (!grown || !copy || !t) {
+        ag__free(copy);
+        if (t) ag__free_persistent(t);
+        char s[AG__SHAPE_STR];
+        return ag__error("%s: out of memory making parameter '%s' of shape %s", op, name,
+                         ag__shape_str(s, ndim, shape));
+    }
+    st->params[st->nparams++] = (named_param){copy, t};
+    mark_stale(m);
+    return t;
+}
+
+ag_tensor *ag_add_parameter(void *self, const char *name, const ag_tensor *value)
+{
+    ag_module *m = self;
+    if (!check_module(m, "add_parameter") || !ag__check(value, "add_parameter", "value"))
+        return NULL;
+    ag_tensor *t = new_parameter(m, name, value->ndim, value->shape, "add_parameter");
+    if (!t) return NULL;
+    memcpy(t->data, value->data, (size_t)t->numel * sizeof(float));
+    t->requires_grad = true;
+    return t;
+}
+
+ag_module *ag_child(ag_module *m, const char *name)
+{
+    if (!is_live(m) || !name) return NULL;
+    for (size_t i = 0; i < m->state->nchildren; i++)
+        if (!strcmp(m->state->children[i].name, name)) return m->state->children[i].m;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Parameters, modes                                                                     */
+
+/* Appends the parameters of m, named prefix + name, to root's list. False when out of
+ * memory. */
+static bool collect(struct ag_module_state *root, const ag_module *m, const char *prefix)
+{
+    const struct ag_module_state *st = m->state;
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < st->nparams; i++) {
+        size_t need = root->nall + 1, cap = root->cap_all;
+        ag_tensor **all = ag__grow(root->all, &cap, need, sizeof *all);
+        if (!all) return false;
+        root->all = all;
+        size_t cap2 = root->cap_all;
+        char **names = ag__grow(root->all_names, &cap2, need, sizeof *names);
+        if (!names) return false;
+        root->all_names = names;
+        root->cap_all = cap < cap2 ? cap : cap2;
+        char *name = ag__malloc(plen + strlen(st->params[i].name) + 1);
+        if (!name) return false;
+        memcpy(name, prefix, plen);
+        strcpy(name + plen, st->params[i].name);
+        root->all[root->nall] = st->params[i].t;
+        root->all_names[root->nall++] = name;
+    }
+    for (size_t i = 0; i < st->nchildren; i++) {
+        const char *child = st->children[i].name;
+        char *sub = ag__malloc(plen + strlen(child) + 2);
+        if (!sub) return false;
+        memcpy(sub, prefix, plen);
+        strcpy(sub + plen, child);
+        strcat(sub, ".");
+        bool ok = collect(root, st->children[i].m, sub);
+        ag__free(sub);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+ag_params ag_parameters(ag_module *m)
+{
+    if (!check_module(m, "parameters")) return (ag_params){0};
+    struct ag_module_state *st = m->state;
+    if (st->stale) {
+        for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
+        st->nall = 0;
+        if (!collect(st, m, "")) {
+            for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
+            st->nall = 0;
+            ag__error("parameters: out of memory listing the parameters of %s", m->type);
+            return (ag_params){0};
+        }
+        st->stale = false;
+    }
+    if (st->nall > INT32_MAX) {
+        ag__error("parameters: %s has more than 2^31 parameters", m->type);
+        return (ag_params){0};
+    }
+    return (ag_params){st->all, (const char *const *)st->all_names, (int)st->nall};
+}
+
+int64_t ag_parameter_count(ag_module *m)
+{
+    ag_params p = ag_parameters(m);
+    int64_t n = 0;
+    for (int i = 0; i < p.n; i++) n += p.tensors[i]->numel;
+    return p.n || !ag_last_error()[0] ? n : -1;
+}
+
+void ag_module_zero_grad(ag_module *m)
+{
+    ag_params p = ag_parameters(m);
+    for (int i = 0; i < p.n; i++)
+        if (p.tensors[i]->grad) ag_zero_(p.tensors[i]->grad);
+}
+
+static void set_training(ag_module *m, bool mode)
+{
+    m->training = mode;
+    for (size_t i = 0; i < m->state->nchildren; i++) set_training(m->state->children[i].m, mode);
+}
+
+void ag_train(ag_module *m, bool mode)
+{
+    if (check_module(m, "train")) set_training(m, mode);
+}
+
+void ag_eval(ag_module *m)
+{
+    if (check_module(m, "eval")) set_training(m, false);
+}
+
+ag_tensor *ag_forward(ag_module *m, const ag_tensor *x)
+{
+    if (!check_module(m, "forward")) return NULL;
+    if (!m->forward) return ag__error("forward: %s has no forward function", m->type);
+    return m->forward(m, x);
+}
+
+bool ag_module_save(ag_module *m, const char *path)
+{
+    ag_params p = ag_parameters(m);
+    return (p.n || !ag_last_error()[0]) && ag_safetensors_save(path, p.names, p.tensors, p.n);
+}
+
+bool ag_module_load(ag_module *m, const char *path)
+{
+    ag_params p = ag_parameters(m);
+    return (p.n || !ag_last_error()[0]) && ag_safetensors_load(path, p.names, p.tensors, p.n);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* repr                                                                                  */
+
+typedef struct text {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} text;
+
+static void put(text *t, const char *fmt, ...) AG__PRINTF(2, 3);
+static void put(text *t, const char *fmt, ...)
+{
+    if (t->failed) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *grown = n < 0 ? NULL : ag__grow(t->s, &t->cap, t->len + (size_t)n + 1, 1);
+    if (!grown) {
+        t->failed = true;
+        return;
+    }
+    t->s = grown;
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+/* nn.Module.__repr__: the type, then either the extra repr inline, or each line of the
+ * extra repr and each child "(name): repr" on lines of their own, indented by two more
+ * spaces per level. */
+static void repr(text *t, const ag_module *m, int indent)
+{
+    char extra[512] = "";
+    if (m->extra_repr) m->extra_repr(m, extra, sizeof extra);
+    const struct ag_module_state *st = m->state;
+    put(t, "%s(", m->type);
+    if (!st->nchildren) {
+        put(t, "%s)", extra);
+        return;
+    }
+    if (extra[0]) put(t, "\n%*s%s", indent + 2, "", extra);
+    for (size_t i = 0; i < st->nchildren; i++) {
+        put(t, "\n%*s(%s): ", indent + 2, "", st->children[i].name);
+        repr(t, st->children[i].m, indent + 2);
+    }
+    put(t, "\n%*s)", indent, "");
+}
+
+char *ag_module_repr(const ag_module *m)
+{
+    if (!check_module(m, "module_repr")) return NULL;
+    text t = {0};
+    repr(&t, m, 0);
+    if (t.failed) {
+        ag__free(t.s);
+        return ag__error("module_repr: out of memory writing the repr of %s", m->type);
+    }
+    return t.s;
+}
+
+void ag_module_print(const ag_module *m)
+{
+    char *s = ag_module_repr(m);
+    if (!s) return;
+    puts(s);
+    ag__free(s);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Linear                                                                                */
+
+typedef struct linear {
+    ag_module base;
+    int64_t in, out;
+    ag_tensor *weight, *bias;
+} linear;
+
+static int linear_extra_repr(const ag_module *self, char *buf, size_t size)
+{
+    const linear *l = (const linear *)self;
+    return snprintf(buf, size, "in_features=%lld, out_features=%lld, bias=%s", (long long)l->in,
+                    (long long)l->out, l->bias ? "True" : "False");
+}
+
+/* y = x W^T + b over the last dimension of x. */
+static ag_tensor *linear_forward(ag_module *self, const ag_tensor *x)
+{
+    linear *l = (linear *)self;
+    if (!ag__check(x, "Linear", "input")) return NULL;
+    char s[AG__SHAPE_STR];
+    if (x->ndim == 0)
+        return ag__error("Linear: both arguments to linear need to be at least 1D, but they are "
+                         "0D and 2D");
+    if (x->shape[x->ndim - 1] != l->in)
+        return ag__error("Linear: mat1 and mat2 shapes cannot be multiplied (%lldx%lld and "
+                         "%lldx%lld): an input of shape %s for in_features=%lld",
+                         (long long)(x->numel / x->shape[x->ndim - 1]),
+                         (long long)x->shape[x->ndim - 1], (long long)l->in, (long long)l->out,
+                         ag__shape_str(s, x->ndim, x->shape), (long long)l->in);
+    ag_tensor *y = ag_matmul(x, ag_t(l->weight));
+    return l->bias ? ag_add(y, l->bias) : y;
+}
+
+/* nn.init.uniform_ in place on a parameter that does not require grad yet. */
+static void init_uniform(ag_tensor *p, double bound)
+{
+    AG_NO_GRAD { ag_uniform_(p, -bound, bound); }
+}
+
+ag_module *ag_linear_new(int64_t in_features, int64_t out_features, bool bias)
+{
+    if (in_features < 0 || out_features < 0)
+        return ag__error("Linear: Trying to create tensor with negative dimension: "
+                         "in_features=%lld, out_features=%lld",
+                         (long long)in_features, (long long)out_features);
+    linear *l = AG_MODULE_NEW(linear, linear_forward);
+    if (!l) return NULL;
+    l->base.type = "Linear";
+    l->base.extra_repr = linear_extra_repr;
+    l->in = in_features;
+    l->out = out_features;
+    l->weight =
+        new_parameter(&l->base, "weight", 2, (int64_t[]){out_features, in_features}, "Linear");
+    l->bias = bias ? new_parameter(&l->base, "bias", 1, (int64_t[]){out_features}, "Linear") : NULL;
+    if (!l->weight || (bias && !l->bias)) {
+        destroy(&l->base);
+        return NULL;
+    }
+    /* reset_parameters(): kaiming_uniform_(weight, a=sqrt(5)) is U(-b, b) with b = sqrt(3) *
+     * gain / sqrt(fan_in), gain = sqrt(2 / (1 + 5)), computed in double as PyTorch does;
+     * then the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 0 when fan_in is 0. */
+    if (in_features > 0)
+        init_uniform(l->weight, sqrt(3.0) * (sqrt(2.0 / 6.0) / sqrt((double)in_features)));
+    if (l->bias) init_uniform(l->bias, in_features > 0 ? 1 / sqrt((double)in_features) : 0);
+    l->weight->requires_grad = true;
+    if (l->bias) l->bias->requires_grad = true;
+    return &l->base;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Sequential                                                                             */
+
+static ag_tensor *sequential_forward(ag_module *self, const ag_tensor *x)
+{
+    const struct ag_module_state *st = self->state;
+    ag_tensor *y = (ag_tensor *)x; /* an empty Sequential returns its input, as PyTorch's */
+    for (size_t i = 0; i < st->nchildren && y; i++) {
+        ag_module *child = st->children[i].m;
+        if (!child->forward) return ag__error("forward: %s has no forward function", child->type);
+        y = child->forward(child, y);
+    }
+    return y;
+}
+
+ag_module *ag_sequential_new(ag_module *const *children, int n)
+{
+    bool ok = children && n >= 0;
+    for (int i = 0; ok && i < n; i++) ok = is_live(children[i]) && !children[i]->state->parent;
+    ag_module *m = ok ? ag_module_new(sizeof(ag_module), "Sequential", sequential_forward) : NULL;
+    for (int i = 0; m && i < n; i++) {
+        char name[24];
+        snprintf(name, sizeof name, "%d", i);
+        if (!ag_add_module(m, name, children[i])) {
+            for (int j = i + 1; j < n; j++) destroy(children[j]);
+            destroy(m);
+            return NULL;
+        }
+    }
+    if (m) return m;
+    /* Free the children that came, so that ag_Sequential(ag_Linear(...), ...) never leaks;
+     * say which one failed. */
+    int bad = -1;
+    for (int i = 0; children && i < n; i++) {
+        if (is_live(children[i]) && !children[i]->state->parent)
+            destroy(children[i]);
+        else if (bad < 0)
+            bad = i;
+    }
+    if (!children || n < 0) return ag__error("Sequential: children is NULL or n < 0 (n = %d)", n);
+    if (bad >= 0 && !ag_last_error()[0])
+        return ag__error("Sequential: child %d is NULL, not a live module, or already belongs "
+                         "to a module",
+                         bad);
+    return ag_last_error()[0] ? NULL : ag__error("Sequential: out of memory");
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Activations                                                                           */
+
+/* An activation module: an op applied to the whole input, with up to two dims. */
+typedef struct activation {
+    ag_module base;
+    int dim, end_dim;
+} activation;
+
+static ag_tensor *relu_forward(ag_module *self, const ag_tensor *x)
+{
+    AG__UNUSED(self);
+    return ag_relu(x);
+}
+static ag_tensor *sigmoid_forward(ag_module *self, const ag_tensor *x)
+{
+    AG__UNUSED(self);
+    return ag_sigmoid(x);
+}
+static ag_tensor *tanh_forward(ag_module *self, const ag_tensor *x)
+{
+    AG__UNUSED(self);
+    return ag_tanh(x);
+}
+
+static ag_module *new_activation(const char *type, ag_forward_fn forward, ag_extra_repr_fn repr,
+                                 int dim, int end_dim)
+{
+    activation *a = (activation *)ag_module_new(sizeof(activation), type, forward);
+    if (!a) return NULL;
+    a->base.extra_repr = repr;
+    a->dim = dim;
+    a->end_dim = end_dim;
+    return &a->base;
+}
+
+ag_module *ag_ReLU(void) { return new_activation("ReLU", relu_forward, NULL, 0, 0); }
+ag_module *ag_Sigmoid(void) { return new_activation("Sigmoid", sigmoid_forward, NULL, 0, 0); }
+ag_module *ag_Tanh(void) { return new_activation("Tanh", tanh_forward, NULL, 0, 0); }
+
+static ag_tensor *softmax_forward(ag_module *self, const ag_tensor *x)
+{
+    return ag_softmax(x, ((activation *)self)->dim);
+}
+static ag_tensor *log_softmax_forward(ag_module *self, const ag_tensor *x)
+{
+    return ag_log_softmax(x, ((activation *)self)->dim);
+}
+static ag_tensor *flatten_forward(ag_module *self, const ag_tensor *x)
+{
+    const activation *a = (const activation *)self;
+    return ag_flatten(x, a->dim, a->end_dim);
+}
+
+static int dim_repr(const ag_module *self, char *buf, size_t size)
+{
+    return snprintf(buf, size, "dim=%d", ((const activation *)self)->dim);
+}
+static int flatten_repr(const ag_module *self, char *buf, size_t size)
+{
+    const activation *a = (const activation *)self;
+    return snprintf(buf, size, "start_dim=%d, end_dim=%d", a->dim, a->end_dim);
+}
+
+ag_module *ag_Softmax(int dim)
+{
+    return new_activation("Softmax", softmax_forward, dim_repr, dim, 0);
+}
+ag_module *ag_LogSoftmax(int dim)
+{
+    return new_activation("LogSoftmax", log_softmax_forward, dim_repr, dim, 0);
+}
+ag_module *ag_Flatten(int start_dim, int end_dim)
+{
+    return new_activation("Flatten", flatten_forward, flatten_repr, start_dim, end_dim);
+}
