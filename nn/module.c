@@ -517,6 +517,7 @@ ag_module *ag_linear_new(int64_t in_features, int64_t out_features, bool bias)
 static ag_tensor *sequential_forward(ag_module *self, const ag_tensor *x)
 {
     const struct ag_module_state *st = self->state;
+    if (!ag__check(x, "Sequential", "input")) return NULL;
     ag_tensor *y = (ag_tensor *)x; /* an empty Sequential returns its input, as PyTorch's */
     for (size_t i = 0; i < st->nchildren && y; i++) {
         ag_module *child = st->children[i].m;

@@ -388,6 +388,10 @@ Test(nn_misuse, linear_says_which_shapes_do_not_fit)
     EXPECT_ERROR("Linear(0-d)", "Linear", "at least 1D");
     cr_assert_null(ag_forward(lin, NULL));
     EXPECT_ERROR("Linear(NULL)", "Linear: argument input is NULL");
+    ag_module *seq = ag_Sequential(ag_ReLU());
+    cr_assert_null(ag_forward(seq, NULL));
+    EXPECT_ERROR("Sequential(NULL)", "Sequential: argument input is NULL");
+    ag_module_free(seq);
     cr_assert_null(ag_Linear(-1, 2));
     EXPECT_ERROR("Linear(-1, 2)", "Linear", "negative dimension", "in_features=-1");
     ag_module_free(lin);
