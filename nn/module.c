@@ -32,7 +32,7 @@ struct ag_module_state {
     /* ag_parameters' answer, rebuilt when stale: every parameter below, dotted names */
     ag_tensor **all;
     char **all_names;
-    size_t nall, cap_all;
+    size_t nall, cap_all, cap_names;
     bool stale;
 };
 
@@ -261,37 +261,33 @@ ag_module *ag_child(ag_module *m, const char *name)
 /* ------------------------------------------------------------------------------------ */
 /* Parameters, modes                                                                     */
 
+/* a + b + c in new memory from the hook, or NULL. */
+static char *join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = ag__malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
 /* Appends the parameters of m, named prefix + name, to root's list. False when out of
  * memory. */
 static bool collect(struct ag_module_state *root, const ag_module *m, const char *prefix)
 {
     const struct ag_module_state *st = m->state;
-    size_t plen = strlen(prefix);
     for (size_t i = 0; i < st->nparams; i++) {
-        size_t need = root->nall + 1, cap = root->cap_all;
-        ag_tensor **all = ag__grow(root->all, &cap, need, sizeof *all);
-        if (!all) return false;
-        root->all = all;
-        size_t cap2 = root->cap_all;
-        char **names = ag__grow(root->all_names, &cap2, need, sizeof *names);
-        if (!names) return false;
-        root->all_names = names;
-        root->cap_all = cap < cap2 ? cap : cap2;
-        char *name = ag__malloc(plen + strlen(st->params[i].name) + 1);
+        ag_tensor **all = ag__grow(root->all, &root->cap_all, root->nall + 1, sizeof *all);
+        if (all) root->all = all;
+        char **names = ag__grow(root->all_names, &root->cap_names, root->nall + 1, sizeof *names);
+        if (names) root->all_names = names;
+        char *name = all && names ? join(prefix, st->params[i].name, "") : NULL;
         if (!name) return false;
-        memcpy(name, prefix, plen);
-        strcpy(name + plen, st->params[i].name);
         root->all[root->nall] = st->params[i].t;
         root->all_names[root->nall++] = name;
     }
     for (size_t i = 0; i < st->nchildren; i++) {
-        const char *child = st->children[i].name;
-        char *sub = ag__malloc(plen + strlen(child) + 2);
-        if (!sub) return false;
-        memcpy(sub, prefix, plen);
-        strcpy(sub + plen, child);
-        strcat(sub, ".");
-        bool ok = collect(root, st->children[i].m, sub);
+        char *sub = join(prefix, st->children[i].name, ".");
+        bool ok = sub && collect(root, st->children[i].m, sub);
         ag__free(sub);
         if (!ok) return false;
     }
@@ -461,18 +457,21 @@ static ag_tensor *linear_forward(ag_module *self, const ag_tensor *x)
 {
     linear *l = (linear *)self;
     if (!ag__check(x, "Linear", "input")) return NULL;
-    char s[AG__SHAPE_STR];
     if (x->ndim == 0)
         return ag__error("Linear: both arguments to linear need to be at least 1D, but they are "
                          "0D and 2D");
-    if (x->shape[x->ndim - 1] != l->in)
+    int64_t rows = 1, features = x->shape[x->ndim - 1];
+    for (int d = 0; d < x->ndim - 1; d++) rows *= x->shape[d];
+    if (features != l->in) {
+        char s[AG__SHAPE_STR];
         return ag__error("Linear: mat1 and mat2 shapes cannot be multiplied (%lldx%lld and "
                          "%lldx%lld): an input of shape %s for in_features=%lld",
-                         (long long)(x->numel / x->shape[x->ndim - 1]),
-                         (long long)x->shape[x->ndim - 1], (long long)l->in, (long long)l->out,
+                         (long long)rows, (long long)features, (long long)l->in, (long long)l->out,
                          ag__shape_str(s, x->ndim, x->shape), (long long)l->in);
+    }
     ag_tensor *y = ag_matmul(x, ag_t(l->weight));
-    return l->bias ? ag_add(y, l->bias) : y;
+    if (l->bias) y = ag_add_tt(y, l->bias);
+    return y;
 }
 
 /* nn.init.uniform_ in place on a parameter that does not require grad yet. */

@@ -384,6 +384,8 @@ Test(nn_misuse, linear_says_which_shapes_do_not_fit)
     cr_assert_null(ag_forward(lin, ag_ones(AG_SHAPE(4, 2))));
     EXPECT_ERROR("Linear(4x2)", "Linear", "mat1 and mat2 shapes cannot be multiplied (4x2 and 3x1)",
                  "[4, 2]", "in_features=3");
+    cr_assert_null(ag_forward(lin, ag_ones(AG_SHAPE(4, 0))));
+    EXPECT_ERROR("Linear(4x0)", "(4x0 and 3x1)");
     cr_assert_null(ag_forward(lin, ag_scalar(1.0)));
     EXPECT_ERROR("Linear(0-d)", "Linear", "at least 1D");
     cr_assert_null(ag_forward(lin, NULL));
