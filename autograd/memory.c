@@ -454,11 +454,13 @@ void ag__free_grad(ag_tensor *t)
 }
 
 
-/* Whether live tensor t refers to x: as its storage, or as an input of its op. */
+/* Whether live tensor t refers to x: as its storage, as an input of its op, or as a tensor
+ * its backward reads (where's condition). */
 static bool refers_to(const ag_tensor *t, const ag_tensor *x)
 {
     const ag__node *n = node(t);
     if (n->base == x || n->src[0] == x || n->src[1] == x) return true;
+    if ((n->flags & AG__F_SAVED_EXT) && ((const ag__saved *)n->ctx)->t == x) return true;
     if (n->op == AG__OP_CAT || n->op == AG__OP_STACK) {
         ag_tensor *const *kept = n->ctx;
         for (int64_t i = 0; i < n->arg.join.count; i++)

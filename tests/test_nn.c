@@ -354,6 +354,23 @@ Test(nn_lifetime, a_module_freed_while_its_graph_lives_keeps_the_used_parameters
     test_finish();
 }
 
+Test(nn_lifetime, a_parameter_read_by_a_backward_but_not_differentiated_stays_too)
+{
+    /* where's condition is no input of the graph's edges, but its backward reads it */
+    ag_module *m = ag_Linear(2, 1);
+    ag_tensor *w = ag_parameters(m).tensors[0];
+    ag_mark before = ag_mark_now();
+    ag_tensor *x = ag_ones(AG_SHAPE(1, 2), .requires_grad = true);
+    ag_tensor *y = ag_sum(ag_where(ag_gt(w, 0), x, ag_neg(x)));
+    ag_tensor *cond_user = ag_where(w, x, 0.0); /* the parameter itself as the condition */
+    ag_module_free(m);
+    cr_assert_eq(ag_memory_stats().parameters, 1, "the weight was freed under the graph");
+    cr_assert(ag_backward(ag_add(y, ag_sum(cond_user))), "%s", ag_last_error());
+    ag_release(before);
+    cr_assert_eq(ag_memory_stats().parameters, 0);
+    test_finish();
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Misuse                                                                                */
 
