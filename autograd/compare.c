@@ -14,18 +14,6 @@
 /* PyTorch compares a float tensor with a Python number (x > 1e39 is x > inf). NaN       */
 /* compares as in IEEE 754: only != holds.                                              */
 
-AG__INLINE ag_tensor *compare_tt(const char *name, const ag_tensor *a, const ag_tensor *b,
-                                 float (*f)(float, float))
-{
-    int ndim;
-    int64_t shape[AG_MAX_DIMS];
-    if (!ag__check(a, name, "a") || !ag__check(b, name, "b")) return NULL;
-    if (!ag__broadcast_shape(name, a, b, &ndim, shape)) return NULL;
-    ag_tensor *y = ag__new(name, ndim, shape, NULL, NULL);
-    if (y) map2(y, a, b, f);
-    return y;
-}
-
 /* a op s, or s op a when number_left; role names the tensor as the user wrote the call. */
 AG__INLINE ag_tensor *compare_number(const char *name, const char *role, const ag_tensor *x,
                                      double s, bool number_left, float (*f)(float, float))
@@ -43,7 +31,7 @@ AG__INLINE ag_tensor *compare_number(const char *name, const char *role, const a
     static float op##_f(float a, float b) { return (expr) ? 1.0f : 0.0f; }                         \
     ag_tensor *ag_##op##_tt(const ag_tensor *a, const ag_tensor *b)                                \
     {                                                                                              \
-        return compare_tt(#op, a, b, op##_f);                                                      \
+        return broadcast_map(#op, a, b, op##_f);                                                   \
     }                                                                                              \
     ag_tensor *ag_##op##_ts(const ag_tensor *a, double b)                                          \
     {                                                                                              \

@@ -51,17 +51,25 @@ AG__INLINE void map2(ag_tensor *out, const ag_tensor *a, const ag_tensor *b,
     }
 }
 
-AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const ag_tensor *b,
-                             float (*f)(float, float))
+/* out = f(a, b) elementwise over the broadcast shape, not recorded (comparisons use it
+ * as it is); NULL after an error naming op. */
+AG__INLINE ag_tensor *broadcast_map(const char *name, const ag_tensor *a, const ag_tensor *b,
+                                    float (*f)(float, float))
 {
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     if (!ag__check(a, name, "a") || !ag__check(b, name, "b")) return NULL;
     if (!ag__broadcast_shape(name, a, b, &ndim, shape)) return NULL;
     ag_tensor *out = ag__new(name, ndim, shape, NULL, NULL);
-    if (!out) return NULL;
-    map2(out, a, b, f);
-    ag__record(out, op, a, b);
+    if (out) map2(out, a, b, f);
+    return out;
+}
+
+AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const ag_tensor *b,
+                             float (*f)(float, float))
+{
+    ag_tensor *out = broadcast_map(name, a, b, f);
+    if (out) ag__record(out, op, a, b);
     return out;
 }
 

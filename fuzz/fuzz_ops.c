@@ -7,9 +7,9 @@
  * Every invalid call must end in agrad's error path: never a sanitizer
  * report, a crash, a hang, a NULL without a message, or a leak.
  *
- * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. Built
- * without it, the same file is a program that replays inputs given as files
- * (fuzz_replay), which the test suite runs over fuzz/corpus and fuzz/regressions.
+ * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. With
+ * fuzz/replay.c instead of libFuzzer it is fuzz_replay, which the test suite runs over
+ * fuzz/corpus and fuzz/regressions.
  *
  * The harness keeps its own model of the tape (which tensors are live) and checks
  * agrad's count against it after every release, so a stale mark that frees live tensors
@@ -17,9 +17,10 @@
 #include <agrad.h>
 #include <agrad_nn.h>
 
+#include "fuzz_common.h"
+
 #include <math.h>
 #include <float.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,35 +35,6 @@
 #ifndef HAVE_ASAN
 #define HAVE_ASAN 0
 #endif
-
-/* ------------------------------------------------------------------------------------ */
-/* Memory: a capped allocator, so that huge tensors are refused (agrad's out-of-memory   */
-/* path) instead of exhausting the machine, and so that leaks show as bytes left over.   */
-
-enum { CAP_ONE = 8 << 20, CAP_ALL = 48 << 20 };
-static size_t outstanding;
-
-static void *capped_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    size_t old = p ? malloc_usable_size(p) : 0;
-    if (size == 0) {
-        outstanding -= old;
-        free(p);
-        return NULL;
-    }
-    if (size > CAP_ONE || outstanding - old + size > CAP_ALL) return NULL;
-    void *q = realloc(p, size);
-    if (!q) return NULL;
-    outstanding = outstanding - old + malloc_usable_size(q);
-    return q;
-}
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_ops: %s (last error: %s)\n", what, ag_last_error());
-    abort();
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* The input                                                                             */
@@ -865,9 +837,11 @@ static void step(void)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_name = "fuzz_ops";
+    cap.cap_one = 8 << 20; /* huge tensors are refused, not made */
+    cap.cap_all = 48 << 20;
     in = data;
     in_left = size;
     memset(slots, 0, sizeof slots);
@@ -883,55 +857,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         step();
         if (ag_is_grad_enabled() != (no_grad_depth == 0)) fail("the no_grad depth drifted");
     }
-    ag_shutdown();
-    if (outstanding != 0) {
-        fprintf(stderr, "fuzz_ops: %zu bytes still allocated after ag_shutdown\n", outstanding);
-        abort();
-    }
-    ag_set_allocator(NULL, NULL);
+    fuzz_finish();
     return 0;
 }
-
-#ifndef AG_FUZZ_LIBFUZZER
-#include <dirent.h>
-
-static int replayed;
-
-/* Replays one input file; a failure aborts, as under libFuzzer. */
-static int replay(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    static uint8_t buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, n);
-    printf("ok %d - %s\n", ++replayed, path);
-    return 1;
-}
-
-/* Without libFuzzer: replays every file of the directories (or the files) given, one
- * TAP line each, as the regression tests do. */
-int main(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            if (!replay(argv[i])) {
-                fprintf(stderr, "fuzz_replay: cannot read %s\n", argv[i]);
-                return 2;
-            }
-            continue;
-        }
-        for (struct dirent *e; (e = readdir(d));) {
-            if (e->d_name[0] == '.') continue;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-            replay(path);
-        }
-        closedir(d);
-    }
-    printf("1..%d\n", replayed);
-    return 0;
-}
-#endif

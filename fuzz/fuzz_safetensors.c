@@ -9,45 +9,15 @@
  * abort on everything else.
  *
  * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_safetensors.
- * Built without it, the same file is a program that replays inputs given as files
- * (fuzz_safetensors_replay), which the test suite runs over fuzz/corpus_safetensors. */
+ * With fuzz/replay.c instead it is fuzz_safetensors_replay, which the test suite runs over
+ * fuzz/corpus_safetensors. */
 #include <agrad_nn.h>
 
-#include <malloc.h>
+#include "fuzz_common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A capped allocator: huge requests are refused (agrad's out-of-memory path), leaks show
- * as bytes left over, and `refuse_after` allocations, when >= 0, succeed before every
- * further one fails. */
-enum { CAP_ONE = 64 << 20, CAP_ALL = 256 << 20 };
-static size_t outstanding;
-static long refuse_after = -1;
-
-static void *capped_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    size_t old = p ? malloc_usable_size(p) : 0;
-    if (size == 0) {
-        outstanding -= old;
-        free(p);
-        return NULL;
-    }
-    if (refuse_after == 0) return NULL;
-    if (refuse_after > 0) refuse_after--;
-    if (size > CAP_ONE || outstanding - old + size > CAP_ALL) return NULL;
-    void *q = realloc(p, size);
-    if (!q) return NULL;
-    outstanding = outstanding - old + malloc_usable_size(q);
-    return q;
-}
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_safetensors: %s (last error: %s)\n", what, ag_last_error());
-    abort();
-}
 
 /* The destinations: what a small model's state_dict holds, a 0-d and an empty tensor. */
 enum { NDEST = 5 };
@@ -78,9 +48,9 @@ static void load_once(const uint8_t *data, size_t size, int n, bool oom)
     make(t);
     make(before);
     ag_clear_error();
-    if (oom) refuse_after = (long)(size % 23);
+    if (oom) cap.refuse_after = (long)(size % 23);
     bool ok = ag_safetensors_load_bytes(data, size, names, t, n);
-    refuse_after = -1;
+    cap.refuse_after = -1;
     if (!ok) {
         if (!ag_last_error()[0]) fail("load failed without a message");
         if (!same(t, before, NDEST)) fail("a failed load changed a tensor");
@@ -102,65 +72,17 @@ static void load_once(const uint8_t *data, size_t size, int n, bool oom)
     ag_free(resaved);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_name = "fuzz_safetensors";
+    cap.cap_one = 64 << 20;
+    cap.cap_all = 256 << 20;
     ag_set_allocator(capped_realloc, NULL);
     ag_set_error_handler(NULL, NULL);
     for (int pass = 0; pass < 2; pass++) {
         load_once(data, size, 2, pass == 1);
         load_once(data, size, NDEST, pass == 1);
     }
-    ag_shutdown();
-    if (outstanding != 0) {
-        fprintf(stderr, "fuzz_safetensors: %zu bytes still allocated after ag_shutdown\n",
-                outstanding);
-        abort();
-    }
-    ag_set_allocator(NULL, NULL);
+    fuzz_finish();
     return 0;
 }
-
-#ifndef AG_FUZZ_LIBFUZZER
-#include <dirent.h>
-
-static int replayed;
-
-/* Replays one input file; a failure aborts, as under libFuzzer. */
-static int replay(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    static uint8_t buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, n);
-    printf("ok %d - %s\n", ++replayed, path);
-    return 1;
-}
-
-/* Without libFuzzer: replays every file of the directories (or the files) given, one
- * TAP line each. */
-int main(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            if (!replay(argv[i])) {
-                fprintf(stderr, "fuzz_safetensors_replay: cannot read %s\n", argv[i]);
-                return 2;
-            }
-            continue;
-        }
-        for (struct dirent *e; (e = readdir(d));) {
-            if (e->d_name[0] == '.') continue;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-            replay(path);
-        }
-        closedir(d);
-    }
-    printf("1..%d\n", replayed);
-    return 0;
-}
-#endif
