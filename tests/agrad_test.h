@@ -18,7 +18,14 @@
 #endif
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#if defined(__GNUC__)
+#define AGT_UNUSED __attribute__((unused))
+#else
+#define AGT_UNUSED
+#endif
 
 #define NVALS(...) (sizeof((float[]){__VA_ARGS__}) / sizeof(float))
 /* A 1-D tensor of the listed values. */
@@ -57,6 +64,47 @@ static inline void expect_error_words(const char *call, const char *const *words
     ag_clear_error();
 }
 #define EXPECT_ERROR(call, ...) expect_error_words(call, (const char *const[]){__VA_ARGS__, NULL})
+
+/* Fault injection through agrad's allocation hook: ag_set_allocator(agt_faulty_realloc,
+ * NULL), then
+ *   agt_arm(n)            refuses the n-th allocation from now (0: none); fault.count counts
+ *                         the allocations since, fault.failed says whether one was refused;
+ *   fault.limit = bytes   refuses every allocation larger than that (0: no limit);
+ *   agt_refuse_after(k)   lets k allocations through, then refuses every one (-1: off). */
+typedef struct agt_fault_state {
+    long count, fail_at, allowed;
+    bool failed;
+    size_t limit;
+} agt_fault_state;
+static agt_fault_state fault AGT_UNUSED = {0, 0, -1, false, 0};
+
+static inline void *agt_faulty_realloc(void *p, size_t size, void *userdata)
+{
+    (void)userdata;
+    if (size == 0) {
+        free(p);
+        return NULL;
+    }
+    if (fault.limit && size > fault.limit) return NULL;
+    if (fault.allowed >= 0 && fault.allowed-- == 0) {
+        fault.allowed = 0;
+        return NULL;
+    }
+    if (fault.fail_at > 0 && ++fault.count == fault.fail_at) {
+        fault.failed = true;
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
+static inline void agt_arm(long n)
+{
+    fault.count = 0;
+    fault.fail_at = n;
+    fault.failed = false;
+}
+
+static inline void agt_refuse_after(long k) { fault.allowed = k; }
 
 /* Ends a test: frees everything agrad holds, then, in a sanitizer build, fails the
  * test if anything leaked. Criterion's workers leave without LeakSanitizer's exit-time

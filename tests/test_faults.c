@@ -7,36 +7,6 @@
 
 #include "agrad_test.h"
 
-/* The hook: forwards to realloc and free, and refuses allocation number fail_at (counted
- * from when it was armed), or every allocation larger than limit. */
-static struct {
-    long count, fail_at;
-    bool failed;
-    size_t limit;
-} fault;
-
-static void *faulty_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    if (size == 0) {
-        free(p);
-        return NULL;
-    }
-    if (fault.limit && size > fault.limit) return NULL;
-    if (fault.fail_at > 0 && ++fault.count == fault.fail_at) {
-        fault.failed = true;
-        return NULL;
-    }
-    return realloc(p, size);
-}
-
-static void arm(long n)
-{
-    fault.count = 0;
-    fault.fail_at = n;
-    fault.failed = false;
-}
-
 /* A small network and its data; the step is one of its training loop. */
 enum { NPARAMS = 4 };
 typedef struct net {
@@ -109,7 +79,7 @@ static void expect_same(const char *when, long at, const net *n, const snapshot 
 
 Test(faults, every_allocation_of_a_training_step_can_fail)
 {
-    ag_set_allocator(faulty_realloc, NULL);
+    ag_set_allocator(agt_faulty_realloc, NULL);
     ag_set_checked(false);
 
     /* The numbers a step gives when nothing fails, from fresh parameters. */
@@ -130,10 +100,10 @@ Test(faults, every_allocation_of_a_training_step_can_fail)
         record_errors();
         n = make_net(values);
         ag_mark mark = ag_mark_now();
-        arm(at);
+        agt_arm(at);
         bool ok = step(&n, mark);
         bool refused = fault.failed;
-        arm(0);
+        agt_arm(0);
         if (!refused) {
             cr_assert(ok, "the step failed with no refused allocation: %s", ag_last_error());
             expect_same("a step with no refusal", at, &n, &one);
@@ -163,7 +133,7 @@ Test(faults, backward_is_all_or_nothing)
 {
     /* The second ->grad of a pass cannot be made: neither gradient is committed, and the
      * first ->grad made in the pass is freed again. */
-    ag_set_allocator(faulty_realloc, NULL);
+    ag_set_allocator(agt_faulty_realloc, NULL);
     record_errors();
     ag_tensor *small = ag_ones(AG_SHAPE(4));
     ag_tensor *big = ag_ones(AG_SHAPE(1 << 20)); /* its grad needs a new pool chunk */
@@ -185,10 +155,10 @@ Test(faults, backward_is_all_or_nothing)
     /* With the grads there, a pass that runs out of scratch memory half way (it needs
      * more than the last pass did) leaves them exactly as they were. */
     ag_tensor *loss2 = ag_sum(ag_mul(ag_mul(big, 2.0), ag_mul(ag_mul(big, small_sum(small)), 3.0)));
-    arm(1);
+    agt_arm(1);
     cr_assert(!ag_backward(loss2), "backward succeeded with its scratch memory refused");
     cr_assert(fault.failed, "no allocation was refused");
-    arm(0);
+    agt_arm(0);
     EXPECT_ERROR("backward", "backward: out of memory at", "shape [");
     CHECK("small.grad", small->grad, 0, 2, 2, 2, 2);
     cr_assert_eq(big->grad->data[12345], 3.0f, "big.grad = %g", (double)big->grad->data[12345]);
@@ -197,7 +167,7 @@ Test(faults, backward_is_all_or_nothing)
 
 Test(faults, out_of_memory_names_the_op_and_the_shape)
 {
-    ag_set_allocator(faulty_realloc, NULL);
+    ag_set_allocator(agt_faulty_realloc, NULL);
     record_errors();
     ag_tensor *a = ag_ones(AG_SHAPE(1000, 2));
     ag_requires_grad_(a, true);

@@ -449,25 +449,14 @@ Test(loss, default_handler_prints_a_user_warning, .init = redirect_stderr)
 }
 
 /* A refused allocation for the set of sites seen: the warning is shown anyway. */
-static int refuse;
-static void *refusing_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    if (size == 0) {
-        free(p);
-        return NULL;
-    }
-    return refuse ? NULL : realloc(p, size);
-}
-
 Test(loss, warning_without_memory_is_shown_anyway)
 {
     ag_tensor *a = ag_zeros(AG_SHAPE(2, 1)), *b = ag_zeros(AG_SHAPE(2));
-    ag_set_allocator(refusing_realloc, NULL);
+    ag_set_allocator(agt_faulty_realloc, NULL);
     collect_warnings();
-    refuse = 1;
+    agt_refuse_after(0);
     for (int i = 0; i < 2; i++) ag_mse_loss(a, b);
-    refuse = 0;
+    agt_refuse_after(-1);
     cr_assert_eq(warned.count, 2, "%d warnings (each shown: none could be noted)", warned.count);
     test_finish();
     ag_set_allocator(NULL, NULL);
@@ -672,30 +661,18 @@ Test(loss, bce_input_out_of_range_and_bad_arguments)
 /* Every allocation a loss makes can fail: each failure is an error naming the loss, the
  * next call works. The inputs are large, so that the result and the copy of the weight
  * each need memory of their own from the system. */
-static int fail_in; /* allocations to let through before refusing one; -1: none refused */
-static void *failing_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    if (size == 0) {
-        free(p);
-        return NULL;
-    }
-    if (fail_in >= 0 && fail_in-- == 0) return NULL;
-    return realloc(p, size);
-}
-
 Test(loss, out_of_memory_names_the_loss)
 {
     record_errors();
     ag_tensor *x = ag_full(AG_SHAPE(400000), 0.5, .requires_grad = true);
     ag_tensor *t = ag_ones(AG_SHAPE(400000)), *w = ag_ones(AG_SHAPE(400000));
-    ag_set_allocator(failing_realloc, NULL);
+    ag_set_allocator(agt_faulty_realloc, NULL);
     bool ctx_failed = false;
     ag_tensor *l = NULL;
     for (int k = 0; !l && k < 20; k++) {
-        fail_in = k;
+        agt_arm(k + 1); /* k allocations go through, the next is refused */
         l = ag_binary_cross_entropy(x, t, .weight = w, .reduction = AG_NONE);
-        fail_in = -1;
+        agt_arm(0);
         if (l) break;
         cr_assert(!strncmp(ag_last_error(), "binary_cross_entropy: out of memory", 35),
                   "refused allocation %d: %s", k, ag_last_error());

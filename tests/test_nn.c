@@ -461,24 +461,13 @@ Test(nn_misuse, sequential_with_a_failed_child_frees_the_others)
 /* ------------------------------------------------------------------------------------ */
 /* Out of memory                                                                         */
 
-static long fail_at, count;
-static void *failing_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    if (size == 0) {
-        free(p);
-        return NULL;
-    }
-    if (fail_at > 0 && ++count == fail_at) return NULL;
-    return realloc(p, size);
-}
-
 Test(nn_faults, every_allocation_of_building_a_model_can_fail)
 {
     record_errors();
-    ag_set_allocator(failing_realloc, NULL);
+    ag_set_allocator(agt_faulty_realloc, NULL);
+    long fail_at;
     for (fail_at = 1;; fail_at++) {
-        count = 0;
+        agt_arm(fail_at);
         ag_module *m = ag_Sequential(LinearRegression_new(2, 3), ag_ReLU(), ag_Linear(3, 1));
         ag_params p = ag_parameters(m);
         char *r = ag_module_repr(m);
@@ -491,9 +480,9 @@ Test(nn_faults, every_allocation_of_building_a_model_can_fail)
         ag_free(r);
         ag_module_free(m);
         cr_assert_eq(ag_memory_stats().parameters, 0, "fail_at %ld leaked a parameter", fail_at);
-        if (!failed && count < fail_at) break;
+        if (!failed && fault.count < fail_at) break;
     }
     cr_assert_gt(fail_at, 10);
-    fail_at = 0;
+    agt_arm(0);
     test_finish();
 }

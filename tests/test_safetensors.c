@@ -272,7 +272,8 @@ Test(safetensors, a_module_loads_pytorchs_state_dict_and_saves_it_back)
     snprintf(path, sizeof path, "%s/mlp.safetensors", dir);
     cr_assert(ag_module_save(mlp, path), "%s", ag_last_error());
     size_t a, b;
-    unsigned char *mine = read_bytes(path, &a), *theirs = read_bytes(REF_DIR "/mlp.safetensors", &b);
+    unsigned char *mine = read_bytes(path, &a),
+                  *theirs = read_bytes(REF_DIR "/mlp.safetensors", &b);
     cr_assert(a == b && !memcmp(mine, theirs, a), "the saved file differs from PyTorch's");
     free(mine);
     free(theirs);
@@ -734,19 +735,6 @@ Test(safetensors, unwritable_path_names_the_path_and_the_reason)
     test_finish();
 }
 
-/* An allocator that refuses every allocation after the first `budget`. */
-static long budget;
-static void *failing(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    if (size == 0) {
-        free(p);
-        return NULL;
-    }
-    if (budget-- <= 0) return NULL;
-    return realloc(p, size);
-}
-
 Test(safetensors, out_of_memory_anywhere_changes_nothing)
 {
     dests d = linear_dests();
@@ -757,8 +745,8 @@ Test(safetensors, out_of_memory_anywhere_changes_nothing)
     bool ok = false;
     int failures = 0;
     for (long k = 0; !ok && k < 1000; k++) {
-        budget = k;
-        ag_set_allocator(failing, NULL);
+        agt_refuse_after(k);
+        ag_set_allocator(agt_faulty_realloc, NULL);
         ok = ag_safetensors_load(path, d.names, d.tensors, 2);
         ag_set_allocator(NULL, NULL);
         if (!ok) {
@@ -775,8 +763,8 @@ Test(safetensors, out_of_memory_anywhere_changes_nothing)
     ok = false;
     failures = 0;
     for (long k = 0; !ok && k < 1000; k++) {
-        budget = k;
-        ag_set_allocator(failing, NULL);
+        agt_refuse_after(k);
+        ag_set_allocator(agt_faulty_realloc, NULL);
         ok = ag_safetensors_save(tmp("saved.safetensors"), d.names, d.tensors, 2);
         void *bytes = ag_safetensors_save_bytes(d.names, d.tensors, 2, &size);
         ag_set_allocator(NULL, NULL);
@@ -789,6 +777,7 @@ Test(safetensors, out_of_memory_anywhere_changes_nothing)
         ag_clear_error();
     }
     cr_assert(ok && failures > 3, "save never succeeded, or never failed (%d failures)", failures);
+    agt_refuse_after(-1);
     free(f);
     test_finish();
 }

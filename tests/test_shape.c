@@ -559,21 +559,6 @@ Test(shape, null_and_released_arguments)
 /* ------------------------------------------------------------------------------------ */
 /* Out of memory                                                                         */
 
-static struct {
-    long count, fail_at;
-} fault;
-
-static void *faulty_realloc(void *p, size_t size, void *userdata)
-{
-    (void)userdata;
-    if (size == 0) {
-        free(p);
-        return NULL;
-    }
-    if (fault.fail_at > 0 && ++fault.count == fault.fail_at) return NULL;
-    return realloc(p, size);
-}
-
 /* A step through every op of this file, with a backward, from a fresh start. */
 static bool step(double *loss_out, float grad_out[6])
 {
@@ -599,10 +584,9 @@ Test(shape, out_of_memory_anywhere_is_an_error)
     ag_shutdown();
     int failures = 0;
     for (long n = 1; n < 200; n++) {
-        ag_set_allocator(faulty_realloc, NULL);
+        ag_set_allocator(agt_faulty_realloc, NULL);
         record_errors();
-        fault.count = 0;
-        fault.fail_at = n;
+        agt_arm(n);
         double loss;
         float grad[6];
         bool ok = step(&loss, grad);
