@@ -1,5 +1,6 @@
-/* What the nn examples share: their options, the 2-D blobs they learn from, and their
- * output (one line per printed epoch, or JSON for tests/check_examples.py). */
+/* What the nn examples share, as tools/nn_examples.py shares it: their options, the 2-D
+ * blobs they learn from, the training loop, and their output (one line per printed epoch,
+ * or JSON for tests/check_examples.py). */
 #ifndef AGRAD_EXAMPLE_H
 #define AGRAD_EXAMPLE_H
 
@@ -74,21 +75,47 @@ static inline void blobs(int64_t n, int k, const float centers[][2], ag_tensor *
     *y = ag_cat(ys, k, 0);
 }
 
-/* Records the epoch's loss and accuracy; prints it when it is one of ten spread evenly. */
+/* The epochs' losses and accuracies. */
 typedef struct history {
     double *loss, *accuracy;
     int n;
 } history;
 
-static inline void record(history *h, int epoch, int epochs, double loss, double accuracy,
-                          bool quiet)
+/* def train(model, loss_fn, X, target, predict, epochs, lr, every): full-batch gradient
+ * descent, as in tools/nn_examples.py. predict(out) gives the predicted labels, compared
+ * with target for the accuracy. Prints ten epochs spread evenly unless quiet. Returns the
+ * history (free its arrays), or one with n < epochs if memory ran out. */
+static inline history train(ag_module *model, ag_criterion loss_fn, ag_tensor *X, ag_tensor *target,
+                            ag_tensor *(*predict)(const ag_tensor *out), int epochs, double lr,
+                            bool quiet)
 {
-    h->loss[epoch] = loss;
-    h->accuracy[epoch] = accuracy;
-    h->n = epoch + 1;
+    history h = {calloc((size_t)epochs, sizeof(double)), calloc((size_t)epochs, sizeof(double)), 0};
+    if (!h.loss || !h.accuracy) return h;
+    ag_params params = ag_parameters(model);
     int every = epochs / 10 > 1 ? epochs / 10 : 1;
-    if (!quiet && (epoch % every == 0 || epoch == epochs - 1))
-        printf("epoch %d: loss = %.6f, accuracy = %.3f\n", epoch + 1, loss, accuracy);
+    ag_mark start = ag_mark_now(); /* what an epoch makes is released at its end */
+    for (int epoch = 0; epoch < epochs; epoch++) {
+        ag_tensor *out = ag_forward(model, X);           /* out = model(X) */
+        ag_tensor *loss = ag_loss(loss_fn, out, target); /* loss = loss_fn(out, target) */
+        ag_backward(loss);                               /* loss.backward() */
+        AG_NO_GRAD
+        {                                      /* with torch.no_grad(): */
+            for (int i = 0; i < params.n; i++) /*   for p in model.parameters(): */
+                ag_sub_(params.tensors[i],
+                        ag_mul(lr, params.tensors[i]->grad)); /* p -= lr * p.grad */
+        }
+        ag_module_zero_grad(model); /* model.zero_grad() */
+        /* accuracy = (predict(out) == target).float().mean() */
+        ag_tensor *accuracy = ag_mean(ag_eq(predict(out), target));
+        h.loss[epoch] = ag_item(loss);
+        h.accuracy[epoch] = ag_item(accuracy);
+        h.n = epoch + 1;
+        if (!quiet && (epoch % every == 0 || epoch == epochs - 1))
+            printf("epoch %d: loss = %.6f, accuracy = %.3f\n", epoch + 1, h.loss[epoch],
+                   h.accuracy[epoch]);
+        ag_release(start);
+    }
+    return h;
 }
 
 /* {"loss": [...], "accuracy": [...], "parameters": {"weight": [...], ...}} */

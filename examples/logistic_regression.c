@@ -5,38 +5,23 @@
  *   logistic_regression [--seed N] [--epochs N] [--lr F] [--json] */
 #include "example.h"
 
+/* lambda z: (z > 0).float() */
+static ag_tensor *predict(const ag_tensor *z) { return ag_gt(z, 0); }
+
 int main(int argc, char **argv)
 {
     example_options o = {.seed = 0, .epochs = 20, .lr = 0.5};
     int status = parse_options(argc, argv, &o, "Logistic regression on two blobs (agrad nn).");
     if (status >= 0) return status;
-    int epochs = (int)o.epochs;
 
     ag_manual_seed((uint64_t)o.seed); /* torch.manual_seed(seed) */
     ag_tensor *X, *y;                 /* X, y = blobs(50, ...) */
     blobs(50, 2, (const float[][2]){{-1, -1}, {1, 1}}, &X, &y);
-    ag_tensor *target = ag_view(y, AG_SHAPE(-1, 1)); /* y.view(-1, 1) */
     ag_module *model = ag_Linear(2, 1);              /* model = nn.Linear(2, 1) */
-    ag_criterion loss_fn = ag_BCEWithLogitsLoss();   /* nn.BCEWithLogitsLoss() */
-    ag_params params = ag_parameters(model);
+    ag_criterion loss_fn = ag_BCEWithLogitsLoss();   /* loss_fn = nn.BCEWithLogitsLoss() */
+    ag_tensor *target = ag_view(y, AG_SHAPE(-1, 1)); /* y.view(-1, 1) */
+    history h = train(model, loss_fn, X, target, predict, (int)o.epochs, o.lr, o.json);
 
-    history h = {calloc((size_t)epochs, sizeof(double)), calloc((size_t)epochs, sizeof(double)), 0};
-    ag_mark start = ag_mark_now();
-    for (int epoch = 0; epoch < epochs; epoch++) {
-        ag_tensor *out = ag_forward(model, X);           /* out = model(X) */
-        ag_tensor *loss = ag_loss(loss_fn, out, target); /* loss = loss_fn(out, y) */
-        ag_backward(loss);                               /* loss.backward() */
-        AG_NO_GRAD
-        {                                      /* with torch.no_grad(): */
-            for (int i = 0; i < params.n; i++) /*   p -= lr * p.grad */
-                ag_sub_(params.tensors[i], ag_mul(o.lr, params.tensors[i]->grad));
-        }
-        ag_module_zero_grad(model); /* model.zero_grad() */
-        /* accuracy = ((out > 0).float() == y).float().mean() */
-        ag_tensor *accuracy = ag_mean(ag_eq(ag_gt(out, 0), target));
-        record(&h, epoch, epochs, ag_item(loss), ag_item(accuracy), o.json);
-        ag_release(start);
-    }
     if (o.json) print_json(&h, model);
     free(h.loss);
     free(h.accuracy);
