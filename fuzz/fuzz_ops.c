@@ -571,6 +571,19 @@ static void module_step(void)
     }
 }
 
+/* Keeps the two inputs of a gradcheck small enough (at most 6 elements, rank 2) to finish
+ * quickly; larger ones become NULL. */
+static void small_inputs(ag_tensor *x[2])
+{
+    for (int i = 0; i < 2; i++) {
+        ag_shape s = x[i] ? ag_size(x[i]) : (ag_shape){0, {0}};
+        int64_t n = 1;
+        for (int k = 0; k < s.ndim; k++) n *= s.d[k];
+        if (n > 6 || s.ndim > 2) x[i] = NULL;
+    }
+    ag_clear_error();
+}
+
 static void step(void)
 {
     unsigned op = byte();
@@ -757,13 +770,7 @@ static void step(void)
     }
     case 18: { /* gradcheck, on inputs small enough to finish quickly */
         ag_tensor *x[2] = {arg(), arg()};
-        for (int i = 0; i < 2; i++) {
-            ag_shape s = x[i] ? ag_size(x[i]) : (ag_shape){0, {0}};
-            int64_t n = 1;
-            for (int k = 0; k < s.ndim; k++) n *= s.d[k];
-            if (n > 6 || s.ndim > 2) x[i] = NULL;
-        }
-        ag_clear_error();
+        small_inputs(x);
         ag_fn fns[4] = {fn_cube, fn_mix, fn_matmul, fn_where};
         ag_gradcheck_opts o = {byte() & 1 ? number() : 0, 0, byte() & 1 ? number() : 0};
         ag_gradcheck_result r;
@@ -817,13 +824,7 @@ static void step(void)
             keep(softmax_family(w / 8, x, d, keepdim), 1);
         } else {
             ag_tensor *x[2] = {arg(), arg()};
-            for (int i = 0; i < 2; i++) {
-                ag_shape s = x[i] ? ag_size(x[i]) : (ag_shape){0, {0}};
-                int64_t n = 1;
-                for (int k = 0; k < s.ndim; k++) n *= s.d[k];
-                if (n > 6 || s.ndim > 2) x[i] = NULL;
-            }
-            ag_clear_error();
+            small_inputs(x);
             ag_gradcheck_result r;
             (void)ag_gradcheck(fn_softmax, x, 2, NULL, NULL, &r);
             tape_len = ag_memory_stats().live_tensors;

@@ -287,12 +287,10 @@ static void put_values(unsigned char *p, const ag_tensor *t)
     for (int64_t i = 0; i < t->numel; i++) put_f32le(p + 4 * i, t->data[i]);
 }
 
-void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tensors, int n,
-                                size_t *size)
+/* The whole file in memory (*size bytes, from the hook); NULL after an error naming op. */
+static void *serialize(const char *op, const char *const *names, ag_tensor *const *tensors, int n,
+                       size_t *size)
 {
-    const char *op = "safetensors_save_bytes";
-    if (size) *size = 0;
-    if (!size) return ag__error("%s: argument size is NULL", op);
     int *order;
     if (!check_args(op, names, tensors, n, &order, true)) return NULL;
     char *header;
@@ -323,6 +321,15 @@ void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tens
     return out;
 }
 
+void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tensors, int n,
+                                size_t *size)
+{
+    const char *op = "safetensors_save_bytes";
+    if (!size) return ag__error("%s: argument size is NULL", op);
+    *size = 0;
+    return serialize(op, names, tensors, n, size);
+}
+
 /* fwrite of n bytes; false (errno set) when it fails. */
 static bool write_all(FILE *f, const void *p, size_t n)
 {
@@ -337,22 +344,15 @@ bool ag_safetensors_save(const char *path, const char *const *names, ag_tensor *
 {
     const char *op = "safetensors_save";
     if (!path) return ag__error("%s: argument path is NULL", op), false;
-    int *order;
-    if (!check_args(op, names, tensors, n, &order, true)) return false;
-    char *header;
-    size_t hlen;
-    uint64_t dlen;
-    if (!make_header(op, names, tensors, order, n, &header, &hlen, &dlen)) {
-        ag__free(order);
-        return false;
-    }
+    size_t size;
+    unsigned char *bytes = serialize(op, names, tensors, n, &size);
+    if (!bytes) return false;
     /* Written to path.tmp, then renamed over path: path is either the old file or the new
      * one, never half of one. */
     size_t plen = strlen(path);
     char *tmp = ag__malloc(plen + 5);
     if (!tmp) {
-        ag__free(header);
-        ag__free(order);
+        ag__free(bytes);
         return ag__error("%s: out of memory writing '%s'", op, path), false;
     }
     memcpy(tmp, path, plen);
@@ -363,19 +363,7 @@ bool ag_safetensors_save(const char *path, const char *const *names, ag_tensor *
     FILE *f = fopen(tmp, "wb");
     if (!f) err = errno;
     if (f) {
-        unsigned char len8[8];
-        put_u64le(len8, hlen);
-        bool ok = write_all(f, len8, 8) && write_all(f, header, hlen);
-        unsigned char buf[4096];
-        for (int k = 0; ok && k < n; k++) {
-            const ag_tensor *t = tensors[order[k]];
-            for (int64_t i = 0; ok && i < t->numel; i += sizeof buf / 4) {
-                int64_t m = t->numel - i < (int64_t)(sizeof buf / 4) ? t->numel - i
-                                                                     : (int64_t)(sizeof buf / 4);
-                for (int64_t j = 0; j < m; j++) put_f32le(buf + 4 * j, t->data[i + j]);
-                ok = write_all(f, buf, (size_t)m * 4);
-            }
-        }
+        bool ok = write_all(f, bytes, size);
         errno = 0;
         if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) ok = false;
         if (!ok) err = errno ? errno : EIO, step = "writing";
@@ -383,8 +371,7 @@ bool ag_safetensors_save(const char *path, const char *const *names, ag_tensor *
         if (ok && rename(tmp, path) != 0) err = errno, step = "renaming";
         if (err) (void)remove(tmp); /* nothing more to do if it fails */
     }
-    ag__free(header);
-    ag__free(order);
+    ag__free(bytes);
     if (err) {
         /* tmp is kept for the message, freed before the handler runs. */
         char msg[1024];
