@@ -87,7 +87,8 @@ typedef struct ag_params {
     int n;
 } ag_params;
 AG_API ag_params ag_parameters(ag_module *m);
-/* The number of parameter elements: sum(p.numel() for p in model.parameters()). */
+/* The number of parameter elements: sum(p.numel() for p in model.parameters()); -1 on
+ * error (a NULL or freed m). */
 AG_API int64_t ag_parameter_count(ag_module *m);
 /* model.zero_grad(): every parameter's ->grad set to zeros (PyTorch 1.13's default,
  * set_to_none=False). */

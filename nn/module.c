@@ -98,6 +98,13 @@ ag_module *ag_module_new(size_t size, const char *type, ag_forward_fn forward)
 /* ------------------------------------------------------------------------------------ */
 /* Freeing                                                                               */
 
+/* Frees the names of the dotted list and empties it. */
+static void forget_list(struct ag_module_state *st)
+{
+    for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
+    st->nall = 0;
+}
+
 /* Frees m and everything below it, without checks. */
 static void destroy(ag_module *m)
 {
@@ -111,7 +118,7 @@ static void destroy(ag_module *m)
         ag__free_persistent(st->params[i].t);
         ag__free(st->params[i].name);
     }
-    for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
+    forget_list(st);
     ag__free(st->children);
     ag__free(st->params);
     ag__free(st->all);
@@ -294,39 +301,47 @@ static bool collect(struct ag_module_state *root, const ag_module *m, const char
     return true;
 }
 
-ag_params ag_parameters(ag_module *m)
+/* m's parameters with their dotted names, listed again when a module or parameter was
+ * added below m since the last time; false after an error naming op. */
+static bool list_parameters(ag_module *m, const char *op, ag_params *out)
 {
-    if (!check_module(m, "parameters")) return (ag_params){0};
+    *out = (ag_params){0};
+    if (!check_module(m, op)) return false;
     struct ag_module_state *st = m->state;
     if (st->stale) {
-        for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
-        st->nall = 0;
+        forget_list(st);
         if (!collect(st, m, "")) {
-            for (size_t i = 0; i < st->nall; i++) ag__free(st->all_names[i]);
-            st->nall = 0;
-            ag__error("parameters: out of memory listing the parameters of %s", m->type);
-            return (ag_params){0};
+            forget_list(st);
+            return ag__error("%s: out of memory listing the parameters of %s", op, m->type) != NULL;
         }
         st->stale = false;
     }
-    if (st->nall > INT32_MAX) {
-        ag__error("parameters: %s has more than 2^31 parameters", m->type);
-        return (ag_params){0};
-    }
-    return (ag_params){st->all, (const char *const *)st->all_names, (int)st->nall};
+    if (st->nall > INT32_MAX)
+        return ag__error("%s: %s has more than 2^31 parameters", op, m->type) != NULL;
+    *out = (ag_params){st->all, (const char *const *)st->all_names, (int)st->nall};
+    return true;
+}
+
+ag_params ag_parameters(ag_module *m)
+{
+    ag_params p;
+    list_parameters(m, "parameters", &p);
+    return p;
 }
 
 int64_t ag_parameter_count(ag_module *m)
 {
-    ag_params p = ag_parameters(m);
+    ag_params p;
+    if (!list_parameters(m, "parameter_count", &p)) return -1;
     int64_t n = 0;
     for (int i = 0; i < p.n; i++) n += p.tensors[i]->numel;
-    return p.n || !ag_last_error()[0] ? n : -1;
+    return n;
 }
 
 void ag_module_zero_grad(ag_module *m)
 {
-    ag_params p = ag_parameters(m);
+    ag_params p;
+    list_parameters(m, "module_zero_grad", &p);
     for (int i = 0; i < p.n; i++)
         if (p.tensors[i]->grad) ag_zero_(p.tensors[i]->grad);
 }
@@ -356,14 +371,16 @@ ag_tensor *ag_forward(ag_module *m, const ag_tensor *x)
 
 bool ag_module_save(ag_module *m, const char *path)
 {
-    ag_params p = ag_parameters(m);
-    return (p.n || !ag_last_error()[0]) && ag_safetensors_save(path, p.names, p.tensors, p.n);
+    ag_params p;
+    return list_parameters(m, "module_save", &p) &&
+           ag_safetensors_save(path, p.names, p.tensors, p.n);
 }
 
 bool ag_module_load(ag_module *m, const char *path)
 {
-    ag_params p = ag_parameters(m);
-    return (p.n || !ag_last_error()[0]) && ag_safetensors_load(path, p.names, p.tensors, p.n);
+    ag_params p;
+    return list_parameters(m, "module_load", &p) &&
+           ag_safetensors_load(path, p.names, p.tensors, p.n);
 }
 
 /* ------------------------------------------------------------------------------------ */

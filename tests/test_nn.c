@@ -385,6 +385,14 @@ Test(nn_misuse, a_freed_module_and_its_parameters_are_reported)
     EXPECT_ERROR("forward(freed)", "forward: the module is not a live module");
     cr_assert_eq(ag_parameters(m).n, 0);
     EXPECT_ERROR("parameters(freed)", "parameters", "not a live module");
+    cr_assert_eq(ag_parameter_count(m), -1);
+    EXPECT_ERROR("parameter_count(freed)", "parameter_count", "not a live module");
+    /* a module without parameters counts 0, whatever error came before */
+    ag_module *relu = ag_ReLU();
+    ag_mul(NULL, 2);
+    cr_assert_eq(ag_parameter_count(relu), 0);
+    ag_clear_error();
+    ag_module_free(relu);
     ag_module_free(m);
     EXPECT_ERROR("free twice", "module_free", "not a live module");
     cr_assert_null(ag_mul(w, 2));
