@@ -498,13 +498,20 @@ static void module_freed(void)
 static ag_module *layer(void)
 {
     unsigned b = byte();
-    switch (b % 5) {
+    int d = (int)(byte() % 9) - 4;
+    switch (b % 8) {
     case 0:
         return ag_ReLU();
     case 1:
         return ag_Tanh();
     case 2:
         return ag_Sigmoid();
+    case 3:
+        return ag_Softmax(d);
+    case 4:
+        return ag_LogSoftmax(d);
+    case 5:
+        return ag_Flatten(d, (int)(byte() % 9) - 4);
     default: {
         int64_t in = size_of(byte()), out = size_of(byte());
         return ag_linear_new(in, out, byte() & 1);
@@ -512,11 +519,31 @@ static ag_module *layer(void)
     }
 }
 
-/* Modules: made, run, listed, printed, put in a Sequential, freed (twice too). */
+/* Modules: made, run, listed, printed, put in a Sequential, grown by a child or a
+ * parameter, saved and loaded where no file can be, freed (twice too). */
 static void module_step(void)
 {
     ag_module **m = &modules[byte() % NMODULES];
-    switch (byte() % 8) {
+    switch (byte() % 10) {
+    case 8: { /* a parameter or a child of its own, under a name that may be taken */
+        static const char *const names[] = {"weight", "bias", "0", "lin", "a.b", ""};
+        const char *name = names[byte() % 6];
+        if (byte() & 1) {
+            ag_tensor *p = ag_add_parameter(*m, name, arg());
+            if (!p && !ag_last_error()[0]) fail("add_parameter failed without an error");
+        } else {
+            ag_module *child = ag_add_module(*m, name, layer()); /* freed if refused */
+            if (!child && !ag_last_error()[0]) fail("add_module failed without an error");
+            if (child && ag_child(*m, name) != child) fail("ag_child does not find a child");
+        }
+        break;
+    }
+    case 9: /* nothing to read or write there: the errors of save and load */
+        if ((byte() & 1 ? ag_module_save(*m, "/nonexistent/agrad/m.safetensors")
+                        : ag_module_load(*m, "/nonexistent/agrad/m.safetensors")) ||
+            !ag_last_error()[0])
+            fail("saving or loading where no file can be did not fail with an error");
+        break;
     case 0: /* a new module in the slot; the old one (if any) freed first */
         if (*m) ag_module_free(*m), module_freed();
         ag_clear_error();
