@@ -109,7 +109,6 @@ Test(nn_linear, values_and_gradients_for_inputs_of_rank_1_to_3)
         check_close("weight.grad", p.tensors[0]->grad, c->dweight, 6);
         check_close("bias.grad", p.tensors[1]->grad, c->dbias, 2);
         check_close("x.grad", ag_view(x->grad, AG_SHAPE(-1)), c->dx, n);
-        ag_release((ag_mark){0, 0}); /* stale: a no-op */
         ag_shutdown();
     }
     test_finish();
