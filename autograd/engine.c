@@ -252,6 +252,21 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
 
 /* Checks that node's backward can run: what it saved still exists and was not modified
  * in place since it was recorded. */
+/* Whether a tensor that the backward of node name reads still has the version it had when
+ * the node was recorded; else the error, in PyTorch's words. */
+static bool intact(const ag_tensor *t, uint64_t expected, const char *role, const char *name)
+{
+    uint64_t version = node(node(t)->base)->version;
+    if (version == expected) return true;
+    char buf[AG__SHAPE_STR];
+    ag__error("backward: one of the variables needed for gradient computation has been "
+              "modified by an inplace operation: [FloatTensor %s] is at version %llu; expected "
+              "version %llu instead (%s of %s).",
+              ag__shape_str(buf, t->ndim, t->shape), (unsigned long long)version,
+              (unsigned long long)expected, role, name);
+    return false;
+}
+
 static bool node_check(const ag_tensor *n)
 {
     const char *name = ag__ops[node(n)->op].grad_fn;
@@ -267,26 +282,12 @@ static bool node_check(const ag_tensor *n)
                   name);
         return false;
     }
-    const ag__saved *extra = saved & AG__F_SAVED_EXT ? node(n)->ctx : NULL;
-    const ag_tensor *t[4] = {node(n)->src[0], node(n)->src[1], n, extra ? extra->t : NULL};
-    const uint64_t expected[4] = {node(n)->src_version[0], node(n)->src_version[1], 0,
-                                  extra ? extra->version : 0};
-    const uint16_t bit[4] = {AG__F_SAVED_A, AG__F_SAVED_B, AG__F_SAVED_OUT, AG__F_SAVED_EXT};
-    const char *role[4] = {"input 0", "input 1", "result", extra ? extra->role : NULL};
-    for (int i = 0; i < 4; i++) {
-        if (!(saved & bit[i])) continue;
-        uint64_t version = node(node(t[i])->base)->version;
-        if (version != expected[i]) {
-            char buf[AG__SHAPE_STR];
-            ag__error("backward: one of the variables needed for gradient computation has "
-                      "been modified by an inplace operation: [FloatTensor %s] is at version "
-                      "%llu; expected version %llu instead (%s of %s).",
-                      ag__shape_str(buf, t[i]->ndim, t[i]->shape), (unsigned long long)version,
-                      (unsigned long long)expected[i], role[i], name);
-            return false;
-        }
-    }
-    return true;
+    const ag__node *r = node(n);
+    const ag__saved *extra = r->ctx;
+    return (!(saved & AG__F_SAVED_A) || intact(r->src[0], r->src_version[0], "input 0", name)) &&
+           (!(saved & AG__F_SAVED_B) || intact(r->src[1], r->src_version[1], "input 1", name)) &&
+           (!(saved & AG__F_SAVED_OUT) || intact(n, 0, "result", name)) &&
+           (!(saved & AG__F_SAVED_EXT) || intact(extra->t, extra->version, extra->role, name));
 }
 
 /* Whether t keeps the gradient that reached it in ->grad: a leaf that requires grad (now:
