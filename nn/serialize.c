@@ -291,6 +291,7 @@ static void put_values(unsigned char *p, const ag_tensor *t)
 static void *serialize(const char *op, const char *const *names, ag_tensor *const *tensors, int n,
                        size_t *size)
 {
+    *size = 0;
     int *order;
     if (!check_args(op, names, tensors, n, &order, true)) return NULL;
     char *header;
@@ -326,7 +327,6 @@ void *ag_safetensors_save_bytes(const char *const *names, ag_tensor *const *tens
 {
     const char *op = "safetensors_save_bytes";
     if (!size) return ag__error("%s: argument size is NULL", op);
-    *size = 0;
     return serialize(op, names, tensors, n, size);
 }
 
