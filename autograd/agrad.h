@@ -107,6 +107,28 @@ typedef struct ag_shape {
 #define AG_SHAPE(...)                                                                              \
     ((ag_shape){(int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}})
 
+/* Keyword arguments with defaults, for the optim and data headers: AG_PRIVATE_CALL(fn, T,
+ * (defaults), args...) calls fn with a T whose fields are first set to the defaults and
+ * then to the caller's args, so that ag_Adam(p, .betas = {0.0, 0.99}) can give any field
+ * any value, 0 included. A later designated initializer overriding an earlier one is
+ * standard C; the warning GCC and Clang give for it is silenced here only. Needs GCC or
+ * Clang (a statement expression); other compilers fill a T and call fn. */
+#if defined(__clang__)
+#define AG_PRIVATE_OVERRIDE_BEGIN                                                                  \
+    _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Winitializer-overrides\"")
+#define AG_PRIVATE_OVERRIDE_END _Pragma("clang diagnostic pop")
+#else
+#define AG_PRIVATE_OVERRIDE_BEGIN                                                                  \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"")
+#define AG_PRIVATE_OVERRIDE_END _Pragma("GCC diagnostic pop")
+#endif
+#define AG_PRIVATE_UNPAREN(...) __VA_ARGS__
+#define AG_PRIVATE_CALL(fn, T, defaults, ...)                                                      \
+    __extension__({                                                                                \
+        AG_PRIVATE_OVERRIDE_BEGIN T ag_private_args = {AG_PRIVATE_UNPAREN defaults, __VA_ARGS__};  \
+        AG_PRIVATE_OVERRIDE_END fn(ag_private_args);                                               \
+    })
+
 /* ------------------------------------------------------------------------------------ */
 /* The tensor                                                                            */
 

@@ -179,6 +179,19 @@ bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
 void ag__memory_reset(void);
 void ag__memory_stats(ag_stats *st);
 
+/* The live objects of one kind (optimizers, loaders, datasets agrad made), so that a freed
+ * one passed again is recognised and reported instead of read. ag__live_add is false when
+ * out of memory (no error set); ag__live_has is false for NULL; ag__live_clear frees the
+ * list, not the objects. */
+typedef struct ag__live {
+    void **p;
+    size_t n, cap;
+} ag__live;
+bool ag__live_add(ag__live *l, void *p);
+bool ag__live_has(const ag__live *l, const void *p);
+void ag__live_remove(ag__live *l, const void *p);
+void ag__live_clear(ag__live *l);
+
 /* ---- warnings (warning.c) ---- */
 
 /* Shows a warning through the handler (ag_set_warning_handler) unless the same message
@@ -336,6 +349,13 @@ extern const ag__op ag__ops[AG__OP_COUNT];
 
 /* Frees every module (ag_shutdown, before the memory their parameters live in). */
 void ag__modules_reset(void);
+
+/* ---- optim and data (optim/, data/) ---- */
+
+/* Free every optimizer and scheduler, and every loader and dataset agrad made (ag_shutdown,
+ * before the modules whose parameters they point to). */
+void ag__optim_reset(void);
+void ag__data_reset(void);
 
 /* ---- random (random.c) ---- */
 

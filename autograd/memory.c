@@ -90,6 +90,37 @@ void *ag__grow(void *items, size_t *cap, size_t need, size_t size)
     return p;
 }
 
+bool ag__live_add(ag__live *l, void *p)
+{
+    void **grown = ag__grow(l->p, &l->cap, l->n + 1, sizeof *l->p);
+    if (!grown) return false;
+    l->p = grown;
+    l->p[l->n++] = p;
+    return true;
+}
+
+bool ag__live_has(const ag__live *l, const void *p)
+{
+    for (size_t i = l->n; p && i-- > 0;)
+        if (l->p[i] == p) return true;
+    return false;
+}
+
+void ag__live_remove(ag__live *l, const void *p)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->p[i] == p) {
+            l->p[i] = l->p[--l->n];
+            return;
+        }
+}
+
+void ag__live_clear(ag__live *l)
+{
+    ag__free(l->p);
+    *l = (ag__live){0};
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Checked mode                                                                          */
 
@@ -453,7 +484,6 @@ void ag__free_grad(ag_tensor *t)
     t->grad = NULL;
 }
 
-
 /* Whether live tensor t refers to x: as its storage, as an input of its op, or as a tensor
  * its backward reads (where's condition). */
 static bool refers_to(const ag_tensor *t, const ag_tensor *x)
@@ -468,7 +498,6 @@ static bool refers_to(const ag_tensor *t, const ag_tensor *x)
     }
     return false;
 }
-
 
 static bool in_use(const ag_tensor *x)
 {

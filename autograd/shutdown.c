@@ -10,6 +10,8 @@ void ag_shutdown(void)
                   "function they run); ignored");
         return;
     }
+    ag__data_reset();
+    ag__optim_reset();
     ag__modules_reset();
     ag__engine_reset();
     ag__random_reset();

@@ -16,6 +16,8 @@
  * is caught as a difference, not only as a crash. */
 #include <agrad.h>
 #include <agrad_nn.h>
+#include <agrad_optim.h>
+#include <agrad_data.h>
 
 #include "fuzz_common.h"
 
@@ -598,6 +600,21 @@ static void module_step(void)
     }
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Optimizers, schedules and clipping (agrad_optim.h)                                    */
+
+static void optim_step(void) {}
+
+/* ------------------------------------------------------------------------------------ */
+/* Datasets and loaders (agrad_data.h)                                                   */
+
+static void data_step(void) {}
+
+/* ------------------------------------------------------------------------------------ */
+/* CSV bytes and the progress line (agrad_data.h)                                        */
+
+static void csv_step(void) {}
+
 /* Keeps the two inputs of a gradcheck small enough (at most 6 elements, rank 2) to finish
  * quickly; larger ones become NULL. */
 static void small_inputs(ag_tensor *x[2])
@@ -615,7 +632,7 @@ static void step(void)
 {
     unsigned op = byte();
     ag_clear_error();
-    switch (op % 27) {
+    switch (op % 30) {
     case 0:
     case 1:
         keep(factory(byte()), 1);
@@ -858,6 +875,15 @@ static void step(void)
         }
         break;
     }
+    case 27:
+        optim_step();
+        break;
+    case 28:
+        data_step();
+        break;
+    case 29:
+        csv_step();
+        break;
     default: { /* chains that make graphs worth a backward */
         ag_tensor *a = arg(), *b = arg();
         keep(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(a, b), b), a), 2)), 1);

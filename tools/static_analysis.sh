@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static analysis of the agrad library: cppcheck and clang-tidy over autograd/*.c and nn/*.c (and,
+# Static analysis of the agrad library: cppcheck and clang-tidy over the library's sources (and,
 # through them, the headers in autograd/). Prints each finding once and a summary, and
 # exits 1 on any finding (2 when a tool is missing or fails to run).
 #
@@ -28,7 +28,7 @@ for tool in "$CPPCHECK" "$CLANG_TIDY"; do
 done
 
 shopt -s nullglob
-sources=(autograd/*.c nn/*.c)
+sources=(autograd/*.c nn/*.c optim/*.c data/*.c)
 if ((${#sources[@]} == 0)); then
     echo "static_analysis: no autograd/*.c (run from the agrad repository)" >&2
     exit 2
@@ -56,7 +56,7 @@ normalize() {
 
 # ---- cppcheck -----------------------------------------------------------------------
 echo "== cppcheck $("$CPPCHECK" --version | sed 's/^Cppcheck //') (${#sources[@]} files)"
-"$CPPCHECK" --std=c11 --language=c -I autograd -I nn \
+"$CPPCHECK" --std=c11 --language=c -I autograd -I nn -I optim -I data \
     --enable=warning,style,performance,portability \
     --inline-suppr --suppressions-list=tools/cppcheck-suppressions.txt \
     --error-exitcode=1 --quiet -j "$JOBS" \
@@ -79,7 +79,7 @@ if [[ -f $builddir/compile_commands.json ]]; then
     db=(-p "$builddir")
     dbnote="compile commands from ${builddir#"$root"/}"
 else
-    flags=(-- -std=gnu11 -Iautograd -Inn -D_FILE_OFFSET_BITS=64 -DAGRAD_BUILDING
+    flags=(-- -std=gnu11 -Iautograd -Inn -Ioptim -Idata -D_FILE_OFFSET_BITS=64 -DAGRAD_BUILDING
            -DAG_CHECKED_DEFAULT=0 -Wall -Wextra -Wpedantic)
     dbnote="no $builddir/compile_commands.json: default flags"
 fi

@@ -1,0 +1,4 @@
+/* Optimizers: to be written (issue 9). */
+#include "internal.h"
+
+void ag__optim_reset(void) {}
