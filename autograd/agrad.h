@@ -115,7 +115,8 @@ typedef struct ag_shape {
  * Clang (a statement expression); other compilers fill a T and call fn. */
 #if defined(__clang__)
 #define AG_PRIVATE_OVERRIDE_BEGIN                                                                  \
-    _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Winitializer-overrides\"")
+    _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored "                           \
+                                             "\"-Winitializer-overrides\"")
 #define AG_PRIVATE_OVERRIDE_END _Pragma("clang diagnostic pop")
 #else
 #define AG_PRIVATE_OVERRIDE_BEGIN                                                                  \
