@@ -113,16 +113,19 @@ typedef struct ag_shape {
  * any value, 0 included. A later designated initializer overriding an earlier one is
  * standard C; the warning GCC and Clang give for it is silenced here only. Needs GCC or
  * Clang (a statement expression); other compilers fill a T and call fn. */
+/* _Pragma takes one string literal, which must not be split: */
+/* clang-format off */
 #if defined(__clang__)
 #define AG_PRIVATE_OVERRIDE_BEGIN                                                                  \
-    _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored "                           \
-                                             "\"-Winitializer-overrides\"")
+    _Pragma("clang diagnostic push")                                                               \
+    _Pragma("clang diagnostic ignored \"-Winitializer-overrides\"")
 #define AG_PRIVATE_OVERRIDE_END _Pragma("clang diagnostic pop")
 #else
 #define AG_PRIVATE_OVERRIDE_BEGIN                                                                  \
     _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Woverride-init\"")
 #define AG_PRIVATE_OVERRIDE_END _Pragma("GCC diagnostic pop")
 #endif
+/* clang-format on */
 #define AG_PRIVATE_UNPAREN(...) __VA_ARGS__
 #define AG_PRIVATE_CALL(fn, T, defaults, ...)                                                      \
     __extension__({                                                                                \
