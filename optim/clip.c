@@ -35,7 +35,7 @@ static float norm_p(const float *x, int64_t n, float p)
     }
     for (int64_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
-        acc += p == 0 ? (x[i] != 0) : p == 1 ? a : powf(a, p);
+        acc += p == 0 ? (x[i] != 0 ? 1.0f : 0.0f) : p == 1 ? a : powf(a, p);
     }
     return p == 0 || p == 1 ? acc : powf(acc, 1.0f / p);
 }
@@ -101,7 +101,7 @@ double ag_clip_grad_norm_with(ag_clip_args a)
             total = count == 0 ? v : isnan(total) || isnan(v) ? NAN : fminf(total, v);
         } else {
             float av = fabsf(v);
-            total += p == 0 ? (v != 0) : p == 1 ? av : powf(av, p);
+            total += p == 0 ? (v != 0 ? 1.0f : 0.0f) : p == 1 ? av : powf(av, p);
         }
         count++;
     }

@@ -45,7 +45,7 @@ bool ag__optim_is(const ag_optimizer *opt, uint64_t id);
 bool ag__optim_check(const ag_optimizer *opt, const char *op);
 
 /* x as Python's repr(float) writes it: "0.1", "1e-05", "1e+20", "1.0", "-inf", "nan". */
-enum { AG__PYFLOAT = 32 };
+enum { AG__PYFLOAT = 80 };
 const char *ag__pyfloat(char buf[AG__PYFLOAT], double x);
 
 /* Whether x is the unset marker of the keyword arguments (AG_PRIVATE_UNSET), by its bits. */

@@ -55,34 +55,36 @@ const char *ag__pyfloat(char buf[AG__PYFLOAT], double x)
     if (isnan(x)) return "nan";
     if (isinf(x)) return x < 0 ? "-inf" : "inf";
     if (x == 0) return signbit(x) ? "-0.0" : "0.0";
-    /* The shortest decimal that reads back as x, as repr finds it. */
+    /* The shortest decimal that reads back as x, as repr finds it: its digits and the
+     * exponent of the first one. */
     char e[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(e, sizeof e, "%.*e", prec - 1, x);
         if (strtod(e, NULL) == x) break;
     }
     char digits[24];
-    int nd = 0, exp10;
+    int nd = 0;
     const char *s = e + (e[0] == '-');
     for (; *s != 'e'; s++)
         if (*s != '.') digits[nd++] = *s;
-    exp10 = atoi(s + 1);
+    int exp10 = (int)strtol(s + 1, NULL, 10);
     while (nd > 1 && digits[nd - 1] == '0') nd--;
     digits[nd] = '\0';
-    char *o = buf;
-    if (x < 0) *o++ = '-';
+    /* Then repr's layout: scientific below 1e-4 and from 1e16 on, else positional with at
+     * least one digit after the point. */
+    char fixed[64];
     if (exp10 < -4 || exp10 >= 16) { /* 1e-05, 1.5e+16 */
-        *o++ = digits[0];
-        if (nd > 1) o += sprintf(o, ".%s", digits + 1);
-        sprintf(o, "e%c%02d", exp10 < 0 ? '-' : '+', abs(exp10));
+        snprintf(fixed, sizeof fixed, "%c%s%se%c%02d", digits[0], nd > 1 ? "." : "", digits + 1,
+                 exp10 < 0 ? '-' : '+', abs(exp10));
     } else if (exp10 < 0) { /* 0.001 */
-        o += sprintf(o, "0.");
-        for (int i = 0; i < -exp10 - 1; i++) *o++ = '0';
-        sprintf(o, "%s", digits);
+        snprintf(fixed, sizeof fixed, "0.%.*s%s", -exp10 - 1, "0000", digits);
     } else { /* 123.5, 100.0 */
-        for (int i = 0; i <= exp10; i++) *o++ = i < nd ? digits[i] : '0';
-        sprintf(o, ".%s", nd > exp10 + 1 ? digits + exp10 + 1 : "0");
+        char whole[20];
+        for (int i = 0; i <= exp10; i++) whole[i] = (char)(i < nd ? digits[i] : '0');
+        whole[exp10 + 1] = '\0';
+        snprintf(fixed, sizeof fixed, "%s.%s", whole, nd > exp10 + 1 ? digits + exp10 + 1 : "0");
     }
+    snprintf(buf, AG__PYFLOAT, "%s%s", x < 0 ? "-" : "", fixed);
     return buf;
 }
 
@@ -555,7 +557,7 @@ static bool make_state(int kind, const ag__group *gr, int i)
 }
 
 /* _single_tensor_sgd for one parameter. */
-static void sgd(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
+static void sgd_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
 {
     float *x = p->data, *buf = st->buf[0];
     const float *g = p->grad->data;
@@ -576,7 +578,7 @@ static void sgd(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
 }
 
 /* _single_tensor_adam and _single_tensor_adamw for one parameter. */
-static void adam(bool adamw, const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
+static void adam_update(bool adamw, const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
 {
     float *x = p->data, *m = st->buf[0], *v = st->buf[1], *vmax = st->buf[2];
     const float *g = p->grad->data;
@@ -607,7 +609,7 @@ static void adam(bool adamw, const ag_optim_args *a, ag_tensor *p, ag__param_sta
 }
 
 /* _single_tensor_rmsprop for one parameter. */
-static void rmsprop(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
+static void rmsprop_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
 {
     float *x = p->data, *sq = st->buf[0], *buf = st->buf[1], *gavg = st->buf[2];
     const float *g = p->grad->data;
@@ -657,13 +659,13 @@ bool ag_optimizer_step(ag_optimizer *opt)
             if (!p->grad) continue;
             switch (opt->kind) {
             case AG__SGD:
-                sgd(&gr->args, p, &gr->state[i]);
+                sgd_update(&gr->args, p, &gr->state[i]);
                 break;
             case AG__RMSPROP:
-                rmsprop(&gr->args, p, &gr->state[i]);
+                rmsprop_update(&gr->args, p, &gr->state[i]);
                 break;
             default:
-                adam(opt->kind == AG__ADAMW, &gr->args, p, &gr->state[i]);
+                adam_update(opt->kind == AG__ADAMW, &gr->args, p, &gr->state[i]);
             }
             node(node(p)->base)->version++; /* as an in-place write */
         }

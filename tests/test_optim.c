@@ -864,6 +864,7 @@ Test(optim_faults, every_allocation_can_fail_without_a_leak_or_a_change)
         agt_arm(0);
         if (!refused) {
             cr_assert(ok, "no allocation refused, yet: %s", ag_last_error());
+            cr_assert(n > 10, "only %ld allocations", n);
             break;
         }
         if (!ok)
@@ -871,5 +872,36 @@ Test(optim_faults, every_allocation_can_fail_without_a_leak_or_a_change)
                       ag_last_error());
     }
     ag_set_allocator(NULL, NULL);
+    test_finish();
+}
+
+/* The loop at the top of agrad_optim.h, as written there, on y = 2x + 1. */
+Test(optim_memory, the_headers_loop_trains)
+{
+    ag_manual_seed(0);
+    ag_tensor *X = ag_view(ag_arange(-1, 1, 0.1), AG_SHAPE(-1, 1));
+    ag_tensor *Y = ag_add(ag_mul(2, X), 1);
+    ag_module *model = ag_Linear(1, 1);
+    ag_optimizer *opt = ag_SGD(ag_parameters(model), .lr = 0.01);
+    ag_scheduler *sched = ag_StepLR(opt, 30, .gamma = 0.1);
+    ag_mark start = ag_mark_now();
+    double first = 0, last = 0;
+    for (int epoch = 0; epoch < 100; epoch++) {
+        ag_zero_grad(opt);
+        ag_tensor *loss = ag_mse_loss(ag_forward(model, X), Y);
+        ag_backward(loss);
+        ag_step(opt);
+        ag_step(sched);
+        if (epoch == 0) first = ag_item(loss);
+        last = ag_item(loss);
+        ag_release(start);
+    }
+    ag_scheduler_free(sched);
+    ag_optimizer_free(opt);
+    cr_assert(last < first, "the loss went from %g to %g", first, last);
+    record_errors();
+    cr_assert(ag_param_group_count(opt) == -1, "freed");
+    EXPECT_ERROR("freed", "not a live optimizer");
+    ag_module_free(model);
     test_finish();
 }
