@@ -160,6 +160,8 @@ static void keep(ag_tensor *r, size_t pos_from_end)
     *s = (slot){r, TENSOR, len - pos_from_end, epoch, false, false};
 }
 
+static void optimizers_released_to(size_t pos);
+
 /* The model's release to position pos. */
 static void released_to(size_t pos)
 {
@@ -175,6 +177,7 @@ static void released_to(size_t pos)
     for (int k = 0; k < NMARKS; k++)
         if (marks[k].made && marks[k].m.private_pos > pos) marks[k].stale = true;
     tape_len = pos;
+    optimizers_released_to(pos);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -603,7 +606,235 @@ static void module_step(void)
 /* ------------------------------------------------------------------------------------ */
 /* Optimizers, schedules and clipping (agrad_optim.h)                                    */
 
-static void optim_step(void) {}
+/* What the harness knows of an optimizer: the tape tensors it holds may be released under
+ * it; in checked mode a step then reports them, in fast mode their memory may hold newer
+ * tensors (or their data), so it is never stepped again (as a slot's unsafe tensor is never
+ * passed). Its parameters from modules and gradients live in the gradient pool, whose
+ * blocks hold tensor headers only: always recognisable. A freed optimizer's pointer stays
+ * in its slot, to be used again (agrad keeps a list of live ones). */
+enum { NOPTS = 3, NSCHEDS = 3 };
+typedef struct opt_slot {
+    ag_optimizer *o;
+    bool live;
+    bool has_tape;       /* holds tensors of the tape */
+    size_t max_pos;      /* ... the newest at this position */
+    bool holds_released; /* one of them was released */
+    bool unsafe;         /* ... in fast mode, or fast mode came since */
+} opt_slot;
+static opt_slot opts[NOPTS];
+static ag_scheduler *scheds[NSCHEDS];
+
+static void optimizers_released_to(size_t pos)
+{
+    for (int k = 0; k < NOPTS; k++) {
+        opt_slot *os = &opts[k];
+        if (!os->live || !os->has_tape || os->max_pos < pos) continue;
+        os->holds_released = true;
+        if (!checked()) os->unsafe = true;
+    }
+}
+
+/* Whether o may be passed to a call that reads its parameters: a freed optimizer may, unless
+ * a live one took its address. */
+static bool opt_safe(const ag_optimizer *o)
+{
+    for (int k = 0; k < NOPTS; k++)
+        if (opts[k].live && opts[k].o == o) return !opts[k].unsafe;
+    return true;
+}
+
+/* A list of up to four tensors, as arg() picks them, noting the tape tensors in os. */
+static ag_params param_list(ag_tensor *list[4], opt_slot *os)
+{
+    int n = (int)(byte() % 5);
+    for (int i = 0; i < n; i++) {
+        unsigned b = byte();
+        slot *s = &slots[b % NSLOTS];
+        list[i] = b >= 240 || s->kind == EMPTY || s->unsafe ? NULL : s->t;
+        if (list[i] && os && s->kind == TENSOR && !s->dead && s->epoch == epoch) {
+            os->has_tape = true;
+            if (s->pos > os->max_pos) os->max_pos = s->pos;
+        }
+    }
+    if (n == 0 && (byte() & 1)) return (ag_params){list, NULL, 0};
+    return (ag_params){list, NULL, n};
+}
+
+/* A list of tensors, or a module's parameters (persistent). */
+static ag_params some_params(ag_tensor *list[4], opt_slot *os)
+{
+    if (byte() & 3) return param_list(list, os);
+    return ag_parameters(modules[byte() % NMODULES]);
+}
+
+/* Options: each field left unset or set to a fuzzed value (flags -1, 0, 1 or 2). */
+static ag_optim_args options(ag_params p)
+{
+    ag_optim_args a = ag_optim_args_unset();
+    a.params = p;
+    unsigned set = byte();
+    set |= byte() << 8; /* two statements: the order of the reads is fixed */
+    if (set & 1) a.lr = number();
+    if (set & 2) a.momentum = number();
+    if (set & 4) a.dampening = number();
+    if (set & 8) a.weight_decay = number();
+    if (set & 16) a.nesterov = (int)(byte() % 4) - 1;
+    if (set & 32) a.maximize = (int)(byte() % 4) - 1;
+    if (set & 64) a.betas[0] = number();
+    if (set & 128) a.betas[1] = number();
+    if (set & 256) a.eps = number();
+    if (set & 512) a.amsgrad = (int)(byte() % 4) - 1;
+    if (set & 1024) a.alpha = number();
+    if (set & 2048) a.centered = (int)(byte() % 4) - 1;
+    return a;
+}
+
+/* A call that reports failure must leave a message; none makes a tensor. */
+static void after(bool ok, size_t live_before, const char *what)
+{
+    if (!ok && !ag_last_error()[0]) fail(what);
+    if (ag_memory_stats().live_tensors != live_before) fail("an optim call made tensors");
+}
+
+/* Optimizers over slot tensors and module parameters with fuzzed options (valid or not),
+ * steps, zero_grad both ways, groups read and changed, schedules, clipping, frees, and
+ * uses of freed optimizers and schedules. */
+static void optim_step(void)
+{
+    opt_slot *os = &opts[byte() % NOPTS];
+    ag_scheduler **sc = &scheds[byte() % NSCHEDS];
+    ag_tensor *list[4];
+    size_t live = ag_memory_stats().live_tensors;
+    switch (byte() % 12) {
+    case 0: { /* a new optimizer in the slot; the old one freed first */
+        if (os->live) ag_optimizer_free(os->o);
+        ag_clear_error();
+        opt_slot made = {0};
+        ag_optim_args a = options(some_params(list, &made));
+        static ag_optimizer *(*const makers[])(ag_optim_args) = {ag_sgd_with, ag_adam_with,
+                                                                 ag_adamw_with, ag_rmsprop_with};
+        made.o = makers[byte() % 4](a);
+        made.live = made.o != NULL;
+        after(made.live, live, "an optimizer failed without an error");
+        *os = made;
+        break;
+    }
+    case 1: /* the macro forms */
+        if (os->live) ag_optimizer_free(os->o);
+        ag_clear_error();
+        *os = (opt_slot){0};
+        unsigned which = byte();
+        ag_params p = some_params(list, os);
+        double lr = number();
+        switch (which % 4) {
+        case 0:
+            os->o = ag_SGD(p, lr, .momentum = 0.9, .nesterov = true);
+            break;
+        case 1:
+            os->o = ag_Adam(p, .betas = {0.5, 0.9}, .amsgrad = true);
+            break;
+        case 2:
+            os->o = ag_AdamW(p, .maximize = true);
+            break;
+        default:
+            os->o = ag_RMSprop(p, .centered = true, .momentum = 0.5, .lr = lr);
+        }
+        os->live = os->o != NULL;
+        after(os->live, live, "an optimizer failed without an error");
+        break;
+    case 2:
+    case 3: /* steps */
+        if (!opt_safe(os->o)) break;
+        for (int n = 1 + (int)(byte() % 3); n > 0; n--)
+            after(ag_step(os->o), live, "a step failed without an error");
+        break;
+    case 4: { /* zero_grad: set_to_none frees gradients that slots may hold */
+        if (!opt_safe(os->o)) break;
+        bool none = byte() & 1, ok = ag_zero_grad(os->o, none);
+        after(ok, live, "zero_grad failed without an error");
+        if (ok && none)
+            for (int i = 0; i < NSLOTS; i++)
+                if (slots[i].kind == GRAD) slots[i].dead = true;
+        break;
+    }
+    case 5: { /* a group more, with fuzzed options */
+        opt_slot more = {0};
+        ag_optim_args a = options(some_params(list, &more));
+        bool ok = ag_add_param_group_with(os->o, a);
+        after(ok, live, "add_param_group failed without an error");
+        if (ok && os->live && more.has_tape) {
+            os->has_tape = true;
+            if (more.max_pos > os->max_pos) os->max_pos = more.max_pos;
+        }
+        break;
+    }
+    case 6: { /* a group's options read and changed: any value, unchecked, as in PyTorch */
+        int n = ag_param_group_count(os->o);
+        ag_optim_args *g = ag_param_group(os->o, (int)(byte() % 4) - 1);
+        after(n >= 0 && g, live, "param_group failed without an error");
+        if (!g) break;
+        ag_optim_args a = options(g->params);
+        if (!isnan(a.lr)) g->lr = a.lr;
+        if (a.nesterov != -1) g->nesterov = a.nesterov;
+        if (a.amsgrad != -1) g->amsgrad = a.amsgrad;
+        if (a.centered != -1) g->centered = a.centered;
+        if (!isnan(a.momentum)) g->momentum = a.momentum;
+        g->params.n = 1 << 20; /* read-only: put back by agrad */
+        break;
+    }
+    case 7: /* freed; the pointer stays, to be used again */
+        ag_optimizer_free(os->o);
+        if (!os->live && !ag_last_error()[0] && os->o) fail("a freed optimizer freed again");
+        os->live = false;
+        break;
+    case 8: { /* a schedule over the slot's optimizer (live or not); the old one freed */
+        ag_scheduler_free(*sc);
+        ag_clear_error();
+        int64_t k = (int64_t)byte() - 100;
+        double g = number();
+        switch (byte() % 5) {
+        case 0:
+            *sc = ag_StepLR(os->o, k, .gamma = g);
+            break;
+        case 1: {
+            int64_t at[4] = {k, 0, 0, -k};
+            at[1] = byte() % 8;
+            at[2] = byte() % 8;
+            *sc = ag_MultiStepLR(os->o, (ag_milestones){at, (int)(byte() % 5)}, g);
+            break;
+        }
+        case 2:
+            *sc = ag_ExponentialLR(os->o, g);
+            break;
+        case 3:
+            *sc = ag_CosineAnnealingLR(os->o, k, .eta_min = g);
+            break;
+        default:
+            *sc = ag_StepLR(os->o); /* step_size missing */
+        }
+        after(*sc != NULL, live, "a schedule failed without an error");
+        break;
+    }
+    case 9: /* schedule steps and rates; a freed schedule too */
+        for (int n = 1 + (int)(byte() % 4); n > 0; n--) {
+            after(ag_step(*sc), live, "a schedule step failed without an error");
+            (void)ag_get_last_lr(*sc, (int)(byte() % 4) - 1); /* NAN: an error, or a NaN lr */
+        }
+        if (byte() % 4 == 0) ag_scheduler_free(*sc); /* the pointer stays */
+        break;
+    case 10: { /* clip_grad_norm_ over a list or a module's parameters */
+        ag_params p = some_params(list, NULL);
+        double max_norm = number(), order = number();
+        bool strict = byte() & 1;
+        (void)ag_clip_grad_norm_(p, max_norm, order, strict);
+        after(true, live, "");
+        break;
+    }
+    default: /* clip_grad_value_ */
+        after(ag_clip_grad_value_(some_params(list, NULL), number()), live,
+              "clip_grad_value_ failed without an error");
+    }
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* Datasets and loaders (agrad_data.h)                                                   */
@@ -823,9 +1054,12 @@ static void step(void)
         break;
     }
     case 19: /* checked or fast mode */
-        if (ag_set_checked(byte() & 1) && !checked())
+        if (ag_set_checked(byte() & 1) && !checked()) {
             for (int i = 0; i < NSLOTS; i++) /* what was released may now be reused */
                 if (slots[i].dead && slots[i].kind == TENSOR) slots[i].unsafe = true;
+            for (int k = 0; k < NOPTS; k++)
+                if (opts[k].holds_released) opts[k].unsafe = true;
+        }
         break;
     case 20: /* shut down: every tensor held is now from before */
         if (byte() % 4) break;
@@ -840,6 +1074,7 @@ static void step(void)
             if (!HAVE_ASAN) slots[i].unsafe = true;
         }
         for (int k = 0; k < NMARKS; k++) marks[k].stale = true;
+        for (int k = 0; k < NOPTS; k++) opts[k].live = false; /* freed, pointers kept */
         tape_len = 0;
         no_grad_depth = 0;
         epoch++;
@@ -901,6 +1136,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(slots, 0, sizeof slots);
     memset(marks, 0, sizeof marks);
     memset(modules, 0, sizeof modules);
+    memset(opts, 0, sizeof opts);
+    memset(scheds, 0, sizeof scheds);
     tape_len = 0;
     no_grad_depth = 0;
     ag_set_allocator(capped_realloc, NULL);
