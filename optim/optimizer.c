@@ -303,21 +303,21 @@ static int by_address(const void *a, const void *b)
     return x->group != y->group ? x->group - y->group : x->index - y->index;
 }
 
-/* Refuses a tensor listed twice: within the new group (group index ng), or in it and in
- * another group. False after an error. */
-static bool no_duplicates(const ag_optimizer *opt, const ag__group *extra, int ng,
-                          ag_tensor *const *t, int n, const char *op)
+/* Refuses a tensor listed twice in the list t of a new group, or listed in it and in a
+ * group of opt (whose lists have none twice): sorted by address, then group, the new group
+ * last, so that a pair always ends with the new group's entry. False after an error. */
+static bool no_duplicates(const ag_optimizer *opt, ag_tensor *const *t, int n, const char *op)
 {
+    int ng = opt->ngroups;
     size_t total = (size_t)n;
-    for (int g = 0; g < ng; g++) total += (size_t)(g < opt->ngroups ? opt->groups[g] : extra)->n;
+    for (int g = 0; g < ng; g++) total += (size_t)opt->groups[g]->n;
     if (total < 2) return true;
     entry *e = ag__malloc(total * sizeof *e);
     if (!e) return ag__error("%s: out of memory checking %zu parameters", op, total) != NULL;
     size_t k = 0;
-    for (int g = 0; g < ng; g++) {
-        const ag__group *gr = g < opt->ngroups ? opt->groups[g] : extra;
-        for (int i = 0; i < gr->n; i++) e[k++] = (entry){gr->params[i], g, i};
-    }
+    for (int g = 0; g < ng; g++)
+        for (int i = 0; i < opt->groups[g]->n; i++)
+            e[k++] = (entry){opt->groups[g]->params[i], g, i};
     for (int i = 0; i < n; i++) e[k++] = (entry){t[i], ng, i};
     qsort(e, total, sizeof *e, by_address);
     bool ok = true;
@@ -357,7 +357,7 @@ static ag__group *new_group(ag_optimizer *opt, const ag_optim_args *a, const cha
         return ag__error("%s: parameter group didn't specify a value of required optimization "
                          "parameter lr",
                          op);
-    if (!no_duplicates(opt, NULL, opt->ngroups, p.tensors, p.n, op)) return NULL;
+    if (!no_duplicates(opt, p.tensors, p.n, op)) return NULL;
     ag__group *g = ag__malloc(sizeof *g);
     size_t n = (size_t)p.n;
     ag_tensor **params = ag__malloc(n * sizeof *params);

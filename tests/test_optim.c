@@ -413,6 +413,8 @@ Test(optim_errors, values_out_of_range_in_pytorchs_words)
     EXPECT_ERROR("RMSprop momentum", "RMSprop: Invalid momentum value: -2.5");
     cr_assert_null(ag_RMSprop(AG_PARAMS(w), .eps = -1e-9, .alpha = -1));
     EXPECT_ERROR("RMSprop eps first", "RMSprop: Invalid epsilon value: -1e-09");
+    cr_assert_null(ag_RMSprop(AG_PARAMS(w), .weight_decay = -1e-3));
+    EXPECT_ERROR("RMSprop weight_decay", "RMSprop: Invalid weight_decay value: -0.001");
     cr_assert_null(ag_RMSprop(AG_PARAMS(w), .lr = -INFINITY));
     EXPECT_ERROR("RMSprop lr", "RMSprop: Invalid learning rate: -inf");
     /* add_param_group checks its values as the constructor does (PyTorch does not) */
@@ -709,6 +711,14 @@ static float dsquare_and_clip(float x)
     return 2 * x;
 }
 
+static ag_tensor *square_sum_and_step(ag_tensor *const *x, void *userdata)
+{
+    (void)userdata;
+    inner_result = ag_step(inner_opt);
+    snprintf(inner_error, sizeof inner_error, "%s", ag_last_error());
+    return ag_sum(ag_mul(x[0], x[0]));
+}
+
 Test(optim_misuse, steps_from_inside_backward_are_refused)
 {
     record_errors();
@@ -728,6 +738,13 @@ Test(optim_misuse, steps_from_inside_backward_are_refused)
     }
     CHECK("w, never stepped", w, 0, 1, 2);
     cr_assert_not_null(w->grad, "the grad was not freed under backward");
+    /* the same from the function gradcheck runs */
+    inner_result = true;
+    ag_gradcheck(square_sum_and_step, (ag_tensor *[]){VEC(true, 0.5f)}, 1, NULL, NULL, NULL);
+    cr_assert(!inner_result && strstr(inner_error, "SGD.step: called from inside ag_backward or "
+                                                   "ag_gradcheck"),
+              "%s", inner_error);
+    CHECK("w, never stepped", w, 0, 1, 2);
     test_finish();
 }
 
