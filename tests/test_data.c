@@ -580,8 +580,8 @@ static void released_tensor_is_reported(bool checked)
     if (checked) {
         Data data = {AG_DATASET(2, data_len, data_get), X, X};
         cr_assert_not(ag_dataset_get(&data, 0, &x, &x));
-        EXPECT_ERROR("a user's dataset over released tensors", "dataset_get:",
-                     "is a released tensor");
+        EXPECT_ERROR("a user's dataset over released tensors",
+                     "dataset_get:", "is a released tensor");
     }
     test_finish();
 }
@@ -832,6 +832,8 @@ static void flat_over_epochs(void *ds, bool shuffle, bool backward)
 Test(data_memory, epochs_released_to_a_mark_hold_memory_flat)
 {
     record_errors();
+    /* fast mode: checked mode keeps released memory from reuse for 256 MiB, and takes new
+     * chunks meanwhile (the live tensors stay flat there too) */
     ag_set_checked(false);
     ag_tensor *X = column(60), *Y = ag_sub(X, 1);
     ag_dataset *tds = ag_TensorDataset(X, Y);
