@@ -68,14 +68,18 @@ extern "C" {
 
 /* ------------------------------------------------------------------------------------ */
 /* Datasets                                                                              */
+/*                                                                                       */
+/* A dataset argument (void *ds) is a dataset agrad made or a struct of yours beginning  */
+/* with an ag_dataset. Calls that give an item's tensors take one output per field      */
+/* (&x, &y); on error every output is NULL and the message names the call and the cause: */
+/* a NULL or freed dataset, released tensors, your get failing (with the index).         */
 
 typedef struct ag_dataset ag_dataset;
 
-/* A map-style dataset: len(dataset) and dataset[index]. A dataset of your own is a struct
- * whose first member is an ag_dataset, filled by AG_DATASET. agrad calls get only with
- * 0 <= index < len; get fills items[0..fields-1] with the item's tensors (new tensors,
- * or views such as ag_select(X, 0, index)) and returns true, or returns false after an
- * error (agrad then reports the index, and your error if it is pending). */
+/* len(dataset) and dataset[index]. agrad calls get only with 0 <= index < len; it fills
+ * items[0..fields-1] (new tensors, or views such as ag_select(X, 0, index)) and returns
+ * true, or false after an error. get and len must return (not longjmp), and may not free
+ * the loader or dataset being read or call ag_shutdown (refused). */
 struct ag_dataset {
     int fields;                                                      /* tensors per item */
     int64_t (*len)(ag_dataset *self);                                /* its length, >= 0 */
@@ -84,79 +88,74 @@ struct ag_dataset {
 };
 
 /* AG_DATASET(fields, len, get) or AG_DATASET(fields, len, get, destroy): the ag_dataset
- * part of a dataset of your own, as in {AG_DATASET(2, data_len, data_get), X, Y}. */
-#define AG_DATASET(n_fields, ...)                                                                  \
-    {                                                                                              \
-        .fields = (n_fields), .len = __VA_ARGS__                                                   \
-    }
+ * part of a dataset of yours, as in {AG_DATASET(2, data_len, data_get), X, Y}. */
+/* clang-format off */
+#define AG_DATASET(n_fields, ...) {.fields = (n_fields), .len = __VA_ARGS__}
+/* clang-format on */
 
-/* TensorDataset(X, Y, ...): the dataset whose item i is (X[i], Y[i], ...), views of rows
- * that share the tensors' storage. The tensors must share their first dimension and stay
- * live (made before your loop's mark); agrad keeps the pointers, not copies. A new dataset
- * owned by the caller (ag_dataset_free, or ag_shutdown); NULL after an error: a 0-d
- * tensor, first dimensions that differ ("Size mismatch between tensors", with the shapes),
- * a NULL or released tensor, out of memory. */
+/* TensorDataset(X, Y, ...): item i is (X[i], Y[i], ...), views of the rows. A new dataset,
+ * the caller's (ag_dataset_free); it keeps the tensors' pointers: keep them live. NULL
+ * after an error: "Size mismatch between tensors" (with the shapes), a 0-d or released one. */
 AG_API ag_dataset *ag_tensor_dataset_new(const ag_tensor *const *tensors, int n);
 #define ag_TensorDataset(...)                                                                      \
     ag_tensor_dataset_new((const ag_tensor *const[]){__VA_ARGS__},                                 \
                           (int)(sizeof((const ag_tensor *[]){__VA_ARGS__}) / sizeof(ag_tensor *)))
 
-/* len(dataset): its number of items; -1 after an error (a NULL or freed dataset, one whose
- * tensors were released, a len that returns a negative number). ds is a dataset agrad
- * made or a struct of yours beginning with an ag_dataset. */
+/* len(dataset); -1 after an error (also a len of yours that returns a negative number). */
 AG_API int64_t ag_dataset_len(void *ds);
 
-/* x, y = dataset[index]: stores the item's tensors in *x, *y (as many as the dataset's
- * fields: an error otherwise); a negative index counts from the end. True on success;
- * false after an error (index out of range, a freed dataset, get failing), with every
- * output NULL. For a TensorDataset the items are views of the rows (SelectBackward0). */
+/* x, y = dataset[index] into *x, *y (a negative index counts from the end): new tensors on
+ * the tape (a TensorDataset's are views of its rows). False after an error: an index out
+ * of range ("index 4 is out of bounds for dimension 0 with size 4"), another count of
+ * outputs than the fields. */
 AG_API bool ag_dataset_get_n(void *ds, int64_t index, ag_tensor **const *out, int n);
+/* clang-format off */
 #define ag_dataset_get(ds, index, ...)                                                             \
-    ag_dataset_get_n(ds, index, (ag_tensor * *const[]){__VA_ARGS__},                               \
+    ag_dataset_get_n(ds, index, (ag_tensor **const[]){__VA_ARGS__},                                \
                      (int)(sizeof((ag_tensor **[]){__VA_ARGS__}) / sizeof(ag_tensor **)))
+/* clang-format on */
 
-/* x, y = dataset[start:end], with Python's slice rules (negative counts from the end, out
- * of range is clipped; INT64_MAX as end: to the end). Each field is the items stacked
- * along a new first dimension, as the DataLoader's batches are; for a TensorDataset the
- * slices are views of the tensors, as in PyTorch. An empty slice gives tensors of shape
- * [0, item's shape]; of an empty dataset of your own it is an error (the item's shape is
- * unknown). False after an error, with every output NULL. */
+/* x, y = dataset[start:end], Python's slice rules (INT64_MAX as end: to the end): each
+ * field the items stacked (a TensorDataset's: views of its tensors, as in PyTorch); empty,
+ * [0, item's shape]. False after an error (an empty slice of an empty dataset of yours). */
 AG_API bool ag_dataset_slice_n(void *ds, int64_t start, int64_t end, ag_tensor **const *out, int n);
+/* clang-format off */
 #define ag_dataset_slice(ds, start, end, ...)                                                      \
-    ag_dataset_slice_n(ds, start, end, (ag_tensor * *const[]){__VA_ARGS__},                        \
+    ag_dataset_slice_n(ds, start, end, (ag_tensor **const[]){__VA_ARGS__},                         \
                        (int)(sizeof((ag_tensor **[]){__VA_ARGS__}) / sizeof(ag_tensor **)))
+/* clang-format on */
 
-/* Frees a dataset agrad made (ag_TensorDataset, ag_random_split); for a dataset of
- * yours, calls its destroy if it has one. Loaders and subsets over ds report it from then
- * on ("a Subset of a freed dataset"). NULL does nothing; a freed dataset is an error, never
- * read (agrad cannot tell a dataset of yours freed already: free it once). */
+/* Frees a dataset agrad made; of yours, calls its destroy (if any): free it once. NULL does
+ * nothing; a freed one is an error, never read. Loaders and Subsets over ds report it
+ * from then on ("the loader's dataset was freed", "a Subset of a freed dataset"). */
 AG_API void ag_dataset_free(void *ds);
 
-/* torch.utils.data.random_split(dataset, lengths): ds split into len(lengths) new Subsets
- * of those lengths, from one randperm(len) of the global generator, as PyTorch 1.13
- * does. Lengths are whole numbers summing to len(ds), or fractions summing to 1 (each
- * floor(len * fraction), the remainder handed out one by one from the first; a split of
- * length 0 warns as PyTorch does). Written with AG_LENGTHS:
+/* torch.utils.data.random_split(ds, lengths) with PyTorch 1.13's order (one randperm of the
+ * global generator): whole lengths summing to len(ds), or fractions summing to 1.
  *     ag_dataset *train, *test;
- *     ag_random_split(ds, AG_LENGTHS(0.8, 0.2), &train, &test);
- * (or an array of doubles and its count instead of AG_LENGTHS). The subsets are the
- * caller's (ag_dataset_free); a subset of a subset indexes the first one's dataset. False
- * after an error, every output NULL: lengths in PyTorch's words ("Sum of input lengths
- * does not equal the length of the input dataset!", "Fraction at index 1 is not between 0
- * and 1"), a negative or fractional length (PyTorch accepts some), outputs not one per
- * length, a freed dataset, out of memory. */
+ *     ag_random_split(ds, AG_LENGTHS(0.8, 0.2), &train, &test);   (or lengths, count, ...)
+ * New Subsets, the caller's (ag_dataset_free). False after an error, in PyTorch's words
+ * ("Sum of input lengths does not equal the length of the input dataset!"), or a negative
+ * or fractional length, which PyTorch accepts. A split of length 0 warns, as in PyTorch. */
 AG_API bool ag_random_split_at(void *ds, const double *lengths, int n_lengths,
                                ag_dataset **const *out, int n_out, const char *file, int line);
+/* clang-format off */
 #define AG_LENGTHS(...)                                                                            \
     ((const double[]){__VA_ARGS__}), (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double))
 #define ag_random_split(...) AG_PRIVATE_RANDOM_SPLIT(__VA_ARGS__)
 #define AG_PRIVATE_RANDOM_SPLIT(ds, lengths, n_lengths, ...)                                       \
-    ag_random_split_at(ds, lengths, n_lengths, (ag_dataset * *const[]){__VA_ARGS__},               \
+    ag_random_split_at(ds, lengths, n_lengths, (ag_dataset **const[]){__VA_ARGS__},                \
                        (int)(sizeof((ag_dataset **[]){__VA_ARGS__}) / sizeof(ag_dataset **)),      \
                        __FILE__, __LINE__)
+/* clang-format on */
 
 /* ------------------------------------------------------------------------------------ */
 /* The DataLoader                                                                        */
+/*                                                                                       */
+/* A loader follows Python's single-process DataLoader: each iter() draws an int64 from  */
+/* the global generator, and with shuffle an epoch's first next() draws a second, which  */
+/* seeds a fresh generator whose randperm is the epoch's order; so ag_manual_seed(s)      */
+/* gives PyTorch's batches epoch after epoch, and the stream goes on as PyTorch's does.   */
 
 typedef struct ag_loader ag_loader;
 
@@ -168,43 +167,32 @@ typedef struct ag_loader_args {
     bool progress;      /* a progress line for each epoch; default false (not drawn yet) */
 } ag_loader_args;
 
-/* DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False): a new loader, the
- * caller's (ag_loader_free, or ag_shutdown); options by name or in order, as in
- * ag_DataLoader(&data, .batch_size = 4, .shuffle = true). It keeps a pointer to the
- * dataset, which must outlive it. NULL after an error, in PyTorch's words: "batch_size
- * should be a positive integer value, but got batch_size=0", with shuffle of an empty
- * dataset "num_samples should be a positive integer value, but got num_samples=0"; a
- * NULL or freed dataset, out of memory. */
+/* DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False), options by name or in
+ * order: a new loader, the caller's (ag_loader_free); the dataset must outlive it. NULL
+ * after an error, in PyTorch's words ("batch_size should be a positive integer value..."). */
 AG_API ag_loader *ag_dataloader_with(ag_loader_args args);
 #define ag_DataLoader(...)                                                                         \
     AG_PRIVATE_CALL(ag_dataloader_with, ag_loader_args, (.batch_size = 1), .dataset = __VA_ARGS__)
 
-/* for x, y in loader: stores the next batch in *x, *y (as many as the dataset's fields:
- * an error otherwise) and returns true: each field is the batch's items stacked along a
- * new first dimension (default_collate), a new tensor on the tape that your release
- * frees. At the end of the epoch it returns false with every output NULL, and the next
- * call begins a new epoch, as a new `for` over the loader does (with shuffle, a new order
- * from the global generator). False after an error too (a freed loader or dataset,
- * released tensors, get failing, items of different shapes), the error set and the epoch
- * abandoned: clear the error before the loop (ag_clear_error) and look at
- * ag_last_error() after it to tell an error from the end. */
+/* for x, y in loader: the next batch into *x, *y, each field its items stacked along a new
+ * first dimension: new tensors on the tape. False at the end of the epoch (the next call
+ * begins a new one) and after an error (set; the epoch abandoned): clear the error before
+ * the loop and read ag_last_error() after it to tell the two apart. */
 AG_API bool ag_next_n(ag_loader *loader, ag_tensor **const *out, int n);
+/* clang-format off */
 #define ag_next(loader, ...)                                                                       \
-    ag_next_n(loader, (ag_tensor * *const[]){__VA_ARGS__},                                         \
+    ag_next_n(loader, (ag_tensor **const[]){__VA_ARGS__},                                          \
               (int)(sizeof((ag_tensor **[]){__VA_ARGS__}) / sizeof(ag_tensor **)))
+/* clang-format on */
 
-/* iter(loader): abandons the epoch in progress; the next ag_next begins a new one. Draws
- * what Python's iter() draws from the global generator (one int64), so that a stream
- * that interleaves iter, other draws and next matches PyTorch's. False after an error (a
- * freed loader or dataset). */
+/* iter(loader): abandons the epoch in progress and draws what Python's iter() draws; the
+ * next ag_next begins the epoch. False after an error (a freed loader or dataset). */
 AG_API bool ag_iter(ag_loader *loader);
 
-/* len(loader): batches per epoch, len(dataset) / batch_size rounded up (down with
- * drop_last). -1 after an error (a freed loader or dataset). */
+/* len(loader): batches per epoch; -1 after an error (a freed loader or dataset). */
 AG_API int64_t ag_loader_len(const ag_loader *loader);
 
-/* Frees a loader (not its dataset). NULL does nothing; a freed loader is an error, never
- * read. */
+/* Frees a loader (not its dataset). NULL does nothing; a freed one is an error, never read. */
 AG_API void ag_loader_free(ag_loader *loader);
 
 #ifdef __cplusplus

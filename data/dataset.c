@@ -102,6 +102,10 @@ static int64_t user_len(const char *op, ag_dataset *d)
 
 static bool check_user(const char *op, const ag_dataset *d)
 {
+    if (!d) {
+        ag__error("%s: the dataset is NULL", op);
+        return false;
+    }
     if (ag__liveness_of((const ag_tensor *)d) != AG__NOT_HELD) {
         ag__error("%s: the dataset is a tensor, not a dataset: make one of tensors with "
                   "ag_TensorDataset(X, Y)",
@@ -171,8 +175,8 @@ bool ag__dataset_view(const char *op, void *ds, ag__view *v)
         v->len = a->n;
         agds *of = block_of(a->of);
         if (!of) {
-            ag_dataset *d = a->of;
-            if (!check_user(op, d)) return false;
+            ag_dataset *d = a->of; /* never NULL: a Subset is made of a dataset */
+            if (!d || !check_user(op, d)) return false;
             if (d->fields != a->base.fields) {
                 ag__error("%s: the Subset's dataset has fields=%d, %d when the Subset was made", op,
                           d->fields, a->base.fields);
@@ -512,7 +516,7 @@ AG_API bool ag_dataset_get_n(void *ds, int64_t index, ag_tensor **const *out, in
                   (long long)index, (long long)v.len);
         return false;
     }
-    ag_tensor *small[SMALL], **items = pointers(op, small, n);
+    ag_tensor *small[SMALL] = {NULL}, **items = pointers(op, small, n);
     bool ok = items && read_item(op, &v, i, items);
     for (int k = 0; ok && k < n; k++) *out[k] = items[k];
     if (items != small) ag__free(items);

@@ -138,10 +138,10 @@ AG_API bool ag_iter(ag_loader *l)
  * order from a fresh generator seeded by a second draw. False after an error. */
 static bool start_epoch(ag_loader *l, const ag__view *v)
 {
-    const char *op = "next";
     l->n = v->len;
     l->pos = 0;
     if (l->shuffle) {
+        const char *op = "next";
         if (l->n == 0) return num_samples_error(op), false;
         int64_t *order = (size_t)l->n <= SIZE_MAX / sizeof *order
                              ? ag__grow(l->order, &l->cap_order, (size_t)l->n, sizeof *order)
