@@ -5,7 +5,7 @@
 #include "agrad.h"
 
 /* ==================================================================================== */
-/* CSV files (data/csv.c)                                                                */
+/* CSV files and the progress line (data/csv.c, data/progress.c)                         */
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +89,47 @@ AG_API ag_tensor *ag_read_csv_bytes_with(ag_read_csv_bytes_args args);
 #define ag_read_csv_bytes(...)                                                                     \
     AG_PRIVATE_CALL(ag_read_csv_bytes_with, ag_read_csv_bytes_args, (.delimiter = ','),            \
                     .bytes = __VA_ARGS__)
+
+/* ------------------------------------------------------------------------------------ */
+/* The progress line of a long loop, as tqdm draws it:                                   */
+/*                                                                                       */
+/*     epoch 3:  40%|####      | 4/10 [00:02<00:03,  2.00it/s]                            */
+/*                                                                                       */
+/*     ag_progress *bar = ag_progress_new("epoch 3", n_batches);                         */
+/*     for (...) { ...; ag_progress_update(bar, 1); }                                     */
+/*     ag_progress_close(bar);                                                           */
+/*                                                                                       */
+/* It is drawn on the stream (stderr by default) only when the stream is a terminal, and */
+/* redrawn in place (a carriage return) at most 10 times a second: the description, the  */
+/* count and total, with a known total the percentage and a bar as wide as the terminal */
+/* allows, then the time elapsed, the time left and the rate (it/s, or s/it below one    */
+/* iteration a second), the average since the start (tqdm's smoothing=0). The bar is of  */
+/* Unicode blocks when the locale's environment (LC_ALL, LC_CTYPE, LANG) names UTF-8, of */
+/* tqdm's ASCII characters otherwise. Elsewhere (a file, a pipe) nothing is written.     */
+
+typedef struct ag_progress ag_progress;
+
+typedef struct ag_progress_args {
+    const char *desc; /* shown first, followed by ": "; NULL or "": nothing */
+    int64_t total;    /* the count expected; 0: unknown (no percentage, bar or time left) */
+    FILE *stream;     /* NULL: stderr */
+    /* for tests: the time in seconds (any origin), instead of CLOCK_MONOTONIC's */
+    double (*private_clock)(void);
+} ag_progress_args;
+
+/* A new progress line at count 0, drawn at once; free it with ag_progress_close. NULL after
+ * an error: a negative total, out of memory. */
+AG_API ag_progress *ag_progress_new_with(ag_progress_args args);
+#define ag_progress_new(...)                                                                       \
+    AG_PRIVATE_CALL(ag_progress_new_with, ag_progress_args, (.total = 0), .desc = __VA_ARGS__)
+
+/* Adds n (>= 0) to the count and redraws if the last drawing is 0.1 s old. A NULL p does
+ * nothing; a negative n, or a p closed already, is an error (false). */
+AG_API bool ag_progress_update(ag_progress *p, int64_t n);
+
+/* Draws the final line, ends it with a newline and frees p. NULL does nothing; a p closed
+ * already is an error. ag_shutdown frees the lines left open, drawing nothing. */
+AG_API void ag_progress_close(ag_progress *p);
 
 #ifdef __cplusplus
 }
