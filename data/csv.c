@@ -32,8 +32,8 @@ enum { MSG = 1024, TEXT = 48, QUOTED = 4 * TEXT + 16, COLUMN = QUOTED + 80 };
 /* Text in messages                                                                      */
 
 /* s[0..len) between double quotes for a message, escaped as a C string: quotes and
- * backslashes, \n, \r and \t, other control bytes as \xNN; cut after TEXT bytes (at a
- * UTF-8 character's start) with "...". */
+ * backslashes, \n, \r and \t, other control bytes as \xNN; cut after TEXT bytes (and the
+ * rest of a UTF-8 character, at most 3 bytes) with "...". */
 static const char *quoted(char buf[QUOTED], const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -41,7 +41,7 @@ static const char *quoted(char buf[QUOTED], const char *s, size_t len)
     *o++ = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (i >= TEXT && (c & 0xc0) != 0x80) {
+        if (i >= TEXT && ((c & 0xc0) != 0x80 || i >= TEXT + 3)) {
             memcpy(o, "\"...", 4);
             o += 4;
             *o = '\0';

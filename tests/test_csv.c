@@ -386,6 +386,21 @@ Test(csv, fields_that_are_not_numbers_name_the_line_and_the_column)
     expect_message("cut",
                    "read_csv_bytes: <memory> line 2, column 1 (\"x\"): "
                    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"... is not a number");
+    /* cut inside a UTF-8 character only to finish it; bytes that never finish one (the
+     * fuzz target's find) are cut 3 bytes later */
+    memset(long_field + 2, 'a', 47);
+    strcpy(long_field + 49, "\xc3\xa9\xc3\xa9 and more\n");
+    cr_assert_null(ag_read_csv_bytes(long_field, strlen(long_field)));
+    expect_message("utf-8", "read_csv_bytes: <memory> line 2, column 1 (\"x\"): "
+                            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"... is not "
+                            "a number");
+    memset(long_field + 2, 0x99, 150);
+    strcpy(long_field + 152, "\n");
+    cr_assert_null(ag_read_csv_bytes(long_field, strlen(long_field)));
+    char cut[200] = "read_csv_bytes: <memory> line 2, column 1 (\"x\"): \"";
+    memset(cut + strlen(cut), 0x99, 51);
+    strcat(cut, "\"... is not a number");
+    expect_message("continuation bytes", cut);
     test_finish();
 }
 
