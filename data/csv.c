@@ -52,7 +52,7 @@ static const char *quoted(char buf[QUOTED], const char *s, size_t len)
             *o++ = (char)c;
         } else if (c == '\n' || c == '\r' || c == '\t') {
             *o++ = '\\';
-            *o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+            *o++ = (char)(c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
         } else if (c < 0x20 || c == 0x7f) {
             *o++ = '\\', *o++ = 'x', *o++ = hex[c >> 4], *o++ = hex[c & 15];
         } else {
@@ -252,12 +252,14 @@ static bool choose(reader *r)
                         again = k;
                 }
             }
-            char q[QUOTED], list[512];
-            if (found < 0)
+            char q[QUOTED];
+            if (found < 0) {
+                char list[512];
                 return fail(r,
                             "%s: %s: columns[%d] %s is not a column of the header (line %lld: %s)",
                             r->op, r->where, i, quoted(q, want, len), (long long)r->row_line,
                             header_list(r, list));
+            }
             if (again >= 0)
                 return fail(r,
                             "%s: %s: columns[%d] %s names two columns of the header (line %lld: "
@@ -318,16 +320,18 @@ static void on_field(void *s, size_t len, void *data)
     }
     if (r->pending) return;
     r->pending = true;
-    char col[COLUMN], q[QUOTED];
+    char col[COLUMN];
     size_t i = 0;
     while (i < len && space(((const char *)s)[i])) i++;
     if (i == len)
         snprintf(r->pending_msg, sizeof r->pending_msg,
                  "%s: %s line %lld, %s: the field is empty, not a number", r->op, r->where,
                  (long long)line, column_name(r, col, k));
-    else
+    else {
+        char q[QUOTED];
         snprintf(r->pending_msg, sizeof r->pending_msg, "%s: %s line %lld, %s: %s is not a number",
                  r->op, r->where, (long long)line, column_name(r, col, k), quoted(q, s, len));
+    }
 }
 
 /* libcsv's end of a row (c: the byte that ended it, -1 at the end of the bytes). */
@@ -496,9 +500,9 @@ static bool check_options(const char *op, ag_csv_columns columns, ag_csv_indices
     for (int i = 0; columns.names && i < columns.n; i++)
         if (!columns.names[i]) return ag__error("%s: columns[%d] is NULL", op, i), false;
     if (delimiter == '"' || delimiter == '\r' || delimiter == '\n') {
-        char q[QUOTED];
+        char q[QUOTED], d[1] = {delimiter};
         return ag__error("%s: the delimiter cannot be %s (the quote, or a line end)", op,
-                         quoted(q, &delimiter, 1)),
+                         quoted(q, d, 1)),
                false;
     }
     return true;

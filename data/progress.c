@@ -107,8 +107,8 @@ static void draw(ag_progress *p, double now)
 
     line l = {p->stream, p->ncols ? p->ncols : -1, 0};
     fputc('\r', p->stream);
-    char buf[160];
     if (!known) {
+        char buf[160];
         l.room = -1; /* tqdm cuts only a line with a bar */
         put(&l, p->desc);
         snprintf(buf, sizeof buf, "%lldit [%s, %s]", (long long)p->n, el, speed);
@@ -140,7 +140,7 @@ static void draw(ag_progress *p, double now)
     }
     for (int64_t i = l.cols; i < p->last_cols; i++) fputc(' ', p->stream);
     p->last_cols = l.cols;
-    fflush(p->stream);
+    (void)fflush(p->stream); /* a terminal that cannot be written to: nothing to do */
 }
 
 ag_progress *ag_progress_new_with(ag_progress_args a)
@@ -162,7 +162,7 @@ ag_progress *ag_progress_new_with(ag_progress_args a)
                        .clock = a.private_clock ? a.private_clock : monotonic,
                        .total = a.total};
     memcpy(p->desc, desc, len);
-    strcpy(p->desc + len, colon ? ": " : "");
+    memcpy(p->desc + len, colon ? ": " : "", colon ? 3 : 1);
     if (!p->stream) return p;
     struct winsize ws;
     if (ioctl(fd, TIOCGWINSZ, &ws) == 0) p->ncols = ws.ws_col;
@@ -198,7 +198,7 @@ void ag_progress_close(ag_progress *p)
     if (p->stream) {
         draw(p, p->clock());
         fputc('\n', p->stream);
-        fflush(p->stream);
+        (void)fflush(p->stream);
     }
     ag__live_remove(&open_lines, p);
     ag__free(p);
