@@ -113,12 +113,16 @@ static bool number(const char *s, size_t len, float *v)
 /* ------------------------------------------------------------------------------------ */
 /* libcsv's allocations through agrad's hook                                             */
 
-static bool parser_oom; /* an allocation for libcsv was refused since read_all began */
+static bool parser_oom;            /* an allocation for libcsv was refused since read_all began */
+static struct csv_parser *growing; /* the parser read_all uses */
 
+/* libcsv grows its buffer for a field by a fixed block (128 bytes): setting the block to
+ * the size reached doubles it instead, so that a long field costs O(its length). */
 static void *parser_realloc(void *p, size_t size)
 {
     void *q = ag__realloc(p, size);
     if (!q) parser_oom = true; /* libcsv may retry smaller: this read fails all the same */
+    if (q && growing) csv_set_blk_size(growing, size);
     return q;
 }
 
@@ -428,7 +432,7 @@ static ag_tensor *read_all(const char *op, const char *where, source src, ag_csv
     csv_set_realloc_func(&parser, parser_realloc);
     csv_set_free_func(&parser, ag__free);
     csv_set_delim(&parser, (unsigned char)(delimiter ? delimiter : ','));
-    r.parser = &parser;
+    r.parser = growing = &parser;
     parser_oom = false;
     /* strtod in the C locale, whatever setlocale chose; for this thread, until the end */
     locale_t c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
@@ -455,6 +459,7 @@ static ag_tensor *read_all(const char *op, const char *where, source src, ag_csv
         if (feed(&r, src.bytes + skip, src.size - skip)) finish(&r);
     }
     csv_free(&parser);
+    growing = NULL;
     if (c_locale) {
         uselocale(previous);
         freelocale(c_locale);
