@@ -82,7 +82,11 @@ static int64_t width(const char *s)
 /* tqdm's format_interval: [H:]MM:SS of the whole seconds. */
 static void interval(char buf[32], double t)
 {
-    long long s = t < 1e15 ? (long long)t : (long long)1e15;
+    long long s = 0; /* also for a clock gone back */
+    if (t >= 1e15)
+        s = (long long)1e15;
+    else if (t > 0)
+        s = (long long)t;
     if (s / 3600)
         snprintf(buf, 32, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
     else
