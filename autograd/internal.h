@@ -356,6 +356,9 @@ void ag__modules_reset(void);
  * before the modules whose parameters they point to). */
 void ag__optim_reset(void);
 void ag__data_reset(void);
+/* Frees the progress lines left open (data/progress.c; ag_shutdown, after the loaders that
+ * may hold them). */
+void ag__progress_reset(void);
 
 /* ---- random (random.c) ---- */
 

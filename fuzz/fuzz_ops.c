@@ -777,7 +777,55 @@ static void data_step(void)
 /* ------------------------------------------------------------------------------------ */
 /* CSV bytes and the progress line (agrad_data.h)                                        */
 
-static void csv_step(void) {}
+/* CSV text built from the input, mostly of tokens a CSV file holds, read into a tensor kept
+ * in a slot (by name, by index, every column; now and then a bad option); or a progress
+ * line on a stream that is no terminal (nothing is drawn): updated, closed, used after
+ * closing, or left open for ag_shutdown. */
+static void csv_step(void)
+{
+    unsigned w = byte();
+    if (w % 4 == 3) {
+        static FILE *devnull;
+        if (!devnull) devnull = fopen("/dev/null", "w");
+        ag_progress *p =
+            ag_progress_new(w & 4 ? "epoch 1" : NULL, size_of(byte()) % 50, .stream = devnull);
+        if (!p && !ag_last_error()[0]) fail("progress_new failed without an error");
+        for (unsigned k = byte() % 4; k > 0; k--)
+            if (!ag_progress_update(p, size_of(byte()) - 1) && !ag_last_error()[0])
+                fail("progress_update failed without an error");
+        if (w & 16) {
+            ag_progress_close(p);
+            if (w & 32) { /* closed: an error, never a read of freed memory */
+                ag_clear_error();
+                if (p && (ag_progress_update(p, 1) || !ag_last_error()[0]))
+                    fail("a closed progress line was used");
+            }
+        }
+        return;
+    }
+    static const char *const tokens[] = {"x",  "y", ",",   "\n", "\r\n", "1",  "2.5",  "-3e2",
+                                         "\"", " ", "nan", "a",  ";",    "\t", "\"\"", "\r"};
+    char text[512];
+    size_t n = 0;
+    for (unsigned k = byte() % 64; k > 0; k--) {
+        unsigned b = byte();
+        const char *t = b < 240 ? tokens[b % 16] : (char[2]){(char)byte(), 0};
+        size_t len = b < 240 ? strlen(t) : 1;
+        memcpy(text + n, t, len);
+        n += len;
+    }
+    static const char *const names[] = {"x", "y", "", "a"};
+    static const int64_t indices[] = {0, 1, 2, -1};
+    const char *picked_names[2] = {names[w >> 2 & 3], names[w >> 4 & 3]};
+    int64_t picked[2] = {indices[w >> 2 & 3], indices[w >> 4 & 3]};
+    int count = 1 + (w >> 6 & 1);
+    ag_csv_columns columns = {0};
+    ag_csv_indices ix = {0};
+    if (w % 4 == 1) columns = (ag_csv_columns){picked_names, count};
+    if (w % 4 == 2 || (w & 128 && w % 4 == 1)) ix = (ag_csv_indices){picked, count};
+    char delimiter = byte() % 8 ? ',' : ";\t\" "[byte() % 4];
+    keep(ag_read_csv_bytes(text, n, .columns = columns, .indices = ix, .delimiter = delimiter), 1);
+}
 
 /* Keeps the two inputs of a gradcheck small enough (at most 6 elements, rank 2) to finish
  * quickly; larger ones become NULL. */
