@@ -164,7 +164,8 @@ typedef struct ag_loader_args {
     int64_t batch_size; /* items per batch; default 1 */
     bool shuffle;       /* a new order each epoch; default false */
     bool drop_last;     /* drop the last batch when it is smaller; default false */
-    bool progress;      /* a progress line for each epoch; default false (not drawn yet) */
+    bool progress;      /* a progress line on stderr for each epoch ("epoch 3"), drawn only
+                           when stderr is a terminal; default false */
 } ag_loader_args;
 
 /* DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False), options by name or in

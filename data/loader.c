@@ -12,7 +12,8 @@
  *   - then BatchSampler cuts the order into batches of batch_size, the last one smaller
  *     unless drop_last, and default_collate stacks each field of a batch's items.
  * The epoch's order and the pointers collate needs are kept in the loader and reused, so
- * that an epoch allocates nothing from the system after the first. */
+ * that an epoch allocates nothing from the system after the first (the progress line, when
+ * asked for, is the exception: one small block an epoch). */
 #include "data_internal.h"
 
 #include <string.h>
@@ -27,9 +28,11 @@ struct ag_loader {
     void *dataset;
     int64_t batch_size;
     bool shuffle, drop_last;
-    bool progress; /* asked for; the progress line (data/progress.c) is not wired yet */
-    bool orphaned; /* the dataset was freed (ag_dataset_free) */
-    bool busy;     /* inside ag_next: meaningful while a user's get runs */
+    bool progress;    /* draw a progress line for each epoch */
+    ag_progress *bar; /* the epoch's line, while one is open */
+    int64_t epochs;   /* epochs begun, to number the lines */
+    bool orphaned;    /* the dataset was freed (ag_dataset_free) */
+    bool busy;        /* inside ag_next: meaningful while a user's get runs */
     state state;
     int64_t n, pos;   /* the epoch's number of items, the next position */
     int64_t *order;   /* shuffle: the epoch's permutation */
@@ -134,12 +137,28 @@ AG_API bool ag_iter(ag_loader *l)
     return true;
 }
 
+/* Closes the epoch's progress line, if one is open: it stays on the terminal as tqdm's
+ * does. */
+static void end_bar(ag_loader *l)
+{
+    ag_progress_close(l->bar);
+    l->bar = NULL;
+}
+
 /* The sampler's start, at the epoch's first next(): its length, and with shuffle the
  * order from a fresh generator seeded by a second draw. False after an error. */
 static bool start_epoch(ag_loader *l, const ag__view *v)
 {
     l->n = v->len;
     l->pos = 0;
+    end_bar(l); /* an epoch abandoned before its end */
+    if (l->progress) {
+        char desc[32];
+        snprintf(desc, sizeof desc, "epoch %lld", (long long)++l->epochs);
+        int64_t bs = l->batch_size;
+        l->bar = ag_progress_new(desc, l->n / bs + (!l->drop_last && l->n % bs != 0));
+        if (!l->bar) return false;
+    }
     if (l->shuffle) {
         const char *op = "next";
         if (l->n == 0) return num_samples_error(op), false;
@@ -184,6 +203,7 @@ AG_API bool ag_next_n(ag_loader *l, ag_tensor **const *out, int n)
     int64_t left = l->n - l->pos;
     if (left == 0 || (l->drop_last && left < l->batch_size)) {
         l->state = IDLE; /* the end of the epoch */
+        end_bar(l);
         return false;
     }
     int64_t b = left < l->batch_size ? left : l->batch_size;
@@ -210,7 +230,7 @@ AG_API bool ag_next_n(ag_loader *l, ag_tensor **const *out, int n)
     for (int k = 0; k < n; k++) *out[k] = res[k];
     l->pos += b;
     l->state = RUNNING;
-    return true;
+    return l->bar ? ag_progress_update(l->bar, 1) : true;
 }
 
 AG_API int64_t ag_loader_len(const ag_loader *l)
@@ -236,5 +256,6 @@ AG_API void ag_loader_free(ag_loader *l)
         return;
     }
     ag__live_remove(&loaders, l);
+    end_bar(l);
     destroy(l);
 }

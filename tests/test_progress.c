@@ -1,7 +1,8 @@
 /* The progress line: on a pseudo-terminal of a given width, with the clock injected, the
  * bytes written equal those tqdm writes for the same loop (tests/ref/progress_ref.h, from
  * tools/gen_ref_progress.py); nothing goes to a pipe or a file; stderr is the default
- * stream; NULL, closed and freed lines, a negative count or total, out of memory. */
+ * stream; NULL, closed and freed lines, a negative count or total, out of memory; the
+ * DataLoader's line per epoch. */
 #include <agrad_data.h>
 
 #include <errno.h>
@@ -205,5 +206,63 @@ Test(progress, out_of_memory)
             ag_progress_close(p);
         }
     }
+    test_finish();
+}
+
+/* DataLoader(.progress = true): a line per epoch on stderr when it is a terminal, numbered,
+ * counting batches up to len(loader), ended when the epoch ends; nothing when it is not one. */
+Test(progress, a_loader_draws_a_line_per_epoch)
+{
+    setenv("LC_ALL", "C", 1);
+    int master;
+    FILE *f = terminal(60, &master);
+    int saved = dup(2);
+    cr_assert(saved >= 0 && dup2(fileno(f), 2) == 2);
+    ag_tensor *X = ag_arange(0, 7, 1);
+    ag_dataset *ds = ag_TensorDataset(X);
+    ag_loader *loader = ag_DataLoader(ds, .batch_size = 3, .progress = true);
+    int batches = 0;
+    for (int epoch = 0; epoch < 2; epoch++) {
+        ag_tensor *x;
+        ag_mark m = ag_mark_now();
+        while (ag_next(loader, &x)) {
+            batches++;
+            ag_release(m);
+        }
+    }
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_str_empty(ag_last_error(), "%s", ag_last_error());
+    cr_assert_eq(batches, 6, "%d batches", batches);
+    const char *got = written(master);
+    const char *want[] = {"\repoch 1:   0%|", "| 0/3 [",          "\repoch 1: 100%|",
+                          "| 3/3 [",          "\repoch 2:   0%|", "\repoch 2: 100%|"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_assert_not_null(strstr(got, want[i]), "no \"%s\" in %s", visible(want[i]), visible(got));
+    /* each epoch's line is ended: two newlines, the last byte one of them */
+    int newlines = 0;
+    for (const char *c = got; *c; c++) newlines += *c == '\n';
+    cr_assert_eq(newlines, 2, "%d newlines in %s", newlines, visible(got));
+    cr_assert_eq(got[strlen(got) - 1], '\n', "%s", visible(got));
+    fclose(f);
+    close(master);
+
+    /* stderr a pipe: the same loop writes nothing there */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    saved = dup(2);
+    cr_assert(saved >= 0 && dup2(fds[1], 2) == 2);
+    ag_tensor *x;
+    while (ag_next(loader, &x)) batches++;
+    dup2(saved, 2);
+    close(saved);
+    close(fds[1]);
+    cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    char buf[64];
+    cr_assert_leq(read(fds[0], buf, sizeof buf), 0, "the loader wrote to a pipe");
+    close(fds[0]);
+    cr_assert_eq(batches, 9);
+    ag_loader_free(loader);
+    ag_dataset_free(ds);
     test_finish();
 }
