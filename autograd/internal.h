@@ -356,11 +356,34 @@ void ag__modules_reset(void);
  * before the modules whose parameters they point to). */
 void ag__optim_reset(void);
 void ag__data_reset(void);
+/* Frees the progress lines left open (data/progress.c; ag_shutdown, after the loaders that
+ * may hold them). */
+void ag__progress_reset(void);
 
 /* ---- random (random.c) ---- */
 
 /* Resets the global generator to its initial state (seed 67280421310721, PyTorch's
  * default). */
 void ag__random_reset(void);
+
+/* A generator of PyTorch's kind (an mt19937 and the normal sample it caches): the global
+ * one is private to random.c; others (a DataLoader's fresh generator each epoch, as
+ * torch.Generator() is) are seeded with ag__mt_seed. A zeroed one takes the default seed
+ * at its first draw. */
+enum { AG__MT_N = 624 };
+typedef struct ag__mt {
+    uint32_t state[AG__MT_N];
+    int next;         /* index of the next word of state to temper; AG__MT_N: twist first */
+    bool seeded;      /* false until seeded or the first draw */
+    bool have_normal; /* the small normal path's second Box-Muller sample is cached */
+    double normal;    /* that sample, as PyTorch keeps it in its generator */
+} ag__mt;
+/* g.manual_seed(seed): only the low 32 bits count. */
+void ag__mt_seed(ag__mt *g, uint64_t seed);
+/* The global generator's random64(): two 32-bit outputs, the first the high half.
+ * random64() % 2^63 is torch.empty((), dtype=torch.int64).random_(). */
+uint64_t ag__random64(void);
+/* torch.randperm(n, generator=g) into out[0..n-1] (g NULL: the global generator). */
+void ag__randperm_into(ag__mt *g, int64_t *out, int64_t n);
 
 #endif /* AGRAD_INTERNAL_H */

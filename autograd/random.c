@@ -16,7 +16,7 @@
 #include <float.h>
 #include <math.h>
 
-enum { MT_N = 624, MT_M = 397 };
+enum { MT_M = 397 };
 
 /* The seed of a new torch.Generator(). PyTorch seeds its global generator from
  * /dev/urandom at startup; agrad starts from this fixed seed instead, so that a run
@@ -25,43 +25,40 @@ enum { MT_N = 624, MT_M = 397 };
 
 static const double PI = 3.14159265358979323846;
 
-/* Zero-initialised, so "not seeded yet" needs no constructor and ag__random_reset
- * (called by ag_shutdown) is two stores; the default seed is applied on first use. */
-static struct {
-    uint32_t state[MT_N];
-    int next;         /* index of the next word of state to temper; MT_N: twist first */
-    bool seeded;      /* false until ag_manual_seed or the first draw */
-    bool have_normal; /* the small normal path's second Box-Muller sample is cached */
-    double normal;    /* that sample, as PyTorch keeps it in its generator */
-} rng;
+/* The global generator. Zero-initialised, so "not seeded yet" needs no constructor and
+ * ag__random_reset (called by ag_shutdown) is two stores; the default seed is applied on
+ * first use. The loader's per-epoch generators are other ag__mt states run by the same
+ * code (ag__mt_seed, mt_next). */
+static ag__mt rng;
 
-static void mt_seed(uint64_t seed)
+void ag__mt_seed(ag__mt *g, uint64_t seed)
 {
     /* Only the low 32 bits count, as in PyTorch (manual_seed(2**32 + 5) == seed 5). */
-    rng.state[0] = (uint32_t)seed;
-    for (uint32_t i = 1; i < MT_N; i++) {
-        uint32_t prev = rng.state[i - 1];
-        rng.state[i] = 1812433253u * (prev ^ (prev >> 30)) + i;
+    g->state[0] = (uint32_t)seed;
+    for (uint32_t i = 1; i < AG__MT_N; i++) {
+        uint32_t prev = g->state[i - 1];
+        g->state[i] = 1812433253u * (prev ^ (prev >> 30)) + i;
     }
-    rng.next = MT_N;
-    rng.seeded = true;
-    rng.have_normal = false;
+    g->next = AG__MT_N;
+    g->seeded = true;
+    g->have_normal = false;
 }
 
-/* PyTorch's generator->random(): one tempered 32-bit output. */
-static uint32_t mt_next(void)
+/* PyTorch's generator->random(): one tempered 32-bit output of g. */
+static uint32_t mt_next(ag__mt *g)
 {
-    if (!rng.seeded) mt_seed(DEFAULT_SEED);
-    if (rng.next >= MT_N) {
+    if (!g->seeded) ag__mt_seed(g, DEFAULT_SEED);
+    if (g->next >= AG__MT_N) {
         /* Updating in place, in index order, is what the reference mt19937 does: the
          * last MT_M words already read their new neighbours. */
-        for (int i = 0; i < MT_N; i++) {
-            uint32_t y = (rng.state[i] & 0x80000000u) | (rng.state[(i + 1) % MT_N] & 0x7fffffffu);
-            rng.state[i] = rng.state[(i + MT_M) % MT_N] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+        for (int i = 0; i < AG__MT_N; i++) {
+            uint32_t y = (g->state[i] & 0x80000000u) | (g->state[(i + 1) % AG__MT_N] & 0x7fffffffu);
+            g->state[i] =
+                g->state[(i + MT_M) % AG__MT_N] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
         }
-        rng.next = 0;
+        g->next = 0;
     }
-    uint32_t y = rng.state[rng.next++];
+    uint32_t y = g->state[g->next++];
     y ^= y >> 11;
     y ^= (y << 7) & 0x9d2c5680u;
     y ^= (y << 15) & 0xefc60000u;
@@ -70,14 +67,21 @@ static uint32_t mt_next(void)
 }
 
 /* A float in [0, 1) on the 2^-24 grid: every value is exact, so no rounding choice. */
-static float uniform_float(void) { return (float)(mt_next() & 0xffffffu) * 0x1p-24f; }
+static float uniform_float(void) { return (float)(mt_next(&rng) & 0xffffffu) * 0x1p-24f; }
 
-/* A double in [0, 1) from random64(), whose FIRST draw is the high half. */
+/* PyTorch's generator->random64(): two outputs, the FIRST one the high half. */
+static uint64_t random64(ag__mt *g)
+{
+    uint64_t hi = mt_next(g);
+    return (hi << 32) | mt_next(g);
+}
+
+uint64_t ag__random64(void) { return random64(&rng); }
+
+/* A double in [0, 1) from random64(). */
 static double uniform_double(void)
 {
-    uint64_t hi = mt_next();
-    uint64_t bits = (hi << 32) | mt_next();
-    return (double)(bits & ((UINT64_C(1) << 53) - 1)) * 0x1p-53;
+    return (double)(random64(&rng) & ((UINT64_C(1) << 53) - 1)) * 0x1p-53;
 }
 
 /* One standard normal sample of at::normal_distribution<double>. PyTorch caches the
@@ -140,9 +144,20 @@ static void fill_uniform(float *d, int64_t n, float from, float to)
 
 /* Position swapped with i in step i of randperm(n): one 32-bit draw reduced modulo
  * the number of positions left, slightly biased as in PyTorch, which this must match. */
-static int64_t randperm_pick(int64_t n, int64_t i)
+static int64_t randperm_pick(ag__mt *g, int64_t n, int64_t i)
 {
-    return i + (int64_t)(mt_next() % (uint64_t)(n - i));
+    return i + (int64_t)(mt_next(g) % (uint64_t)(n - i));
+}
+
+void ag__randperm_into(ag__mt *g, int64_t *out, int64_t n)
+{
+    if (!g) g = &rng;
+    for (int64_t i = 0; i < n; i++) out[i] = i;
+    for (int64_t i = 0; i < n - 1; i++) {
+        int64_t z = randperm_pick(g, n, i), v = out[i];
+        out[i] = out[z];
+        out[z] = v;
+    }
 }
 
 void ag__random_reset(void)
@@ -151,7 +166,7 @@ void ag__random_reset(void)
     rng.have_normal = false;
 }
 
-AG_API void ag_manual_seed(uint64_t seed) { mt_seed(seed); }
+AG_API void ag_manual_seed(uint64_t seed) { ag__mt_seed(&rng, seed); }
 
 AG_API ag_tensor *ag_rand_with(ag_new_args a)
 {
@@ -210,7 +225,7 @@ AG_API ag_tensor *ag_randperm(int64_t n)
     float *d = t->data;
     for (int64_t i = 0; i < n; i++) d[i] = (float)i;
     for (int64_t i = 0; i < n - 1; i++) {
-        int64_t z = randperm_pick(n, i);
+        int64_t z = randperm_pick(&rng, n, i);
         float v = d[i];
         d[i] = d[z];
         d[z] = v;

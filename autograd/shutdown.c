@@ -11,6 +11,7 @@ void ag_shutdown(void)
         return;
     }
     ag__data_reset();
+    ag__progress_reset();
     ag__optim_reset();
     ag__modules_reset();
     ag__engine_reset();

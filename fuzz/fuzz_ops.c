@@ -839,12 +839,224 @@ static void optim_step(void)
 /* ------------------------------------------------------------------------------------ */
 /* Datasets and loaders (agrad_data.h)                                                   */
 
-static void data_step(void) {}
+/* Datasets agrad made (TensorDatasets, Subsets), live or freed: a freed one's pointer is
+ * safe to pass until ag_shutdown (agrad keeps its block), so each remembers its session.
+ * Loaders, live or freed: always safe (agrad only compares the pointer). */
+enum { NDATASETS = 4, NLOADERS = 3 };
+static struct {
+    ag_dataset *d;
+    unsigned epoch;
+} datasets[NDATASETS];
+static ag_loader *loaders[NLOADERS];
+
+/* A dataset of the harness's own, over two tensors taken from the slots at each step (so
+ * that none is a pointer the harness may not pass), whose get fails at one index. */
+typedef struct fuzz_data {
+    ag_dataset base;
+    ag_tensor *x, *y;
+    int64_t bad;
+} fuzz_data;
+
+static int64_t fuzz_len(ag_dataset *self) { return ag_len(((fuzz_data *)self)->x); }
+
+static bool fuzz_get(ag_dataset *self, int64_t index, ag_tensor **items)
+{
+    fuzz_data *d = (fuzz_data *)self;
+    items[0] = ag_select(d->x, 0, index);
+    if (self->fields > 1) items[1] = ag_select(d->y, 0, index);
+    return index != d->bad;
+}
+
+static fuzz_data user_data;
+
+/* A dataset argument: one of the slots (live, freed or NULL), the harness's own (with
+ * fuzzed fields and failing index), or now and then a live tensor given as a dataset (a
+ * tensor from before ag_shutdown is memory agrad no longer holds: never a dataset). */
+static void *dataset_arg(void)
+{
+    unsigned b = byte();
+    if (b % 8 == 7) {
+        slot *s = live_slot();
+        return s ? s->t : NULL;
+    }
+    if (b % 8 >= NDATASETS) {
+        user_data.base = (ag_dataset){(int)(byte() % 3), fuzz_len, fuzz_get, NULL};
+        user_data.bad = (int64_t)(byte() % 8) - 1;
+        return &user_data;
+    }
+    int k = (int)(b % 8);
+    return datasets[k].epoch == epoch ? datasets[k].d : NULL;
+}
+
+/* The model's view of a call that made n results on the tape, the last one last:
+ * results[k] is n - k from the end. */
+static void keep_all(ag_tensor **results, int n)
+{
+    for (int k = 0; k < n; k++) keep(results[k], (size_t)(n - k));
+}
+
+/* A call that returned nothing to keep may still have left tensors (the items read before
+ * an error): the model follows the tape. */
+static void follow_tape(void)
+{
+    size_t len = ag_memory_stats().live_tensors;
+    if (len < tape_len) fail("a data call freed tensors");
+    tape_len = len;
+}
+
+static void data_step(void)
+{
+    static const int64_t batch_sizes[] = {1, 2, 3, 4, 0, -1, 64, INT64_C(1) << 40};
+    static const int64_t ends[] = {0, 1, 2, 3, 5, -1, -2, INT64_MAX};
+    static const double lengths[][3] = {{0.5, 0.5, 0}, {1, 1, 0},  {2, 1, 1},   {0.7, 0.2, 0.1},
+                                        {1, 0, 0},     {3, -1, 0}, {NAN, 1, 0}, {0.3, 0.3, 0.4}};
+    /* the harness's own dataset reads tensors it may pass now: loaders over it call its
+     * len and get in any step */
+    user_data.x = arg();
+    user_data.y = arg();
+    ag_loader **l = &loaders[byte() % NLOADERS];
+    ag_tensor *out[3] = {NULL, NULL, NULL};
+    int n = 1 + (int)(byte() % 3);
+    ag_tensor **const outs[3] = {&out[0], &out[1], &out[2]};
+    switch (byte() % 11) {
+    case 0: { /* TensorDataset of one to three slot tensors */
+        ag_tensor *t[3] = {arg(), arg(), arg()};
+        int k = (int)(byte() % NDATASETS);
+        ag_dataset *d = ag_tensor_dataset_new((const ag_tensor *const *)t, n);
+        if (!d && !ag_last_error()[0]) fail("TensorDataset failed without an error");
+        if (d) datasets[k].d = d, datasets[k].epoch = epoch;
+        break;
+    }
+    case 1: { /* random_split into two or three, into the slots */
+        void *ds = dataset_arg();
+        int m = 2 + (int)(byte() % 2);
+        ag_dataset *parts[3] = {NULL, NULL, NULL};
+        ag_dataset **const pouts[3] = {&parts[0], &parts[1], &parts[2]};
+        if (ag_random_split_at(ds, lengths[byte() % 8], m, pouts, m, "fuzz.c", 1)) {
+            for (int k = 0; k < m; k++) {
+                int s = (int)(byte() % NDATASETS);
+                datasets[s].d = parts[k];
+                datasets[s].epoch = epoch;
+            }
+        } else if (!ag_last_error()[0]) {
+            fail("random_split failed without an error");
+        }
+        break;
+    }
+    case 2: { /* a loader with fuzzed options; the old one freed first */
+        void *ds = dataset_arg();
+        ag_loader_args a = {ds, batch_sizes[byte() % 8], byte() & 1, byte() & 1, byte() & 1};
+        ag_loader_free(*l);
+        ag_clear_error();
+        *l = ag_dataloader_with(a);
+        if (!*l && !ag_last_error()[0]) fail("DataLoader failed without an error");
+        break;
+    }
+    case 3:
+    case 4: { /* a few batches, with one to three outputs */
+        int times = 1 + (int)(byte() % 4);
+        for (int i = 0; i < times; i++) {
+            ag_clear_error();
+            if (ag_next_n(*l, outs, n)) {
+                keep_all(out, n);
+            } else {
+                for (int k = 0; k < n; k++)
+                    if (out[k]) fail("next failed and left an output");
+                follow_tape();
+            }
+        }
+        break;
+    }
+    case 5:
+        if (!ag_iter(*l) && !ag_last_error()[0]) fail("iter failed without an error");
+        break;
+    case 6:
+        if (ag_loader_len(*l) < 0 && !ag_last_error()[0]) fail("loader_len failed silently");
+        break;
+    case 7: { /* len, and one item */
+        void *ds = dataset_arg();
+        int64_t len = ag_dataset_len(ds);
+        if (len < 0 && !ag_last_error()[0]) fail("dataset_len failed without an error");
+        ag_clear_error();
+        if (ag_dataset_get_n(ds, ends[byte() % 8] - 1, outs, n))
+            keep_all(out, n);
+        else
+            follow_tape();
+        break;
+    }
+    case 8: { /* a slice; to the end only of small datasets */
+        void *ds = dataset_arg();
+        int64_t start = ends[byte() % 8], end = ends[byte() % 8];
+        int64_t len = ag_dataset_len(ds);
+        if (len > 64 && end == INT64_MAX) end = 4;
+        ag_clear_error();
+        if (ag_dataset_slice_n(ds, start, end, outs, n))
+            keep_all(out, n);
+        else
+            follow_tape();
+        break;
+    }
+    case 9: /* freed; the pointer stays, to be used again */
+        ag_loader_free(*l);
+        break;
+    default:
+        ag_dataset_free(dataset_arg());
+        break;
+    }
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* CSV bytes and the progress line (agrad_data.h)                                        */
 
-static void csv_step(void) {}
+/* CSV text built from the input, mostly of tokens a CSV file holds, read into a tensor kept
+ * in a slot (by name, by index, every column; now and then a bad option); or a progress
+ * line on a stream that is no terminal (nothing is drawn): updated, closed, used after
+ * closing, or left open for ag_shutdown. */
+static void csv_step(void)
+{
+    unsigned w = byte();
+    if (w % 4 == 3) {
+        static FILE *devnull;
+        if (!devnull) devnull = fopen("/dev/null", "w");
+        ag_progress *p =
+            ag_progress_new(w & 4 ? "epoch 1" : NULL, size_of(byte()) % 50, .stream = devnull);
+        if (!p && !ag_last_error()[0]) fail("progress_new failed without an error");
+        for (unsigned k = byte() % 4; k > 0; k--)
+            if (!ag_progress_update(p, size_of(byte()) - 1) && !ag_last_error()[0])
+                fail("progress_update failed without an error");
+        if (w & 16) {
+            ag_progress_close(p);
+            if (w & 32) { /* closed: an error, never a read of freed memory */
+                ag_clear_error();
+                if (p && (ag_progress_update(p, 1) || !ag_last_error()[0]))
+                    fail("a closed progress line was used");
+            }
+        }
+        return;
+    }
+    static const char *const tokens[] = {"x",  "y", ",",   "\n", "\r\n", "1",  "2.5",  "-3e2",
+                                         "\"", " ", "nan", "a",  ";",    "\t", "\"\"", "\r"};
+    char text[512];
+    size_t n = 0;
+    for (unsigned k = byte() % 64; k > 0; k--) {
+        unsigned b = byte();
+        const char *t = b < 240 ? tokens[b % 16] : (char[2]){(char)byte(), 0};
+        size_t len = b < 240 ? strlen(t) : 1;
+        memcpy(text + n, t, len);
+        n += len;
+    }
+    static const char *const names[] = {"x", "y", "", "a"};
+    static const int64_t indices[] = {0, 1, 2, -1};
+    const char *picked_names[2] = {names[w >> 2 & 3], names[w >> 4 & 3]};
+    int64_t picked[2] = {indices[w >> 2 & 3], indices[w >> 4 & 3]};
+    int count = 1 + (w >> 6 & 1);
+    ag_csv_columns columns = {0};
+    ag_csv_indices ix = {0};
+    if (w % 4 == 1) columns = (ag_csv_columns){picked_names, count};
+    if (w % 4 == 2 || (w & 128 && w % 4 == 1)) ix = (ag_csv_indices){picked, count};
+    char delimiter = byte() % 8 ? ',' : ";\t\" "[byte() % 4];
+    keep(ag_read_csv_bytes(text, n, .columns = columns, .indices = ix, .delimiter = delimiter), 1);
+}
 
 /* Keeps the two inputs of a gradcheck small enough (at most 6 elements, rank 2) to finish
  * quickly; larger ones become NULL. */
@@ -1138,6 +1350,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(modules, 0, sizeof modules);
     memset(opts, 0, sizeof opts);
     memset(scheds, 0, sizeof scheds);
+    memset(datasets, 0, sizeof datasets);
+    memset(loaders, 0, sizeof loaders);
     tape_len = 0;
     no_grad_depth = 0;
     ag_set_allocator(capped_realloc, NULL);

@@ -39,17 +39,9 @@ struct ag_module_state {
 /* ------------------------------------------------------------------------------------ */
 /* The live modules                                                                      */
 
-static struct {
-    ag_module **m;
-    size_t n, cap;
-} live;
+static ag__live live;
 
-static bool is_live(const ag_module *m)
-{
-    for (size_t i = live.n; i-- > 0;)
-        if (live.m[i] == m) return true;
-    return false;
-}
+static bool is_live(const ag_module *m) { return ag__live_has(&live, m); }
 
 /* Checks a module argument of op: true when m is a live module. */
 static bool check_module(const ag_module *m, const char *op)
@@ -79,11 +71,9 @@ ag_module *ag_module_new(size_t size, const char *type, ag_forward_fn forward)
         return ag__error("module_new: size %zu is smaller than an ag_module (%zu bytes)", size,
                          sizeof(ag_module));
     if (!type) return ag__error("module_new: type is NULL");
-    ag_module **grown = ag__grow(live.m, &live.cap, live.n + 1, sizeof *live.m);
     ag_module *m = ag__malloc(size);
     struct ag_module_state *st = ag__malloc(sizeof *st);
-    if (grown) live.m = grown;
-    if (!grown || !m || !st) {
+    if (!m || !st || !ag__live_add(&live, m)) {
         ag__free(m);
         ag__free(st);
         return ag__error("module_new: out of memory making a %s", type);
@@ -91,7 +81,6 @@ ag_module *ag_module_new(size_t size, const char *type, ag_forward_fn forward)
     memset(m, 0, size);
     *st = (struct ag_module_state){.stale = true};
     *m = (ag_module){.type = type, .forward = forward, .training = true, .state = st};
-    live.m[live.n++] = m;
     return m;
 }
 
@@ -124,8 +113,7 @@ static void destroy(ag_module *m)
     ag__free(st->all);
     ag__free(st->all_names);
     ag__free(st);
-    for (size_t i = 0; i < live.n; i++)
-        if (live.m[i] == m) live.m[i] = live.m[--live.n];
+    ag__live_remove(&live, m);
     ag__free(m);
 }
 
@@ -150,12 +138,11 @@ void ag__modules_reset(void)
 {
     /* Roots first; each frees its children. Parameters go with the memory. */
     while (live.n) {
-        ag_module *root = live.m[live.n - 1];
+        ag_module *root = live.p[live.n - 1];
         while (root->state->parent) root = root->state->parent;
         destroy(root);
     }
-    ag__free(live.m);
-    memset(&live, 0, sizeof live);
+    ag__live_clear(&live);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -5,7 +5,7 @@
 #   system      installed to /usr/local (loader cache updated), cc prog.c $(pkg-config ...)
 #   prefix      installed to a prefix of one's own, with the run path from pkg-config
 #   static      the same prefix, linked statically (pkg-config --static); with cJSON and no
-#               libcjson.a (Debian's case), libagrad.a with a shared cJSON
+#               libcjson.a (Debian's case), libagrad.a with a shared cJSON (and libcsv)
 #   staged      installed with --destdir, built against the staged tree
 #   cmake       find_package(agrad) and target_link_libraries(... agrad::agrad)
 #   subproject  agrad as a meson subproject: dependency('agrad')
@@ -25,8 +25,10 @@ CFLAGS="-std=c11 -Wall -Wextra -Wpedantic -Werror"
 
 # The program: x ** 2 summed and backpropagated, with the generic forms on const tensors
 # and a factory that takes requires_grad by name; then x saved in the safetensors format
-# (nn/agrad_nn.h), which links cJSON when agrad was built with it.
+# (nn/agrad_nn.h), which links cJSON when agrad was built with it, and a column read from
+# CSV text (data/agrad_data.h), which links libcsv likewise.
 cat > "$work/prog.c" <<'EOF'
+#include <agrad_data.h>
 #include <agrad_nn.h>
 
 #include <string.h>
@@ -46,8 +48,13 @@ int main(void)
     int saved = bytes ? size == 76 : strstr(ag_last_error(), "without cJSON") != NULL;
     printf("safetensors: %s\n", bytes ? "76 bytes, as save_file writes" : ag_last_error());
     ag_free(bytes);
+    ag_clear_error();
+    ag_tensor *y = ag_read_csv_bytes("x,y\n1.5,2\n", 10, .columns = AG_COLUMNS("y"));
+    int read = y ? y->numel == 1 && y->data[0] == 2.0f
+                 : strstr(ag_last_error(), "without libcsv") != NULL;
+    printf("csv: %s\n", y ? (read ? "y = 2, as written" : "WRONG") : ag_last_error());
     ag_shutdown();
-    return !(ok && saved);
+    return !(ok && saved && read);
 }
 EOF
 
