@@ -156,7 +156,9 @@ static bool start_epoch(ag_loader *l, const ag__view *v)
         char desc[32];
         snprintf(desc, sizeof desc, "epoch %lld", (long long)++l->epochs);
         int64_t bs = l->batch_size;
-        l->bar = ag_progress_new(desc, l->n / bs + (!l->drop_last && l->n % bs != 0));
+        /* the function, not the macro: no statement expression in the library */
+        l->bar = ag_progress_new_with((ag_progress_args){
+            .desc = desc, .total = l->n / bs + (!l->drop_last && l->n % bs != 0)});
         if (!l->bar) return false;
     }
     if (l->shuffle) {
