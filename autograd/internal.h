@@ -100,6 +100,10 @@ void ag__defer_begin(void);
 void ag__defer_end(void);
 /* Whether a deferral scope is open (agrad is inside backward or gradcheck). */
 bool ag__deferring(void);
+/* What a call refused while deferring says after its name. */
+#define AG__INSIDE                                                                                 \
+    "called from inside ag_backward, ag_gradcheck or a dataset's get or len (by a function "       \
+    "they run); ignored"
 
 /* What a pointer given as a tensor is (ag__liveness_of decides it, in memory.c). */
 typedef enum ag__liveness {

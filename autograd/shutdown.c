@@ -4,10 +4,9 @@
 void ag_shutdown(void)
 {
     if (ag__deferring()) {
-        /* Called from inside backward or gradcheck (a user function they run): what
+        /* Called from a user function that backward, gradcheck or a loader runs: what
          * they hold would be freed under them. */
-        ag__error("ag_shutdown: called from inside ag_backward or ag_gradcheck (by a "
-                  "function they run); ignored");
+        ag__error("ag_shutdown: " AG__INSIDE);
         return;
     }
     ag__data_reset();

@@ -122,8 +122,7 @@ void ag_module_free(ag_module *m)
     if (!m) return;
     if (!check_module(m, "module_free")) return;
     if (ag__deferring()) {
-        ag__error("module_free: called from inside ag_backward or ag_gradcheck (by a "
-                  "function they run); ignored");
+        ag__error("module_free: " AG__INSIDE);
         return;
     }
     if (m->state->parent) {

@@ -55,10 +55,7 @@ static float norm_inf(const float *x, int64_t n)
  * that gave an empty list, ag_parameters of a freed module). */
 static bool check_params(ag_params p, const char *op)
 {
-    if (ag__deferring())
-        return ag__error("%s: called from inside ag_backward or ag_gradcheck (by a function "
-                         "they run); ignored",
-                         op) != NULL;
+    if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op) != NULL;
     if (p.n == 0 && !p.tensors && ag_last_error()[0]) return false;
     if (p.n < 0 || (p.n > 0 && !p.tensors))
         return ag__error("%s: parameters has n = %d and tensors %s", op, p.n,

@@ -496,10 +496,7 @@ static bool begin(ag_optimizer *opt, const char *what, char op[48])
 {
     if (!ag__optim_check(opt, what)) return false;
     snprintf(op, 48, "%s.%s", opt->name, what);
-    if (ag__deferring())
-        return ag__error("%s: called from inside ag_backward or ag_gradcheck (by a function "
-                         "they run); ignored",
-                         op) != NULL;
+    if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op) != NULL;
     return check_params(opt, op);
 }
 
