@@ -17,9 +17,13 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__GNUC__)
 #define AGT_UNUSED __attribute__((unused))
@@ -105,6 +109,41 @@ static inline void agt_arm(long n)
 }
 
 static inline void agt_refuse_after(long k) { fault.allowed = k; }
+
+/* A temporary directory for a test's files: agt_tmpdir_make("csv") makes
+ * /tmp/agrad_csv_XXXXXX (in a suite's .init), agt_tmp("a.csv") is a path in it (a static
+ * buffer, one of four, so that a few can be held at once), agt_tmpdir_remove() removes it
+ * and its files (in .fini). */
+static char agt_tmpdir[64] AGT_UNUSED;
+
+static inline void agt_tmpdir_make(const char *prefix)
+{
+    snprintf(agt_tmpdir, sizeof agt_tmpdir, "/tmp/agrad_%s_XXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(agt_tmpdir), "mkdtemp: %s", strerror(errno));
+}
+
+static inline void agt_tmpdir_remove(void)
+{
+    DIR *d = opendir(agt_tmpdir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", agt_tmpdir, e->d_name);
+        if (rmdir(p) != 0) unlink(p);
+    }
+    closedir(d);
+    rmdir(agt_tmpdir);
+}
+
+static inline const char *agt_tmp(const char *name)
+{
+    static char bufs[4][512];
+    static int k;
+    char *p = bufs[k++ % 4];
+    snprintf(p, 512, "%s/%s", agt_tmpdir, name);
+    return p;
+}
 
 /* Ends a test: frees everything agrad holds, then, in a sanitizer build, fails the
  * test if anything leaked. Criterion's workers leave without LeakSanitizer's exit-time

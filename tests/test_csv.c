@@ -7,7 +7,6 @@
  * error that says so. */
 #include <agrad_data.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <locale.h>
 #include <stdio.h>
@@ -26,43 +25,18 @@
 /* ------------------------------------------------------------------------------------ */
 /* Temporary files: one directory per test, removed at its end                           */
 
-static char tmpdir[64];
-
 static void setup(void)
 {
     record_errors();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/agrad_csv_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+    agt_tmpdir_make("csv");
 }
 
-static void teardown(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        if (rmdir(p) != 0) unlink(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
+static void teardown(void) { agt_tmpdir_remove(); }
 
-/* tmpdir/name, in a static buffer (one of four). */
-static const char *tmp(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *p = bufs[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* Writes n bytes to tmpdir/name and returns its path. */
+/* Writes n bytes to agt_tmpdir/name and returns its path. */
 AGT_UNUSED static const char *write_n(const char *name, const char *text, size_t n)
 {
-    const char *path = tmp(name);
+    const char *path = agt_tmp(name);
     FILE *f = fopen(path, "wb");
     cr_assert_not_null(f, "cannot write %s: %s", path, strerror(errno));
     cr_assert_eq(fwrite(text, 1, n, f), n);
@@ -315,13 +289,13 @@ Test(csv, what_python_float_refuses_is_not_a_number)
 
 Test(csv, files_that_cannot_be_read)
 {
-    cr_assert_null(ag_read_csv(tmp("missing.csv")));
+    cr_assert_null(ag_read_csv(agt_tmp("missing.csv")));
     char want[600];
     snprintf(want, sizeof want, "read_csv: cannot read '%s': No such file or directory",
-             tmp("missing.csv"));
+             agt_tmp("missing.csv"));
     expect_message("missing", want);
-    cr_assert_null(ag_read_csv(tmpdir));
-    snprintf(want, sizeof want, "read_csv: cannot read '%s': Is a directory", tmpdir);
+    cr_assert_null(ag_read_csv(agt_tmpdir));
+    snprintf(want, sizeof want, "read_csv: cannot read '%s': Is a directory", agt_tmpdir);
     expect_message("a directory", want);
     const char *e = write_file("empty.csv", "");
     cr_assert_null(ag_read_csv(e));

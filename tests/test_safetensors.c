@@ -8,7 +8,6 @@
  * says so. */
 #include <agrad_nn.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,38 +30,6 @@
 /* ------------------------------------------------------------------------------------ */
 /* Temporary files: one directory per test, removed at its end                           */
 
-static char tmpdir[64];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/agrad_safetensors_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
-}
-
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        if (rmdir(p) != 0) unlink(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-/* tmpdir/name, in a static buffer (one of four, so that a few can be held at once). */
-static const char *tmp(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *p = bufs[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
 static bool exists(const char *path)
 {
     struct stat st;
@@ -72,10 +39,10 @@ static bool exists(const char *path)
 static void setup(void)
 {
     record_errors();
-    make_tmpdir();
+    agt_tmpdir_make("safetensors");
 }
 
-static void teardown(void) { remove_tmpdir(); }
+static void teardown(void) { agt_tmpdir_remove(); }
 
 TestSuite(safetensors, .init = setup, .fini = teardown);
 
@@ -175,7 +142,7 @@ static void load_fails(const char *what, const void *bytes, size_t size, const c
     expect_error_words(what, words);
     expect_unchanged(&d, what);
 
-    const char *path = tmp("bad.safetensors");
+    const char *path = agt_tmp("bad.safetensors");
     write_bytes(path, bytes, size);
     cr_assert(!ag_safetensors_load(path, d.names, d.tensors, 2), "%s: load succeeded", what);
     snprintf(msg, sizeof msg, "%s", ag_last_error());
@@ -363,10 +330,10 @@ Test(safetensors, save_writes_the_reference_implementations_bytes)
         cr_assert(!memcmp(got, cases[c].want, size), "%s: bytes differ from the reference",
                   cases[c].name);
         /* And the file is the same bytes. */
-        cr_assert(ag_safetensors_save(tmp("a.safetensors"), &cases[c].name, &t, 1), "%s",
+        cr_assert(ag_safetensors_save(agt_tmp("a.safetensors"), &cases[c].name, &t, 1), "%s",
                   ag_last_error());
         size_t fsize;
-        unsigned char *file = read_bytes(tmp("a.safetensors"), &fsize);
+        unsigned char *file = read_bytes(agt_tmp("a.safetensors"), &fsize);
         cr_assert(fsize == size && !memcmp(file, got, size),
                   "%s: the file differs from the "
                   "bytes",
@@ -394,13 +361,13 @@ Test(safetensors, save_writes_what_pytorchs_writer_writes)
         names[i] = mlp_params[i].name;
         t[i] = ag_tensor_from(mlp_params[i].values, s, true);
     }
-    cr_assert(ag_safetensors_save(tmp("mlp.safetensors"), names, t, 4), "%s", ag_last_error());
+    cr_assert(ag_safetensors_save(agt_tmp("mlp.safetensors"), names, t, 4), "%s", ag_last_error());
     size_t a, b;
-    unsigned char *got = read_bytes(tmp("mlp.safetensors"), &a);
+    unsigned char *got = read_bytes(agt_tmp("mlp.safetensors"), &a);
     unsigned char *want = read_bytes(REF_DIR "/mlp.safetensors", &b);
     cr_assert(a == b && !memcmp(got, want, a),
               "the file differs from PyTorch's (%zu and %zu bytes)", a, b);
-    cr_assert(!exists(tmp("mlp.safetensors.tmp")), "the temporary file was left behind");
+    cr_assert(!exists(agt_tmp("mlp.safetensors.tmp")), "the temporary file was left behind");
     free(got);
     free(want);
     test_finish();
@@ -426,7 +393,7 @@ Test(safetensors, round_trip_keeps_every_bit)
         ag_zeros(AG_SHAPE(8)),
         ag_zeros(AG_SHAPE(1)),
     };
-    const char *path = tmp("round.safetensors");
+    const char *path = agt_tmp("round.safetensors");
     cr_assert(ag_safetensors_save(path, names, src, 6), "%s", ag_last_error());
     cr_assert(ag_safetensors_load(path, names, dst, 6), "%s", ag_last_error());
     for (int i = 0; i < 6; i++)
@@ -471,12 +438,12 @@ Test(safetensors, header_padding_and_metadata_are_accepted)
 Test(safetensors, missing_file_names_the_path_and_the_reason)
 {
     dests d = linear_dests();
-    const char *path = tmp("nothing-here.safetensors");
+    const char *path = agt_tmp("nothing-here.safetensors");
     cr_assert(!ag_safetensors_load(path, d.names, d.tensors, 2));
     EXPECT_ERROR("missing file", "safetensors_load: cannot read", path,
                  "No such file or directory");
-    cr_assert(!ag_safetensors_load(tmpdir, d.names, d.tensors, 2));
-    EXPECT_ERROR("a directory", "safetensors_load: cannot read", tmpdir, "Is a directory");
+    cr_assert(!ag_safetensors_load(agt_tmpdir, d.names, d.tensors, 2));
+    EXPECT_ERROR("a directory", "safetensors_load: cannot read", agt_tmpdir, "Is a directory");
     expect_unchanged(&d, "missing file");
     test_finish();
 }
@@ -690,16 +657,16 @@ Test(safetensors, bad_arguments)
     EXPECT_ERROR("NULL tensors", "argument tensors is NULL");
 
     const char *twice[] = {"bias", "bias"};
-    cr_assert(!ag_safetensors_save(tmp("x.safetensors"), twice, d.tensors, 2));
+    cr_assert(!ag_safetensors_save(agt_tmp("x.safetensors"), twice, d.tensors, 2));
     EXPECT_ERROR("a name twice", "safetensors_save: names[0] and names[1] are both \"bias\"");
-    cr_assert(!exists(tmp("x.safetensors")), "a file was written after an error");
+    cr_assert(!exists(agt_tmp("x.safetensors")), "a file was written after an error");
     cr_assert(!ag_safetensors_load(REF_DIR "/linear.safetensors", twice, d.tensors, 2));
     EXPECT_ERROR("a name twice", "safetensors_load: names[0] and names[1] are both \"bias\"");
     const char *meta[] = {"weight", "__metadata__"};
     cr_assert_null(ag_safetensors_save_bytes(meta, d.tensors, 2, &size));
     EXPECT_ERROR("__metadata__", "names[1] is \"__metadata__\", which safetensors keeps");
     const char *latin1[] = {"weight", "b\xe9"};
-    cr_assert(!ag_safetensors_save(tmp("x.safetensors"), latin1, d.tensors, 2));
+    cr_assert(!ag_safetensors_save(agt_tmp("x.safetensors"), latin1, d.tensors, 2));
     EXPECT_ERROR("not UTF-8", "safetensors_save: names[1] is not valid UTF-8 (at byte 1)");
     const char *null_name[] = {"weight", NULL};
     cr_assert(!ag_safetensors_load(REF_DIR "/linear.safetensors", null_name, d.tensors, 2));
@@ -720,25 +687,25 @@ Test(safetensors, bad_arguments)
 Test(safetensors, unwritable_path_names_the_path_and_the_reason)
 {
     dests d = linear_dests();
-    const char *path = tmp("no-such-dir/model.safetensors");
+    const char *path = agt_tmp("no-such-dir/model.safetensors");
     cr_assert(!ag_safetensors_save(path, d.names, d.tensors, 2));
     EXPECT_ERROR("no directory", "safetensors_save: cannot write", path,
                  "No such file or directory");
     /* A directory where the file should go: renaming over it fails, and the temporary
      * file is removed. */
-    const char *dir = tmp("taken");
+    const char *dir = agt_tmp("taken");
     cr_assert_eq(mkdir(dir, 0700), 0);
     cr_assert(!ag_safetensors_save(dir, d.names, d.tensors, 2));
     EXPECT_ERROR("a directory", "safetensors_save: cannot write", dir, "(renaming",
                  ".tmp' over it)", "Is a directory");
-    cr_assert(!exists(tmp("taken.tmp")), "the temporary file was left behind");
+    cr_assert(!exists(agt_tmp("taken.tmp")), "the temporary file was left behind");
     test_finish();
 }
 
 Test(safetensors, out_of_memory_anywhere_changes_nothing)
 {
     dests d = linear_dests();
-    const char *path = tmp("good.safetensors");
+    const char *path = agt_tmp("good.safetensors");
     size_t size;
     unsigned char *f = file_of(GOOD_HEADER, 0, NULL, 32, &size);
     write_bytes(path, f, size);
@@ -765,13 +732,13 @@ Test(safetensors, out_of_memory_anywhere_changes_nothing)
     for (long k = 0; !ok && k < 1000; k++) {
         agt_refuse_after(k);
         ag_set_allocator(agt_faulty_realloc, NULL);
-        ok = ag_safetensors_save(tmp("saved.safetensors"), d.names, d.tensors, 2);
+        ok = ag_safetensors_save(agt_tmp("saved.safetensors"), d.names, d.tensors, 2);
         void *bytes = ag_safetensors_save_bytes(d.names, d.tensors, 2, &size);
         ag_set_allocator(NULL, NULL);
         if (!ok) {
             failures++;
             cr_assert(strstr(ag_last_error(), "out of memory"), "%s", ag_last_error());
-            cr_assert(!exists(tmp("saved.safetensors")), "a file was written after an error");
+            cr_assert(!exists(agt_tmp("saved.safetensors")), "a file was written after an error");
         }
         ag_free(bytes);
         ag_clear_error();
@@ -787,7 +754,7 @@ Test(safetensors, out_of_memory_anywhere_changes_nothing)
 Test(safetensors, without_cjson_every_call_says_so)
 {
     dests d = linear_dests();
-    const char *path = tmp("model.safetensors");
+    const char *path = agt_tmp("model.safetensors");
     cr_assert(!ag_safetensors_save(path, d.names, d.tensors, 2));
     EXPECT_ERROR("save",
                  "safetensors_save: agrad was built without cJSON (install libcjson-dev "
