@@ -1,0 +1,360 @@
+/* Linear regression 1D: Training Two Parameter Stochastic Gradient Descent (DATAIDEA's
+ * PyTorch notes by Juma Shafara, after IBM's course), cell by cell: batch gradient descent,
+ * stochastic gradient descent sample by sample, SGD through the lab's Data class and a
+ * DataLoader, and the practice run through the same loader.
+ *
+ *   linreg_sgd [--seed N] [--lr F] [--w F] [--b F] [--epochs N] [--batch-size N]
+ *              [--shuffle] [--practice-w F] [--practice-b F] [--json]
+ *
+ * Prints what the notebook prints (the dataset's length, its first point and first three
+ * points), then the four loss lists, epoch by epoch, and the loader run's w and b; with
+ * --json, one JSON object with the lab's names: LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w
+ * and b (of the loader run), X, Y. */
+#include <agrad_data.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb_ds.h>
+
+static ag_tensor *w, *b, *X, *Y;
+static double lr = 0.1;
+/* The lab's lists, stb_ds arrays. */
+static double *LOSS_BGD, *LOSS_SGD, *LOSS_Loader, *LOSS;
+
+/* ------------------------------------------------------------------------------------ */
+/* Create the Model and Cost Function (Total Loss)                                       */
+
+/* def forward(x): return w * x + b */
+static ag_tensor *forward(const ag_tensor *x) { return ag_add(ag_mul(w, x), b); }
+
+/* def criterion(yhat, y): return torch.mean((yhat - y) ** 2) */
+static ag_tensor *criterion(const ag_tensor *yhat, const ag_tensor *y)
+{
+    return ag_mean(ag_pow(ag_sub(yhat, y), 2));
+}
+
+/* The lab's update, as it writes it, then the gradients zeroed:
+ *     w.data = w.data - lr * w.grad.data
+ *     b.data = b.data - lr * b.grad.data
+ *     w.grad.data.zero_()
+ *     b.grad.data.zero_() */
+static void update_parameters(void)
+{
+    ag_set_data(w, ag_sub(ag_data(w), ag_mul(lr, ag_data(w->grad))));
+    ag_set_data(b, ag_sub(ag_data(b), ag_mul(lr, ag_data(b->grad))));
+    ag_zero_(ag_data(w->grad));
+    ag_zero_(ag_data(b->grad));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Train the Model: Batch Gradient Descent                                               */
+
+/* def train_model(iter): */
+static void train_model(int iter)
+{
+    ag_mark graph = ag_mark_now(); /* what follows is one iteration's graph */
+    for (int epoch = 0; epoch < iter; epoch++) {
+        ag_tensor *Yhat = forward(X);         /* Yhat = forward(X) */
+        ag_tensor *loss = criterion(Yhat, Y); /* loss = criterion(Yhat, Y) */
+        /* LOSS_BGD.append(loss), and later LOSS_BGD_ = [loss.item() for loss in LOSS_BGD]:
+         * the lab keeps the tensors (and their graphs); C keeps the number and frees the
+         * graph at the end of the iteration. */
+        arrput(LOSS_BGD, ag_item(loss));
+        ag_backward(loss); /* loss.backward() */
+        update_parameters();
+        ag_release(graph);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Train the Model: Stochastic Gradient Descent                                          */
+
+/* def train_model_SGD(iter): */
+static void train_model_SGD(int iter)
+{
+    ag_mark graph = ag_mark_now();
+    for (int epoch = 0; epoch < iter; epoch++) {
+        /* SGD approximates the true total loss; the lab stores the true one, over all the
+         * data, once per epoch and before the epoch's updates:
+         *     Yhat = forward(X)
+         *     LOSS_SGD.append(criterion(Yhat, Y).tolist()) */
+        ag_tensor *Yhat = forward(X);
+        arrput(LOSS_SGD, ag_item(criterion(Yhat, Y)));
+        ag_release(graph);
+        /* for x, y in zip(X, Y): x and y are rows of X and Y, of shape [1] */
+        for (int64_t i = 0; i < ag_len(X); i++) {
+            ag_tensor *x = ag_select(X, 0, i), *y = ag_select(Y, 0, i);
+            ag_tensor *yhat = forward(x);         /* yhat = forward(x) */
+            ag_tensor *loss = criterion(yhat, y); /* loss = criterion(yhat, y) */
+            ag_backward(loss);                    /* loss.backward() */
+            update_parameters();
+            ag_release(graph);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* SGD with Dataset DataLoader                                                           */
+
+/* class Data(Dataset): a struct that begins with the dataset part, then the fields the
+ * constructor sets. */
+typedef struct Data {
+    ag_dataset base;
+    ag_tensor *x, *y;
+    int64_t len;
+} Data;
+
+/* def __len__(self): return self.len */
+static int64_t Data_len(ag_dataset *self) { return ((Data *)self)->len; }
+
+/* def __getitem__(self, index): return self.x[index], self.y[index] */
+static bool Data_getitem(ag_dataset *self, int64_t index, ag_tensor **items)
+{
+    Data *d = (Data *)self;
+    items[0] = ag_select(d->x, 0, index);
+    items[1] = ag_select(d->y, 0, index);
+    return items[0] && items[1];
+}
+
+/* def __init__(self): the noise-free line, exactly as the lab builds it (its Y, with
+ * noise, is used only for the total loss). */
+static void Data_init(Data *self)
+{
+    *self = (Data){.base = AG_DATASET(2, Data_len, Data_getitem)};
+    /* self.x = torch.arange(-3, 3, 0.1).view(-1, 1) */
+    self->x = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
+    self->y = ag_sub(ag_mul(1, self->x), 1); /* self.y = 1 * self.x - 1 */
+    self->len = self->x->shape[0];           /* self.len = self.x.shape[0] */
+}
+
+/* def train_model_DataLoader(epochs), with the loader the lab reads as a global, and the
+ * list it appends to (LOSS_Loader, or LOSS for the practice). */
+static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **losses)
+{
+    ag_mark graph = ag_mark_now();
+    for (int epoch = 0; epoch < epochs; epoch++) {
+        /* Yhat = forward(X)
+         * LOSS_Loader.append(criterion(Yhat, Y).tolist()) */
+        ag_tensor *Yhat = forward(X);
+        arrput(*losses, ag_item(criterion(Yhat, Y)));
+        ag_release(graph);
+        ag_tensor *x, *y;
+        while (ag_next(trainloader, &x, &y)) {    /* for x, y in trainloader: */
+            ag_tensor *yhat = forward(x);         /* yhat = forward(x) */
+            ag_tensor *loss = criterion(yhat, y); /* loss = criterion(yhat, y) */
+            ag_backward(loss);                    /* loss.backward() */
+            update_parameters();
+            ag_release(graph); /* frees the batch and its graph */
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Options and output                                                                    */
+
+typedef struct options {
+    double seed, w, b, epochs, batch_size, practice_w, practice_b;
+    bool shuffle, json;
+} options;
+
+static const char usage_text[] =
+    "usage: %s [--seed N] [--lr F] [--w F] [--b F] [--epochs N] [--batch-size N] [--shuffle]\n"
+    "          [--practice-w F] [--practice-b F] [--json]\n"
+    "The lab \"Linear regression 1D: Training Two Parameter Stochastic Gradient Descent\":\n"
+    "batch gradient descent, SGD sample by sample and SGD through a DataLoader, each from\n"
+    "(--w, --b) for --epochs epochs at --lr; then the practice run through the same loader\n"
+    "from (--practice-w, --practice-b), 10 epochs at --lr.\n"
+    "  --seed N          torch.manual_seed(N) before the data is made (default 1)\n"
+    "  --lr F            learning rate, > 0 (default 0.1)\n"
+    "  --w F, --b F      the main runs' starting w and b (default -15, -10)\n"
+    "  --epochs N        the main runs' epochs, 0..10000000 (default 10)\n"
+    "  --batch-size N    the DataLoader's batch_size, >= 1 (default 1)\n"
+    "  --shuffle         the DataLoader's shuffle=True (default off)\n"
+    "  --practice-w F, --practice-b F   the practice's starting w and b (default -12, -10)\n"
+    "  --json            print LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w, b, X, Y as JSON\n";
+
+/* Parses the options into o. Returns -1 to go on, or the exit status: 0 after --help, 2
+ * after a bad option or value (with a message saying which and why). */
+static int parse_options(int argc, char **argv, options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        double *target = !strcmp(opt, "--seed")         ? &o->seed
+                         : !strcmp(opt, "--lr")         ? &lr
+                         : !strcmp(opt, "--w")          ? &o->w
+                         : !strcmp(opt, "--b")          ? &o->b
+                         : !strcmp(opt, "--epochs")     ? &o->epochs
+                         : !strcmp(opt, "--batch-size") ? &o->batch_size
+                         : !strcmp(opt, "--practice-w") ? &o->practice_w
+                         : !strcmp(opt, "--practice-b") ? &o->practice_b
+                                                        : NULL;
+        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+            printf(usage_text, argv[0]);
+            return 0;
+        }
+        if (!strcmp(opt, "--json") || !strcmp(opt, "--shuffle")) {
+            *(opt[2] == 'j' ? &o->json : &o->shuffle) = true;
+            continue;
+        }
+        if (!target) {
+            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", argv[0], opt);
+            return 2;
+        }
+        char *end = NULL;
+        errno = 0;
+        if (i + 1 < argc) *target = strtod(argv[i + 1], &end);
+        if (i + 1 >= argc || errno || end == argv[i + 1] || *end || !isfinite(*target)) {
+            fprintf(stderr, "%s: %s needs a finite number%s%s%s\n", argv[0], opt,
+                    i + 1 < argc ? ", not '" : "", i + 1 < argc ? argv[i + 1] : "",
+                    i + 1 < argc ? "'" : "");
+            return 2;
+        }
+        i++;
+    }
+    const char *bad = NULL;
+    if (o->seed < 0 || o->seed > 9007199254740992.0 || o->seed != floor(o->seed))
+        bad = "--seed must be a whole number in 0..2^53";
+    else if (!(lr > 0))
+        bad = "--lr must be a number > 0";
+    else if (o->epochs < 0 || o->epochs > 1e7 || o->epochs != floor(o->epochs))
+        bad = "--epochs must be a whole number in 0..10000000";
+    else if (o->batch_size < 1 || o->batch_size > 1e9 || o->batch_size != floor(o->batch_size))
+        bad = "--batch-size must be a whole number in 1..1000000000";
+    if (bad) {
+        fprintf(stderr, "%s: %s (try --help)\n", argv[0], bad);
+        return 2;
+    }
+    return -1;
+}
+
+static void json_list(const char *name, const double *v, ptrdiff_t n)
+{
+    printf("\"%s\": [", name);
+    for (ptrdiff_t i = 0; i < n; i++) printf(i ? ", %.9g" : "%.9g", v[i]);
+    printf("]");
+}
+
+static void json_tensor(const char *name, const ag_tensor *t)
+{
+    printf("\"%s\": [", name);
+    for (int64_t i = 0; i < t->numel; i++) printf(i ? ", %.9g" : "%.9g", (double)t->data[i]);
+    printf("]");
+}
+
+/* One cell of the loss table: the list's value at epoch i, or blanks past its end. */
+static void table_cell(const double *list, ptrdiff_t i)
+{
+    if (i < arrlen(list))
+        printf("  %14.6f", list[i]);
+    else
+        printf("  %14s", "");
+}
+
+/* print(a, x, ...) prints its arguments separated by spaces, x as repr(x) shows it. */
+static void print_point(const char *format, const ag_tensor *x, const ag_tensor *y)
+{
+    char *sx = ag_repr(x), *sy = y ? ag_repr(y) : NULL;
+    printf(format, sx, sy);
+    ag_free(sx);
+    ag_free(sy);
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.seed = 1,
+                 .w = -15,
+                 .b = -10,
+                 .epochs = 10,
+                 .batch_size = 1,
+                 .practice_w = -12,
+                 .practice_b = -10};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0) return status;
+    int epochs = (int)o.epochs;
+
+    /* Make Some Data */
+    /* torch.manual_seed(1) */
+    ag_manual_seed((uint64_t)o.seed);
+    /* X = torch.arange(-3, 3, 0.1).view(-1, 1) */
+    X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
+    /* f = 1 * X - 1 */
+    ag_tensor *f = ag_sub(ag_mul(1, X), 1);
+    /* Y = f + 0.1 * torch.randn(X.size()) */
+    Y = ag_add(f, ag_mul(0.1, ag_randn(ag_size(X))));
+
+    /* Train the Model: Batch Gradient Descent */
+    w = ag_scalar(o.w, true); /* w = torch.tensor(-15.0, requires_grad = True) */
+    b = ag_scalar(o.b, true); /* b = torch.tensor(-10.0, requires_grad = True) */
+    train_model(epochs);      /* train_model(10) */
+
+    /* Train the Model: Stochastic Gradient Descent */
+    w = ag_scalar(o.w, true);
+    b = ag_scalar(o.b, true);
+    train_model_SGD(epochs); /* train_model_SGD(10) */
+
+    /* SGD with Dataset DataLoader */
+    Data dataset;
+    Data_init(&dataset); /* dataset = Data() */
+    if (!o.json) {
+        printf("The length of dataset:  %lld\n", (long long)ag_dataset_len(&dataset));
+        ag_tensor *x, *y;
+        ag_dataset_get(&dataset, 0, &x, &y);          /* x, y = dataset[0] */
+        print_point("( %s ,  %s )\n", x, y);          /* print("(", x, ", ", y, ")") */
+        ag_dataset_slice(&dataset, 0, 3, &x, &y);     /* x, y = dataset[0:3] */
+        print_point("The first 3 x:  %s\n", x, NULL); /* print("The first 3 x: ", x) */
+        print_point("The first 3 y:  %s\n", y, NULL);
+    }
+    /* trainloader = DataLoader(dataset = dataset, batch_size = 1) */
+    ag_loader *trainloader =
+        ag_DataLoader(&dataset, .batch_size = (int64_t)o.batch_size, .shuffle = o.shuffle);
+    w = ag_scalar(o.w, true);
+    b = ag_scalar(o.b, true);
+    train_model_DataLoader(trainloader, epochs, &LOSS_Loader); /* train_model_DataLoader(10) */
+    double w_loader = ag_item(w), b_loader = ag_item(b);
+
+    /* Practice: use SGD with trainloader to train the model and store the total loss in
+     * LOSS. The lab's hidden solution stores criterion(Yhat, X), the loss against X, which
+     * is a slip: the total loss is against Y, as the practice asks and as here. */
+    w = ag_scalar(o.practice_w, true); /* w = torch.tensor(-12.0, requires_grad = True) */
+    b = ag_scalar(o.practice_b, true); /* b = torch.tensor(-10.0, requires_grad = True) */
+    train_model_DataLoader(trainloader, 10, &LOSS); /* my_train_model(10) */
+
+    if (o.json) {
+        printf("{");
+        json_list("LOSS_BGD", LOSS_BGD, arrlen(LOSS_BGD));
+        printf(", ");
+        json_list("LOSS_SGD", LOSS_SGD, arrlen(LOSS_SGD));
+        printf(", ");
+        json_list("LOSS_Loader", LOSS_Loader, arrlen(LOSS_Loader));
+        printf(", ");
+        json_list("LOSS", LOSS, arrlen(LOSS));
+        printf(", \"w\": %.9g, \"b\": %.9g, ", w_loader, b_loader);
+        json_tensor("X", X);
+        printf(", ");
+        json_tensor("Y", Y);
+        printf("}\n");
+    } else {
+        printf("\nepoch  %14s  %14s  %14s  %14s\n", "LOSS_BGD", "LOSS_SGD", "LOSS_Loader", "LOSS");
+        ptrdiff_t rows = arrlen(LOSS) > epochs ? arrlen(LOSS) : epochs;
+        for (ptrdiff_t i = 0; i < rows; i++) {
+            printf("%5td", i + 1);
+            table_cell(LOSS_BGD, i);
+            table_cell(LOSS_SGD, i);
+            table_cell(LOSS_Loader, i);
+            table_cell(LOSS, i);
+            printf("\n");
+        }
+        printf("DataLoader run: w = %.6f, b = %.6f\n", w_loader, b_loader);
+    }
+    ag_loader_free(trainloader);
+    arrfree(LOSS_BGD);
+    arrfree(LOSS_SGD);
+    arrfree(LOSS_Loader);
+    arrfree(LOSS);
+    ag_shutdown();
+    return 0;
+}
