@@ -4,12 +4,16 @@
  * DataLoader, and the practice run through the same loader.
  *
  *   linreg_sgd [--seed N] [--lr F] [--w F] [--b F] [--epochs N] [--batch-size N]
- *              [--shuffle] [--practice-w F] [--practice-b F] [--json]
+ *              [--shuffle] [--practice-w F] [--practice-b F] [--json] [--plots DIR]
  *
  * Prints what the notebook prints (the dataset's length, its first point and first three
  * points), then the four loss lists, epoch by epoch, and the loader run's w and b; with
  * --json, one JSON object with the lab's names: LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w
- * and b (of the loader run), X, Y. */
+ * and b (of the loader run), X, Y. With --plots DIR, draws what the lab draws into DIR
+ * (plot.h): the loss surface and its contour, the data space and the parameter path where
+ * the lab calls plot_ps, and the loss curves. */
+#include "plot.h"
+
 #include <agrad_data.h>
 
 #include <errno.h>
@@ -24,6 +28,23 @@ static ag_tensor *w, *b, *X, *Y;
 static double lr = 0.1;
 /* The lab's lists, stb_ds arrays. */
 static double *LOSS_BGD, *LOSS_SGD, *LOSS_Loader, *LOSS;
+/* The lab's get_surface, made for each run when --plots is given, NULL otherwise (the
+ * path of a long run is not kept for nothing). */
+static plot_error_surfaces *get_surface;
+static bool plot_failed; /* a picture could not be written: exit status 1 at the end */
+
+/* get_surface.set_para_loss(w.data.tolist(), b.data.tolist(), loss.tolist()) */
+static void set_para_loss(const ag_tensor *loss)
+{
+    if (get_surface && plot_set_para_loss(get_surface, ag_item(w), ag_item(b), ag_item(loss)))
+        plot_failed = true;
+}
+
+/* get_surface.plot_ps() */
+static void plot_ps_if_asked(void)
+{
+    if (get_surface && plot_ps(get_surface)) plot_failed = true;
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* Create the Model and Cost Function (Total Loss)                                       */
@@ -60,6 +81,10 @@ static void train_model(int iter)
     for (int epoch = 0; epoch < iter; epoch++) {
         ag_tensor *Yhat = forward(X);         /* Yhat = forward(X) */
         ag_tensor *loss = criterion(Yhat, Y); /* loss = criterion(Yhat, Y) */
+        /* Section for plotting: the parameters and the loss before this iteration's update,
+         * then the data space and the path so far. */
+        set_para_loss(loss);
+        plot_ps_if_asked();
         /* LOSS_BGD.append(loss), and later LOSS_BGD_ = [loss.item() for loss in LOSS_BGD]:
          * the lab keeps the tensors (and their graphs); C keeps the number and frees the
          * graph at the end of the iteration. */
@@ -90,10 +115,12 @@ static void train_model_SGD(int iter)
             ag_tensor *x = ag_select(X, 0, i), *y = ag_select(Y, 0, i);
             ag_tensor *yhat = forward(x);         /* yhat = forward(x) */
             ag_tensor *loss = criterion(yhat, y); /* loss = criterion(yhat, y) */
+            set_para_loss(loss);                  /* Section for plotting */
             ag_backward(loss);                    /* loss.backward() */
             update_parameters();
             ag_release(graph);
         }
+        plot_ps_if_asked(); /* plot surface and data space after each epoch */
     }
 }
 
@@ -146,10 +173,12 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
         while (ag_next(trainloader, &x, &y)) {    /* for x, y in trainloader: */
             ag_tensor *yhat = forward(x);         /* yhat = forward(x) */
             ag_tensor *loss = criterion(yhat, y); /* loss = criterion(yhat, y) */
+            set_para_loss(loss);                  /* Section for plotting */
             ag_backward(loss);                    /* loss.backward() */
             update_parameters();
             ag_release(graph); /* frees the batch and its graph */
         }
+        plot_ps_if_asked(); /* plot surface and data space after each epoch */
     }
 }
 
@@ -159,11 +188,12 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
 typedef struct options {
     double seed, w, b, epochs, batch_size, practice_w, practice_b;
     bool shuffle, json;
+    const char *plots; /* --plots DIR, or NULL */
 } options;
 
 static const char usage_text[] =
     "usage: %s [--seed N] [--lr F] [--w F] [--b F] [--epochs N] [--batch-size N] [--shuffle]\n"
-    "          [--practice-w F] [--practice-b F] [--json]\n"
+    "          [--practice-w F] [--practice-b F] [--json] [--plots DIR]\n"
     "The lab \"Linear regression 1D: Training Two Parameter Stochastic Gradient Descent\":\n"
     "batch gradient descent, SGD sample by sample and SGD through a DataLoader, each from\n"
     "(--w, --b) for --epochs epochs at --lr; then the practice run through the same loader\n"
@@ -175,7 +205,8 @@ static const char usage_text[] =
     "  --batch-size N    the DataLoader's batch_size, >= 1 (default 1)\n"
     "  --shuffle         the DataLoader's shuffle=True (default off)\n"
     "  --practice-w F, --practice-b F   the practice's starting w and b (default -12, -10)\n"
-    "  --json            print LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w, b, X, Y as JSON\n";
+    "  --json            print LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w, b, X, Y as JSON\n"
+    "  --plots DIR       draw the lab's pictures into DIR, as PNG and SVG (default: none)\n";
 
 /* Parses the options into o. Returns -1 to go on, or the exit status: 0 after --help, 2
  * after a bad option or value (with a message saying which and why). */
@@ -198,6 +229,14 @@ static int parse_options(int argc, char **argv, options *o)
         }
         if (!strcmp(opt, "--json") || !strcmp(opt, "--shuffle")) {
             *(opt[2] == 'j' ? &o->json : &o->shuffle) = true;
+            continue;
+        }
+        if (!strcmp(opt, "--plots")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) {
+                fprintf(stderr, "%s: --plots needs a directory\n", argv[0]);
+                return 2;
+            }
+            o->plots = argv[++i];
             continue;
         }
         if (!target) {
@@ -263,6 +302,44 @@ static void print_point(const char *format, const ag_tensor *x, const ag_tensor 
     ag_free(sy);
 }
 
+/* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = ...) when --plots is given:
+ * the previous run's get_surface gets its final picture (final_plot: the surface and the
+ * contour with the whole path, which the lab's class has and this lab does not call),
+ * and is freed. NULL dir: only the previous one is freed. False if memory ran out. */
+static bool new_surface(const char *dir, const char *name, bool go)
+{
+    if (get_surface && plot_final(get_surface)) plot_failed = true;
+    plot_error_surfaces_free(get_surface);
+    get_surface = NULL;
+    if (!dir || !name) return true;
+    get_surface = plot_error_surfaces_new(dir, name, 15, 13, X->data, Y->data, X->numel, 30, go);
+    return get_surface != NULL;
+}
+
+/* The lab's loss plots: plt.plot(LOSS_BGD_, label = "Batch Gradient Descent") ...
+ * plt.xlabel('epoch'), plt.ylabel('Cost/ total loss'), plt.legend(); then the three
+ * together, and the practice's (its solution's xlabel is 'iteration'). */
+static void plot_losses(const char *dir, int epochs)
+{
+    const plot_series bgd = {"Batch Gradient Descent", LOSS_BGD, epochs},
+                      sgd = {"Stochastic Gradient Descent", LOSS_SGD, epochs},
+                      loader = {"Stochastic Gradient Descent with DataLoader", LOSS_Loader, epochs},
+                      practice = {"Stochastic Gradient Descent", LOSS, (int)arrlen(LOSS)};
+    int failed = 0;
+    if (epochs > 0) {
+        failed |= plot_lines(dir, "loss_bgd_sgd", "Batch vs stochastic gradient descent", "epoch",
+                             "Cost/ total loss", 2, (plot_series[]){bgd, sgd});
+        failed |=
+            plot_lines(dir, "loss_bgd_loader", "Batch gradient descent vs SGD with DataLoader",
+                       "epoch", "Cost/ total loss", 2, (plot_series[]){bgd, loader});
+        failed |= plot_lines(dir, "loss_all", "Batch vs stochastic vs DataLoader", "epoch",
+                             "Cost/ total loss", 3, (plot_series[]){bgd, sgd, loader});
+    }
+    failed |= plot_lines(dir, "loss_practice", "Practice: SGD with trainloader", "iteration",
+                         "Cost/ total loss", 1, &practice);
+    if (failed) plot_failed = true;
+}
+
 int main(int argc, char **argv)
 {
     options o = {.seed = 1,
@@ -274,6 +351,7 @@ int main(int argc, char **argv)
                  .practice_b = -10};
     int status = parse_options(argc, argv, &o);
     if (status >= 0) return status;
+    if (!plot_setup(argv[0], &o.plots)) return 2;
     int epochs = (int)o.epochs;
 
     /* Make Some Data */
@@ -286,12 +364,17 @@ int main(int argc, char **argv)
     /* Y = f + 0.1 * torch.randn(X.size()) */
     Y = ag_add(f, ag_mul(0.1, ag_randn(ag_size(X))));
 
+    /* get_surface = plot_error_surfaces(15, 13, X, Y, 30) */
+    if (!new_surface(o.plots, "bgd", true)) return 1;
+
     /* Train the Model: Batch Gradient Descent */
     w = ag_scalar(o.w, true); /* w = torch.tensor(-15.0, requires_grad = True) */
     b = ag_scalar(o.b, true); /* b = torch.tensor(-10.0, requires_grad = True) */
     train_model(epochs);      /* train_model(10) */
 
-    /* Train the Model: Stochastic Gradient Descent */
+    /* Train the Model: Stochastic Gradient Descent
+     * get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = False) */
+    if (!new_surface(o.plots, "sgd", false)) return 1;
     w = ag_scalar(o.w, true);
     b = ag_scalar(o.b, true);
     train_model_SGD(epochs); /* train_model_SGD(10) */
@@ -308,6 +391,8 @@ int main(int argc, char **argv)
         print_point("The first 3 x:  %s\n", x, NULL); /* print("The first 3 x: ", x) */
         print_point("The first 3 y:  %s\n", y, NULL);
     }
+    /* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = False) */
+    if (!new_surface(o.plots, "loader", false)) return 1;
     /* trainloader = DataLoader(dataset = dataset, batch_size = 1) */
     ag_loader *trainloader =
         ag_DataLoader(&dataset, .batch_size = (int64_t)o.batch_size, .shuffle = o.shuffle);
@@ -318,10 +403,16 @@ int main(int argc, char **argv)
 
     /* Practice: use SGD with trainloader to train the model and store the total loss in
      * LOSS. The lab's hidden solution stores criterion(Yhat, X), the loss against X, which
-     * is a slip: the total loss is against Y, as the practice asks and as here. */
+     * is a slip: the total loss is against Y, as the practice asks and as here. The
+     * solution also goes on drawing on the loader run's get_surface; its pictures here have
+     * their own, so that each shows one path. */
+    if (!new_surface(o.plots, "practice", false)) return 1;
     w = ag_scalar(o.practice_w, true); /* w = torch.tensor(-12.0, requires_grad = True) */
     b = ag_scalar(o.practice_b, true); /* b = torch.tensor(-10.0, requires_grad = True) */
     train_model_DataLoader(trainloader, 10, &LOSS); /* my_train_model(10) */
+
+    new_surface(NULL, NULL, false); /* the practice's final picture */
+    if (o.plots) plot_losses(o.plots, epochs);
 
     if (o.json) {
         printf("{");
@@ -349,6 +440,7 @@ int main(int argc, char **argv)
             printf("\n");
         }
         printf("DataLoader run: w = %.6f, b = %.6f\n", w_loader, b_loader);
+        if (o.plots) printf("pictures: %s/*.png and *.svg\n", o.plots);
     }
     ag_loader_free(trainloader);
     arrfree(LOSS_BGD);
@@ -356,5 +448,5 @@ int main(int argc, char **argv)
     arrfree(LOSS_Loader);
     arrfree(LOSS);
     ag_shutdown();
-    return 0;
+    return plot_failed ? 1 : 0;
 }
