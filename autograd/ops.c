@@ -231,8 +231,10 @@ static ag_tensor *reduce(int op, const char *name, const ag_tensor *x)
     if (!ag__check(x, name, "self")) return NULL;
     ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
     if (!y) return NULL;
-    double s = total(x);
-    y->data[0] = (float)(op == AG__OP_MEAN ? s / (double)x->numel : s);
+    /* PyTorch's mean divides the float sum by n in float (ReduceOps.cpp, mean_out on
+     * CPU: sum_out(...).div_(dim_prod)), as mean over a dimension does here */
+    float s = (float)total(x);
+    y->data[0] = op == AG__OP_MEAN ? s / (float)x->numel : s;
     ag__record(y, op, x, NULL);
     return y;
 }

@@ -1,13 +1,18 @@
 /* The lab "Intro to pytorch I: Stochastic gradient" (a blog post after Dr. Alvarez's ODSC
- * talk) in C: fit y = X @ w on 10,000 rows of two features by gradient descent, then check
+ * talk) in C: fit y = X @ w on n rows of two features by gradient descent, then check
  * the answer against the normal equation (X^T X)^-1 X^T y.
  *
- *   sgd_normal_equation [--seed N] [--lr F] [--iterations N]
+ *   sgd_normal_equation [--seed N] [--lr F] [--iterations N] [--n N] [--json] [--help]
  *
- * The lab draws its true and initial weights with numpy's generator; here they come
- * from PyTorch's (ag_uniform_), so the run repeats for a seed. */
+ * The lab draws its true and initial weights with numpy's generator, unseeded; here they
+ * come from PyTorch's (ag_uniform_, as tensor.uniform_(-14, 14)), so a seed repeats the
+ * run. --json prints the step at which the loss stopped changing (null if it never did),
+ * the loss of every step, the test MSE and the three answers: {"convergence_step": ...,
+ * "LOSS": [...], "test_mse": ..., "sgd": [...], "normal_equation": [...], "actual": [...]}. */
 #include <agrad.h>
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,69 +23,157 @@ static ag_tensor *mean_standard_error(ag_tensor *y, ag_tensor *y_pred)
     return ag_mean(ag_pow(ag_sub(y, y_pred), 2));
 }
 
+/* Python's "{:5}".format(v) of a float: its repr (the shortest digits that read back as
+ * the same double), right-aligned in 5 columns. */
+static void print_py_float(double v)
+{
+    char digits[40];
+    int precision = 1;
+    for (; precision < 17; precision++) {
+        snprintf(digits, sizeof digits, "%.*e", precision - 1, v);
+        if (strtod(digits, NULL) == v) break;
+    }
+    snprintf(digits, sizeof digits, "%.*e", precision - 1, v);
+    int exponent = atoi(strchr(digits, 'e') + 1);
+    if (exponent >= -4 && exponent < 16) {
+        int decimals = precision - 1 - exponent;
+        snprintf(digits, sizeof digits, "%.*f", decimals > 0 ? decimals : 0, v);
+        if (!strchr(digits, '.')) strcat(digits, ".0");
+    }
+    printf("%5s", digits);
+}
+
+/* The steps' losses, and the step at which the loss stopped changing (0: never). */
+typedef struct sgd_trace {
+    double *loss;
+    int n, converged;
+} sgd_trace;
+
 /* def gentle_linear_torch(data, target, learning_rate, iterations): */
 static ag_tensor *gentle_linear_torch(ag_tensor *data, ag_tensor *target, double learning_rate,
-                                      int iterations)
+                                      int iterations, bool quiet, sgd_trace *trace)
 {
-    /* model = nn.Parameter(torch.tensor([uniform(-14, 14), uniform(-14, 14)])) */
+    /* model = nn.Parameter(torch.tensor([np.random.uniform(-14, 14),
+     *                                    np.random.uniform(-14, 14)])) */
     ag_tensor *model = ag_requires_grad_(ag_uniform_(ag_zeros(AG_SHAPE(2)), -14, 14), true);
-    double last_loss = 0;
+    float last_loss = 0;
     ag_mark graph = ag_mark_now();
     for (int time = 0; time < iterations; time++) {
         ag_tensor *y_hat = ag_matmul(data, model);            /* y_hat = data @ model */
         ag_tensor *loss = mean_standard_error(target, y_hat); /* loss = mse(target, y_hat) */
-        double l = ag_item(loss);
-        if (time > 0 && last_loss == l) { /* if last_loss == loss: */
-            printf(".convergence of SGD at step %d\n", time);
-            break;
+        float l = (float)ag_item(loss);
+        trace->loss[trace->n++] = l;
+        if (time > 0 && last_loss == l) { /* if time > 0 and last_loss == loss: */
+            if (!quiet) printf(".convergence of SGD at step %d\n", time);
+            trace->converged = time;
+            break; /* return(model) */
         }
-        if (time > 0 && time % 5 == 0) /* print every 5 steps */
-            printf("step: %4d MSE: %g\n", time, last_loss - l);
+        if (time > 0 && time % 5 == 0 && !quiet) {
+            /* print("step: {:4} MSE: {:5}".format(time, float(last_loss.data - loss.data))):
+             * a float32 difference, as between the lab's two tensors */
+            printf("step: %4d MSE: ", time);
+            print_py_float((float)(last_loss - l));
+            printf("\n");
+        }
         ag_backward(loss); /* loss.backward() */
         AG_NO_GRAD
         {                                                       /* with torch.no_grad(): */
             ag_sub_(model, ag_mul(learning_rate, model->grad)); /* model.sub_(lr * grad) */
             ag_zero_(model->grad);                              /* model.grad.zero_() */
         }
-        last_loss = l;
+        last_loss = l; /* last_loss = loss */
         ag_release(graph);
     }
     ag_release(graph);
     return model;
 }
 
+static void json_floats(const char *name, const ag_tensor *t)
+{
+    printf("\"%s\": [", name);
+    for (int64_t i = 0; i < t->numel; i++) printf(i ? ", %.9g" : "%.9g", t->data[i]);
+    printf("]");
+}
+
+static const char usage_text[] =
+    "usage: %s [--seed N] [--lr F] [--iterations N] [--n N] [--json]\n"
+    "Fits y = X @ w (n rows: a uniform feature in [-1.15, 1.15] and a column of ones) by\n"
+    "gradient descent on the first 75%% of the rows, then solves the normal equation.\n"
+    "defaults (the lab's): --seed 0 --lr 0.1 --iterations 1000 --n 10000\n"
+    "--json prints convergence_step, LOSS, test_mse, sgd, normal_equation and actual.\n";
+
 int main(int argc, char **argv)
 {
-    long seed = 0, iterations = 1000;
-    double lr = 0.1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--seed"))
-            seed = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--lr"))
-            lr = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--iterations"))
-            iterations = atol(argv[i + 1]);
-        else
-            break;
+    double seed = 0, lr = 0.1, iterations = 1000, n = 10000;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        double *target = !strcmp(argv[i], "--seed")         ? &seed
+                         : !strcmp(argv[i], "--lr")         ? &lr
+                         : !strcmp(argv[i], "--iterations") ? &iterations
+                         : !strcmp(argv[i], "--n")          ? &n
+                                                            : NULL;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf(usage_text, argv[0]);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--json")) {
+            json = true;
+            continue;
+        }
+        if (!target) {
+            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", argv[0], argv[i]);
+            return 2;
+        }
+        char *end = NULL;
+        errno = 0;
+        if (i + 1 < argc) *target = strtod(argv[i + 1], &end);
+        if (i + 1 >= argc || errno || end == argv[i + 1] || *end) {
+            fprintf(stderr, "%s: %s needs a number\n", argv[0], argv[i]);
+            return 2;
+        }
+        i++;
     }
-    if (argc % 2 == 0 || seed < 0 || iterations < 0 || !(lr > 0)) {
-        fprintf(stderr, "usage: %s [--seed N] [--lr F] [--iterations N]\n", argv[0]);
+    if (seed < 0 || seed > 0x1p63 || seed != floor(seed)) {
+        fprintf(stderr, "%s: --seed must be a whole number >= 0, not %g\n", argv[0], seed);
+        return 2;
+    }
+    if (!(lr > 0) || !isfinite(lr)) {
+        fprintf(stderr, "%s: --lr must be a finite number > 0, not %g\n", argv[0], lr);
+        return 2;
+    }
+    if (iterations < 0 || iterations > 1e7 || iterations != floor(iterations)) {
+        fprintf(stderr, "%s: --iterations must be a whole number in 0..10^7, not %g\n", argv[0],
+                iterations);
+        return 2;
+    }
+    if (n < 4 || n > 1e7 || n != floor(n)) {
+        fprintf(stderr,
+                "%s: --n must be a whole number in 4..10^7 (3 rows to train on, 1 to test), "
+                "not %g\n",
+                argv[0], n);
         return 2;
     }
     ag_manual_seed((uint64_t)seed);
 
-    /* n_data = 10_000; X = torch.ones(n_data, 2); X[:, 0].uniform_(-1.15, 1.15)
-     * (agrad's X[:, 0] is a copy, not a view, so the column is made and stacked) */
-    int64_t n_data = 10000;
-    ag_tensor *columns[2] = {ag_uniform_(ag_zeros(AG_SHAPE(n_data)), -1.15, 1.15),
-                             ag_ones(AG_SHAPE(n_data))};
-    ag_tensor *X = ag_stack(columns, 2, 1);
-    /* actual = tensor([uniform(-14, 14), uniform(-14, 14)]) */
+    /* n_data = 10_000
+     * X = torch.ones(n_data, 2)
+     * X[:, 0].uniform_(-1.15, 1.15)
+     * In agrad X[:, 0] is a copy (its tensors are contiguous), so filling it would leave X
+     * as it was. X.t()[0] is the same column, and a row is a view: X is made as its
+     * transpose, whose row 0 is filled in place, then transposed. The numbers are the
+     * same: PyTorch fills the strided column in index order, as agrad fills the row. */
+    int64_t n_data = (int64_t)n;
+    ag_tensor *X_t = ag_ones(AG_SHAPE(2, n_data));
+    ag_uniform_(ag_select(X_t, 0, 0), -1.15, 1.15);
+    ag_tensor *X = ag_t(X_t);
+    /* actual = to.tensor([np.random.uniform(-14, 14), np.random.uniform(-14, 14)]) */
     ag_tensor *actual = ag_uniform_(ag_zeros(AG_SHAPE(2)), -14, 14);
-    /* y = X @ actual + torch.randn(n_data) / 3 */
+    /* y = X @ actual + to.randn(n_data) / 3 */
     ag_tensor *y = ag_add(ag_matmul(X, actual), ag_div(ag_randn(AG_SHAPE(n_data)), 3));
 
-    /* train_size = int(n_data * .75); X_train, X_test = X[0:train_size, :], X[train_size:, :] */
+    /* train_size = int(n_data * .75); test_size = n_data - train_size
+     * X_train, X_test = X[0 : train_size, :], X[train_size : n_data, :]
+     * y_train, y_test = y[0 : train_size], y[train_size : n_data] */
     int64_t train_size = n_data * 3 / 4;
     ag_tensor *X_train = ag_slice(X, 0, 0, train_size),
               *X_test = ag_slice(X, 0, train_size, n_data);
@@ -88,19 +181,41 @@ int main(int argc, char **argv)
               *y_test = ag_slice(y, 0, train_size, n_data);
 
     /* sgd = gentle_linear_torch(X_train, y_train, .1, 1000) */
-    ag_tensor *sgd = gentle_linear_torch(X_train, y_train, lr, (int)iterations);
-    /* float(mean_standard_error(X_test @ sgd, y_test)) */
-    printf("test MSE: %.6f\n", ag_item(mean_standard_error(ag_matmul(X_test, sgd), y_test)));
+    sgd_trace trace = {malloc(((size_t)iterations + 1) * sizeof(double)), 0, 0};
+    if (!trace.loss) {
+        fprintf(stderr, "%s: out of memory for %g losses\n", argv[0], iterations);
+        return 1;
+    }
+    ag_tensor *sgd = gentle_linear_torch(X_train, y_train, lr, (int)iterations, json, &trace);
+    /* y_hat = X_test @ sgd; float(mean_standard_error(y_hat, y_test)) */
+    double test_mse = ag_item(mean_standard_error(ag_matmul(X_test, sgd), y_test));
 
-    /* theta = (torch.t(X_train) @ X_train).inverse() @ torch.t(X_train) @ y_train */
+    /* theta = (torch.t(X_train) @ X_train).inverse() @ to.t(X_train) @ y_train */
     ag_tensor *theta =
         ag_matmul(ag_matmul(ag_inverse(ag_matmul(ag_t(X_train), X_train)), ag_t(X_train)), y_train);
-    printf("actual: ");
-    ag_print(actual);
-    printf("normal equation: ");
-    ag_print(theta);
-    printf("SGD: ");
-    ag_print(sgd);
+
+    if (json) {
+        if (trace.converged)
+            printf("{\"convergence_step\": %d, \"LOSS\": [", trace.converged);
+        else
+            printf("{\"convergence_step\": null, \"LOSS\": [");
+        for (int i = 0; i < trace.n; i++) printf(i ? ", %.9g" : "%.9g", trace.loss[i]);
+        printf("], \"test_mse\": %.9g, ", test_mse);
+        json_floats("sgd", sgd);
+        printf(", ");
+        json_floats("normal_equation", theta);
+        printf(", ");
+        json_floats("actual", actual);
+        printf("}\n");
+    } else {
+        printf("float(mean_standard_error(y_hat, y_test)): %.17g\nprint(theta): ", test_mse);
+        ag_print(theta);
+        printf("print(sgd): Parameter containing:\n"); /* sgd is an nn.Parameter */
+        ag_print(sgd);
+        printf("actual: ");
+        ag_print(actual);
+    }
+    free(trace.loss);
     ag_shutdown();
     return 0;
 }

@@ -1,5 +1,7 @@
 """Runs examples/linreg_two_params with each case of tests/ref/lab_ref.json and
-compares its --json output with PyTorch's numbers (relative 1e-5). Prints TAP.
+compares its --json output with PyTorch's numbers (relative 1e-5), every key of the
+reference (LOSS, LOSS2, w, b, X, Y); then checks that --help exits 0 and that each bad
+option or value exits 2 with a message. Prints TAP.
 
     python3 tests/check_lab.py <linreg_two_params binary> <lab_ref.json>
 """
@@ -26,12 +28,46 @@ def compare(name, got, want, problems):
         problems.append("%s = %.9g, PyTorch %.9g" % (name, got, want))
 
 
+# Bad command lines, each with words its message must hold.
+BAD = [
+    (["--bogus"], "unknown option"),
+    (["--lr"], "--lr needs a number"),
+    (["--lr", "x"], "--lr needs a number"),
+    (["--lr", "0"], "must be finite numbers > 0"),
+    (["--practice-lr", "-1"], "must be finite numbers > 0"),
+    (["--practice-w", "inf"], "must be finite"),
+    (["--epochs", "1.5"], "--epochs must be a whole number"),
+    (["--epochs", "-1"], "--epochs must be a whole number"),
+    (["--seed", "-3"], "--seed must be a whole number"),
+    (["--plots"], "--plots needs a directory"),
+]
+
+
+def check_options(binary, n):
+    """TAP lines from n on: --help, then each bad command line. Returns the failures."""
+    failed = 0
+    run = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    ok = run.returncode == 0 and "--practice-lr" in run.stdout
+    print("%s %d - --help exits 0 and lists the options" % ("ok" if ok else "not ok", n))
+    failed += not ok
+    for args, words in BAD:
+        n += 1
+        run = subprocess.run([binary] + args, capture_output=True, text=True)
+        ok = run.returncode == 2 and words in run.stderr and not run.stdout
+        print("%s %d - %s exits 2 saying '%s'" % ("ok" if ok else "not ok", n, " ".join(args),
+                                                   words))
+        if not ok:
+            print("  # exit status %d, stderr: %s" % (run.returncode, run.stderr.strip()))
+        failed += not ok
+    return failed
+
+
 def main():
     binary, ref_path = sys.argv[1], sys.argv[2]
     with open(ref_path) as f:
         cases = json.load(f)["cases"]
     print("TAP version 13")
-    print("1..%d" % len(cases))
+    print("1..%d" % (len(cases) + 1 + len(BAD)))
     failed = 0
     for n, case in enumerate(cases, 1):
         args = case["args"] + ["--json"]
@@ -54,6 +90,7 @@ def main():
                 print("  # " + p)
         else:
             print("ok %d - %s" % (n, name))
+    failed += check_options(binary, len(cases) + 1)
     return 1 if failed else 0
 
 

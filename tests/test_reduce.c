@@ -220,6 +220,21 @@ Test(reduce, gradients_of_several_reductions_accumulate)
     test_finish();
 }
 
+/* torch.mean of everything divides the float sum by n in float: two roundings, which a
+ * mean taken in double and rounded once can miss by an ulp. The values are PyTorch's
+ * (torch.manual_seed(0), 1.13): x.mean() is 6.140553951263428, the mean rounded once
+ * 6.1405534744262695. Seen in the lab sgd_normal_equation, whose stop needs equal losses. */
+Test(reduce, mean_of_everything_divides_the_float_sum_in_float)
+{
+    ag_tensor *x = ag_tensor_from(
+        (const float[]){4.900934219360352f, 8.964447021484375f, 4.55627965927124f}, AG_SHAPE(3));
+    double got = ag_item(ag_mean(x)), sum = ag_item(ag_sum(x));
+    cr_assert(got == 6.140553951263428 && sum == 18.421661376953125,
+              "mean %.17g (PyTorch 6.140553951263428), sum %.17g (PyTorch 18.421661376953125)", got,
+              sum);
+    test_finish();
+}
+
 Test(reduce, nothing_is_recorded_without_grad)
 {
     ag_tensor *x = ag_tensor_from((const float[]){1, 5, 2, 7}, AG_SHAPE(2, 2), false);

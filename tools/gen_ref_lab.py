@@ -1,5 +1,7 @@
 """Writes tests/ref/lab_ref.json: the lab "Linear regression 1D, training two
-parameters" (DATAIDEA's notes) run by PyTorch for several settings of its knobs.
+parameters" (DATAIDEA's notes) run by PyTorch for several settings of its knobs: the
+main run (LOSS, w, b) and the practice run (LOSS2: its own lr, w and b, as many
+iterations, on the same data).
 
     /usr/bin/python3 tools/gen_ref_lab.py > tests/ref/lab_ref.json
 
@@ -10,7 +12,7 @@ import json
 import torch
 
 
-def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=15):
+def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=15, lr2=0.2, w2=-15.0, b2=-10.0):
     torch.manual_seed(seed)
     X = torch.arange(-3, 3, 0.1).view(-1, 1)
     f = 1 * X - 1
@@ -22,20 +24,31 @@ def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=15):
     def criterion(yhat, y):
         return torch.mean((yhat - y) ** 2)
 
+    def train_model(iter, lr, LOSS):
+        for epoch in range(iter):
+            Yhat = forward(X)
+            loss = criterion(Yhat, Y)
+            LOSS.append(loss.item())
+            loss.backward()
+            w.data = w.data - lr * w.grad.data
+            b.data = b.data - lr * b.grad.data
+            w.grad.data.zero_()
+            b.grad.data.zero_()
+
     w = torch.tensor(w0, requires_grad=True)
     b = torch.tensor(b0, requires_grad=True)
     LOSS = []
-    for epoch in range(epochs):
-        Yhat = forward(X)
-        loss = criterion(Yhat, Y)
-        LOSS.append(loss.item())
-        loss.backward()
-        w.data = w.data - lr * w.grad.data
-        b.data = b.data - lr * b.grad.data
-        w.grad.data.zero_()
-        b.grad.data.zero_()
-    return {"LOSS": LOSS, "w": w.item(), "b": b.item(),
-            "X": X.view(-1).tolist(), "Y": Y.view(-1).tolist()}
+    train_model(epochs, lr, LOSS)
+    result = {"LOSS": LOSS, "w": w.item(), "b": b.item(),
+              "X": X.view(-1).tolist(), "Y": Y.view(-1).tolist()}
+
+    # Practice: w = torch.tensor(-15.0, ...); b = torch.tensor(-10.0, ...); lr = 0.2
+    w = torch.tensor(w2, requires_grad=True)
+    b = torch.tensor(b2, requires_grad=True)
+    LOSS2 = []
+    train_model(epochs, lr2, LOSS2)
+    result["LOSS2"] = LOSS2
+    return result
 
 
 CASES = [
@@ -44,6 +57,10 @@ CASES = [
     ["--seed", "3", "--w", "5", "--b", "2", "--epochs", "20", "--lr", "0.05"],
     ["--seed", "0", "--epochs", "1"],
     ["--epochs", "0"],
+    ["--practice-lr", "0.05"],
+    ["--practice-w", "3", "--practice-b", "-2", "--practice-lr", "0.3"],
+    ["--seed", "7", "--epochs", "30", "--lr", "0.02", "--practice-lr", "0.25",
+     "--practice-w", "-12", "--practice-b", "10"],
 ]
 
 out = []
@@ -51,7 +68,10 @@ for args in CASES:
     knobs = dict(zip(args[::2], args[1::2]))
     run = lab(seed=int(knobs.get("--seed", 1)), lr=float(knobs.get("--lr", 0.1)),
               w0=float(knobs.get("--w", -15.0)), b0=float(knobs.get("--b", -10.0)),
-              epochs=int(knobs.get("--epochs", 15)))
+              epochs=int(knobs.get("--epochs", 15)),
+              lr2=float(knobs.get("--practice-lr", 0.2)),
+              w2=float(knobs.get("--practice-w", -15.0)),
+              b2=float(knobs.get("--practice-b", -10.0)))
     out.append({"args": args, "expected": run})
 print(json.dumps({"generator": "tools/gen_ref_lab.py", "torch": torch.__version__,
                   "cases": out}, indent=1))
