@@ -58,19 +58,6 @@ static ag_tensor *criterion(const ag_tensor *yhat, const ag_tensor *y)
     return ag_mean(ag_pow(ag_sub(yhat, y), 2));
 }
 
-/* The lab's update, as it writes it, then the gradients zeroed:
- *     w.data = w.data - lr * w.grad.data
- *     b.data = b.data - lr * b.grad.data
- *     w.grad.data.zero_()
- *     b.grad.data.zero_() */
-static void update_parameters(void)
-{
-    ag_set_data(w, ag_sub(ag_data(w), ag_mul(lr, ag_data(w->grad))));
-    ag_set_data(b, ag_sub(ag_data(b), ag_mul(lr, ag_data(b->grad))));
-    ag_zero_(ag_data(w->grad));
-    ag_zero_(ag_data(b->grad));
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Train the Model: Batch Gradient Descent                                               */
 
@@ -90,7 +77,14 @@ static void train_model(int iter)
          * graph at the end of the iteration. */
         arrput(LOSS_BGD, ag_item(loss));
         ag_backward(loss); /* loss.backward() */
-        update_parameters();
+        /* w.data = w.data - lr * w.grad.data
+         * b.data = b.data - lr * b.grad.data */
+        ag_set_data(w, ag_sub(ag_data(w), ag_mul(lr, ag_data(w->grad))));
+        ag_set_data(b, ag_sub(ag_data(b), ag_mul(lr, ag_data(b->grad))));
+        /* w.grad.data.zero_()
+         * b.grad.data.zero_() */
+        ag_zero_(ag_data(w->grad));
+        ag_zero_(ag_data(b->grad));
         ag_release(graph);
     }
 }
@@ -117,7 +111,14 @@ static void train_model_SGD(int iter)
             ag_tensor *loss = criterion(yhat, y); /* loss = criterion(yhat, y) */
             set_para_loss(loss);                  /* Section for plotting */
             ag_backward(loss);                    /* loss.backward() */
-            update_parameters();
+            /* w.data = w.data - lr * w.grad.data
+             * b.data = b.data - lr * b.grad.data */
+            ag_set_data(w, ag_sub(ag_data(w), ag_mul(lr, ag_data(w->grad))));
+            ag_set_data(b, ag_sub(ag_data(b), ag_mul(lr, ag_data(b->grad))));
+            /* w.grad.data.zero_()
+             * b.grad.data.zero_() */
+            ag_zero_(ag_data(w->grad));
+            ag_zero_(ag_data(b->grad));
             ag_release(graph);
         }
         plot_ps_if_asked(); /* plot surface and data space after each epoch */
@@ -175,7 +176,14 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
             ag_tensor *loss = criterion(yhat, y); /* loss = criterion(yhat, y) */
             set_para_loss(loss);                  /* Section for plotting */
             ag_backward(loss);                    /* loss.backward() */
-            update_parameters();
+            /* w.data = w.data - lr * w.grad.data
+             * b.data = b.data - lr * b.grad.data */
+            ag_set_data(w, ag_sub(ag_data(w), ag_mul(lr, ag_data(w->grad))));
+            ag_set_data(b, ag_sub(ag_data(b), ag_mul(lr, ag_data(b->grad))));
+            /* w.grad.data.zero_()
+             * b.grad.data.zero_() */
+            ag_zero_(ag_data(w->grad));
+            ag_zero_(ag_data(b->grad));
             ag_release(graph); /* frees the batch and its graph */
         }
         plot_ps_if_asked(); /* plot surface and data space after each epoch */
