@@ -216,12 +216,11 @@ static int render(const char *dir, const char *name, int width, int height, draw
         }
         snprintf(file, size, "%s/%s.%s", dir, name, exts[f]);
         FILE *probe = fopen(file, "wb");
-        if (!probe) {
+        if (!probe || fclose(probe) != 0) {
             fprintf(stderr, "plot: cannot write %s: %s\n", file, strerror(errno));
             free(file);
             return -1;
         }
-        fclose(probe);
         plsdev(devices[f]);
         plsfnam(file);
         plspage(0, 0, width, height, 0, 0);
