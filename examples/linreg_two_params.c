@@ -184,8 +184,10 @@ int main(int argc, char **argv)
     plot_final(practice);
 
     /* plt.plot(LOSS, label = "LOSS"); plt.plot(LOSS2, label = "LOSS2") */
+    char title[96];
+    snprintf(title, sizeof title, "LOSS (lr %g) and LOSS2 (lr %g)", lr, lr2);
     plot_lines(
-        plots, "two_params_loss", "LOSS (lr 0.1) and LOSS2 (lr 0.2)", "Epoch/Iterations", "Cost", 2,
+        plots, "two_params_loss", title, "Epoch/Iterations", "Cost", 2,
         (plot_series[]){{"LOSS", LOSS, (int)arrlen(LOSS)}, {"LOSS2", LOSS2, (int)arrlen(LOSS2)}});
 
     if (json) {

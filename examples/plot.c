@@ -216,12 +216,11 @@ static int render(const char *dir, const char *name, int width, int height, draw
         }
         snprintf(file, size, "%s/%s.%s", dir, name, exts[f]);
         FILE *probe = fopen(file, "wb");
-        if (!probe) {
+        if (!probe || fclose(probe) != 0) {
             fprintf(stderr, "plot: cannot write %s: %s\n", file, strerror(errno));
             free(file);
             return -1;
         }
-        fclose(probe);
         plsdev(devices[f]);
         plsfnam(file);
         plspage(0, 0, width, height, 0, 0);
@@ -270,7 +269,7 @@ static void axes(double x0, double x1, double y0, double y1, const char *xlabel,
     plwidth(1);
     plbox("bcinst", 0, 0, "bcinstv", 0, 0);
     plmtex("b", 3.2, 0.5, 0.5, xlabel);
-    plmtex("l", 3.4, 0.5, 0.5, ylabel);
+    plmtex("l", 4.4, 0.5, 0.5, ylabel);
     plmtex("t", 1.6, 0.5, 0.5, title);
 }
 
@@ -522,13 +521,15 @@ static void draw_final(const void *what)
     plcol0(C0);
     plwidth(0.7);
     plmesh(s->gw, s->gb, (PLFLT_MATRIX)s->Z, s->n_samples, s->n_samples, DRAW_LINEXY);
-    plwidth(2);
+    /* markers only, as the lab's scatter: the points outside the box are left out (PLplot
+     * would draw them past its edges) */
     plcol0(PATH_COLOR);
-    plline3(s->n_path, s->W, s->B, s->LOSS);
     plschr(0, 1.1);
-    plstring3(s->n_path, s->W, s->B, s->LOSS, "×");
+    for (int i = 0; i < s->n_path; i++)
+        if (fabs(s->W[i]) <= s->w_range && fabs(s->B[i]) <= s->b_range && s->LOSS[i] >= 0 &&
+            s->LOSS[i] <= zmax)
+            plstring3(1, &s->W[i], &s->B[i], &s->LOSS[i], "×");
     plschr(0, 0.85);
-    plwidth(1);
 
     /* plt.contour(w, b, Z); plt.scatter(W, B, c='r', marker='x') */
     pladv(2);

@@ -34,13 +34,14 @@ static void print_py_float(double v)
         if (strtod(digits, NULL) == v) break;
     }
     snprintf(digits, sizeof digits, "%.*e", precision - 1, v);
-    int exponent = atoi(strchr(digits, 'e') + 1);
+    long exponent = strtol(strchr(digits, 'e') + 1, NULL, 10);
+    const char *tail = "";
     if (exponent >= -4 && exponent < 16) {
-        int decimals = precision - 1 - exponent;
+        int decimals = precision - 1 - (int)exponent;
         snprintf(digits, sizeof digits, "%.*f", decimals > 0 ? decimals : 0, v);
-        if (!strchr(digits, '.')) strcat(digits, ".0");
+        if (!strchr(digits, '.')) tail = ".0";
     }
-    printf("%5s", digits);
+    printf("%*s%s", 5 - (int)strlen(tail), digits, tail);
 }
 
 /* The steps' losses, and the step at which the loss stopped changing (0: never). */
