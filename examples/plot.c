@@ -357,6 +357,75 @@ int plot_lines(const char *dir, const char *name, const char *title, const char 
     return render(dir, name, 800, 540, draw_lines, &a);
 }
 
+typedef struct scatter_args {
+    const char *title, *xlabel, *ylabel;
+    int n_sets;
+    const plot_points *sets;
+} scatter_args;
+
+static void draw_scatter(const void *what)
+{
+    const scatter_args *a = what;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < a->n_sets; i++)
+        for (int64_t k = 0; k < a->sets[i].n; k++) {
+            double x = a->sets[i].x[k], y = a->sets[i].y[k];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
+        }
+    if (!(x0 <= x1)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+    margins(&x0, &x1);
+    margins(&y0, &y1);
+    plschr(0, 1.1);
+    pladv(0);
+    plvpor(0.11, 0.96, 0.11, 0.92);
+    axes(x0, x1, y0, y1, a->xlabel, a->ylabel, a->title);
+    PLINT opts[N_SERIES_COLORS], colors[N_SERIES_COLORS], text_colors[N_SERIES_COLORS];
+    PLINT numbers[N_SERIES_COLORS];
+    PLFLT scales[N_SERIES_COLORS];
+    PLCHAR_VECTOR labels[N_SERIES_COLORS], symbols[N_SERIES_COLORS];
+    int shown = 0;
+    for (int i = 0; i < a->n_sets; i++) {
+        const plot_points *p = &a->sets[i];
+        PLINT color = C0 + i % N_SERIES_COLORS;
+        plcol0(color);
+        plschr(0, 0.5); /* the lab's s = .1: small dots */
+        for (int64_t k = 0; k < p->n; k++) {
+            PLFLT x = p->x[k], y = p->y[k];
+            if (isfinite(x) && isfinite(y)) plstring(1, &x, &y, "•");
+        }
+        plschr(0, 1.1);
+        if (shown < N_SERIES_COLORS) {
+            opts[shown] = PL_LEGEND_SYMBOL;
+            colors[shown] = color;
+            text_colors[shown] = BLACK;
+            numbers[shown] = 1;
+            scales[shown] = 1.2;
+            labels[shown] = p->label ? p->label : "";
+            symbols[shown] = "•";
+            shown++;
+        }
+    }
+    if (shown) {
+        PLFLT width, height;
+        pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+                 PL_POSITION_TOP | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.05, WHITE,
+                 LIGHT, 1, 0, 0, shown, opts, 0.8, 0.9 * char_scale(), 2.0, 0, text_colors, labels,
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, colors, scales, numbers, symbols);
+    }
+}
+
+int plot_scatter(const char *dir, const char *name, const char *title, const char *xlabel,
+                 const char *ylabel, int n_sets, const plot_points *sets)
+{
+    if (n_sets < 0 || (n_sets > 0 && !sets) || !name) {
+        fprintf(stderr, "plot_scatter: needs a name and n_sets >= 0 sets (got %d)\n", n_sets);
+        return -1;
+    }
+    scatter_args a = {title ? title : "", xlabel ? xlabel : "", ylabel ? ylabel : "", n_sets, sets};
+    return render(dir, name, 800, 540, draw_scatter, &a);
+}
+
 /* The contour levels: matplotlib's contour spaces them evenly in loss, which leaves the
  * bowl's floor, where the path ends, inside one ring; here they are spaced evenly in
  * sqrt(loss - min), so that the rings of this quadratic bowl are evenly spaced. */
@@ -564,6 +633,13 @@ int plot_lines(const char *dir, const char *name, const char *title, const char 
                const char *ylabel, int n_series, const plot_series *series)
 {
     (void)dir, (void)name, (void)title, (void)xlabel, (void)ylabel, (void)n_series, (void)series;
+    return 0;
+}
+
+int plot_scatter(const char *dir, const char *name, const char *title, const char *xlabel,
+                 const char *ylabel, int n_sets, const plot_points *sets)
+{
+    (void)dir, (void)name, (void)title, (void)xlabel, (void)ylabel, (void)n_sets, (void)sets;
     return 0;
 }
 

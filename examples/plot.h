@@ -46,6 +46,18 @@ typedef struct plot_series {
 int plot_lines(const char *dir, const char *name, const char *title, const char *xlabel,
                const char *ylabel, int n_series, const plot_series *series);
 
+/* One set of points of a scatter plot: (x[i], y[i]) for i < n. */
+typedef struct plot_points {
+    const char *label; /* its entry in the legend */
+    const float *x, *y;
+    int64_t n;
+} plot_points;
+
+/* Writes DIR/NAME.png and .svg: each set of points as small dots of its own colour over one
+ * pair of axes, with the title, the axis labels and a legend (the labs' plt.scatter). */
+int plot_scatter(const char *dir, const char *name, const char *title, const char *xlabel,
+                 const char *ylabel, int n_sets, const plot_points *sets);
+
 /* The labs' plot_error_surfaces: the data (x, y: n points) and the loss (mean squared
  * error of w x + b against y) over an n_samples x n_samples grid of w in [-w_range,
  * w_range] and b in [-b_range, b_range]; it keeps the parameter path that

@@ -2,14 +2,19 @@
  * talk) in C: fit y = X @ w on n rows of two features by gradient descent, then check
  * the answer against the normal equation (X^T X)^-1 X^T y.
  *
- *   sgd_normal_equation [--seed N] [--lr F] [--iterations N] [--n N] [--json] [--help]
+ *   sgd_normal_equation [--seed N] [--lr F] [--iterations N] [--n N] [--plots DIR] [--json]
  *
  * The lab draws its true and initial weights with numpy's generator, unseeded; here they
  * come from PyTorch's (ag_uniform_, as tensor.uniform_(-14, 14)), so a seed repeats the
  * run. --json prints the step at which the loss stopped changing (null if it never did),
  * the loss of every step, the test MSE and the three answers: {"convergence_step": ...,
- * "LOSS": [...], "test_mse": ..., "sgd": [...], "normal_equation": [...], "actual": [...]}. */
+ * "LOSS": [...], "test_mse": ..., "sgd": [...], "normal_equation": [...], "actual": [...]}.
+ * --plots DIR draws the lab's scatter plots of the training data and of the test set with
+ * the SGD answer's predictions, and the losses (see plot.h); the lab's scatter of the
+ * predictions every 5 steps is left out. */
 #include <agrad.h>
+
+#include "plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -97,16 +102,18 @@ static void json_floats(const char *name, const ag_tensor *t)
 }
 
 static const char usage_text[] =
-    "usage: %s [--seed N] [--lr F] [--iterations N] [--n N] [--json]\n"
+    "usage: %s [--seed N] [--lr F] [--iterations N] [--n N] [--plots DIR] [--json]\n"
     "Fits y = X @ w (n rows: a uniform feature in [-1.15, 1.15] and a column of ones) by\n"
     "gradient descent on the first 75%% of the rows, then solves the normal equation.\n"
     "defaults (the lab's): --seed 0 --lr 0.1 --iterations 1000 --n 10000\n"
-    "--json prints convergence_step, LOSS, test_mse, sgd, normal_equation and actual.\n";
+    "--plots DIR writes the pictures there (PNG and SVG); --json prints convergence_step,\n"
+    "LOSS, test_mse, sgd, normal_equation and actual.\n";
 
 int main(int argc, char **argv)
 {
     double seed = 0, lr = 0.1, iterations = 1000, n = 10000;
     bool json = false;
+    const char *plots = NULL;
     for (int i = 1; i < argc; i++) {
         double *target = !strcmp(argv[i], "--seed")         ? &seed
                          : !strcmp(argv[i], "--lr")         ? &lr
@@ -119,6 +126,14 @@ int main(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--json")) {
             json = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--plots")) {
+            if (++i >= argc || !*argv[i]) {
+                fprintf(stderr, "%s: --plots needs a directory\n", argv[0]);
+                return 2;
+            }
+            plots = argv[i];
             continue;
         }
         if (!target) {
@@ -154,6 +169,7 @@ int main(int argc, char **argv)
                 argv[0], n);
         return 2;
     }
+    if (!plot_setup(argv[0], &plots)) return 1;
     ag_manual_seed((uint64_t)seed);
 
     /* n_data = 10_000
@@ -189,7 +205,21 @@ int main(int argc, char **argv)
     }
     ag_tensor *sgd = gentle_linear_torch(X_train, y_train, lr, (int)iterations, json, &trace);
     /* y_hat = X_test @ sgd; float(mean_standard_error(y_hat, y_test)) */
-    double test_mse = ag_item(mean_standard_error(ag_matmul(X_test, sgd), y_test));
+    ag_tensor *y_hat = ag_matmul(X_test, sgd);
+    double test_mse = ag_item(mean_standard_error(y_hat, y_test));
+
+    /* plt.scatter(X_train[:, 0], y_train, s = .1): X[:, 0] is row 0 of X_t */
+    const float *feature = ag_select(X_t, 0, 0)->data;
+    plot_scatter(plots, "sgd_train", "Training data", "X_train[:, 0]", "y_train", 1,
+                 (plot_points[]){{"y_train", feature, y_train->data, train_size}});
+    /* plt.scatter(X_test[:, 0], y_test, s = .1); plt.scatter(X_test[:, 0], y_hat, s = .1) */
+    plot_scatter(
+        plots, "sgd_test", "Plot on test set", "X_test[:, 0]", "y", 2,
+        (plot_points[]){
+            {"y_test", feature + train_size, y_test->data, n_data - train_size},
+            {"y_hat = X_test @ sgd", feature + train_size, y_hat->data, n_data - train_size}});
+    plot_lines(plots, "sgd_loss", "Gradient descent", "step", "MSE on the training set", 1,
+               (plot_series[]){{"loss", trace.loss, trace.n}});
 
     /* theta = (torch.t(X_train) @ X_train).inverse() @ to.t(X_train) @ y_train */
     ag_tensor *theta =
@@ -215,6 +245,7 @@ int main(int argc, char **argv)
         ag_print(sgd);
         printf("actual: ");
         ag_print(actual);
+        if (plots) printf("pictures: %s/sgd_*.png (and .svg)\n", plots);
     }
     free(trace.loss);
     ag_shutdown();

@@ -26,6 +26,7 @@ BAD = [
     (["--iterations", "-1"], "--iterations must be a whole number"),
     (["--n", "3"], "--n must be a whole number in 4..10^7"),
     (["--n", "1e8"], "--n must be a whole number in 4..10^7"),
+    (["--plots"], "--plots needs a directory"),
 ]
 
 
