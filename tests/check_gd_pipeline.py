@@ -7,7 +7,8 @@ Prints TAP.
   and PyTorch 1.13), runs the program with the case's arguments and --json and compares
   every cell's w and loss after every epoch, and f(5) before and after training, relative
   1e-5 (below 1e-6 in size, absolute 1e-11). In the two runs the reference marks as
-  sensitive, the losses are reported, not checked (w and f(5) are).
+  sensitive, the losses are checked to 1e-5 of the run's largest loss, and their
+  element-wise relative error is reported.
 - Compares the default text output line by line with the notebook's printed lines
   (gd_pipeline_notebook.txt, copied from the notebook). Cells 1 to 3 must print them
   exactly: the notebook's numpy was NumPy 2, whose float32 w the C program keeps (see
@@ -84,13 +85,19 @@ def compare_case(binary, case, worst, unchecked, t):
             else:
                 pairs = [(field, g, w)]
             # In the few runs the reference marks, the losses are ill-conditioned (see
-            # SENSITIVE in tools/gen_ref_gd_pipeline.py): their error is reported, not
-            # checked; w and f(5) are.
+            # SENSITIVE in tools/gen_ref_gd_pipeline.py): a last-bit difference in w grows
+            # into more than 1e-5 of a loss close to zero. Their losses are checked against
+            # the run's scale (its largest loss) instead, each value's own relative error
+            # reported.
             loose = c >= 3 and field == "loss" and case.get("losses_unchecked")
+            scale = max(abs(x) for x in w) if loose and w else 0.0
             for label, a, b in pairs:
                 r = relative(a, b)
                 if loose:
                     unchecked[key] = max(unchecked.get(key, 0.0), r)
+                    if not abs(a - b) <= RTOL * scale:
+                        problems.append("cell %d: %s = %.9g, PyTorch %.9g (more than %g of the "
+                                        "run's largest loss, %.9g)" % (c, label, a, b, RTOL, scale))
                     continue
                 k = (key, "w" if field == "w" else "loss" if field == "loss" else "f(5)")
                 worst[k] = max(worst.get(k, 0.0), r)
@@ -194,7 +201,7 @@ def main():
     for key, what in sorted(worst):
         print("# largest relative error, %s, %s: %.3g" % (key, what, worst[key, what]))
     for key in sorted(unchecked):
-        print("# largest relative error of the losses not checked (sensitive runs), %s: %.3g"
+        print("# largest element-wise relative error of the losses checked against their scale (sensitive runs), %s: %.3g"
               % (key, unchecked[key]))
     return 1 if t.failed else 0
 
