@@ -15,7 +15,8 @@ import json
 import subprocess
 import sys
 
-RTOL = 1e-5
+from refcheck import compare  # tests/refcheck.py
+
 
 BAD = [
     (["--bogus"], "unknown option"),
@@ -28,22 +29,6 @@ BAD = [
     (["--n", "1e8"], "--n must be a whole number in 4..10^7"),
     (["--plots"], "--plots needs a directory"),
 ]
-
-
-def close(got, want):
-    return abs(got - want) <= RTOL * max(abs(want), 1e-6)
-
-
-def compare(name, got, want, problems):
-    if isinstance(want, list):
-        if len(got) != len(want):
-            problems.append("%s has %d values, PyTorch %d" % (name, len(got), len(want)))
-            return
-        for i, (g, w) in enumerate(zip(got, want)):
-            if not close(g, w):
-                problems.append("%s[%d] = %.9g, PyTorch %.9g" % (name, i, g, w))
-    elif not close(got, want):
-        problems.append("%s = %.9g, PyTorch %.9g" % (name, got, want))
 
 
 def check_case(binary, case):
