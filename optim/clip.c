@@ -8,7 +8,6 @@
 #include "optim_private.h"
 
 #include <math.h>
-#include <string.h>
 
 /* torch.norm(x, p) of n floats, for p other than +inf. */
 static float norm_p(const float *x, int64_t n, float p)
@@ -51,16 +50,11 @@ static float norm_inf(const float *x, int64_t n)
     return acc;
 }
 
-/* Checks the list argument of op: false after an error (or after the error of the call
- * that gave an empty list, ag_parameters of a freed module). */
+/* The checks of both: not from inside backward, the list. False after an error. */
 static bool check_params(ag_params p, const char *op)
 {
     if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op) != NULL;
-    if (p.n == 0 && !p.tensors && ag_last_error()[0]) return false;
-    if (p.n < 0 || (p.n > 0 && !p.tensors))
-        return ag__error("%s: parameters has n = %d and tensors %s", op, p.n,
-                         p.tensors ? "set" : "NULL") != NULL;
-    return ag__check_list(p.tensors, p.n, op, "parameters");
+    return ag__check_params(p, op, "parameters");
 }
 
 /* The gradient of t changed in place: its version moves, as PyTorch's mul_ moves it. */
