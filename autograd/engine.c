@@ -109,7 +109,7 @@ bool ag__inplace_begin(ag_tensor *t, const char *op)
                       op, ag__ops[node(t)->op].grad_fn);
         return false;
     }
-    node(node(t)->base)->version++;
+    ag__bump_version(t);
     return true;
 }
 

@@ -280,9 +280,13 @@ void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
 bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
 
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
- * storage version, so that a graph that saved t refuses to backward with the new
- * values. Call it after every other check: false after an error. */
+ * storage version (ag__bump_version). Call it after every other check: false after an
+ * error. */
 bool ag__inplace_begin(ag_tensor *t, const char *op);
+/* t's storage was written in place: its version moves, so that a graph that saved t
+ * refuses to backward with the new values. Alone (without ag__inplace_begin's rule) for
+ * the writes PyTorch makes under no_grad: .data =, a load, an optimizer's step. */
+static inline void ag__bump_version(const ag_tensor *t) { node(node(t)->base)->version++; }
 
 /* torch.autograd.grad(y, inputs, gradient, retain_graph=True) into out[k] (inputs[k]'s
  * numel floats each, zeros where no gradient reaches): no ->grad changes, the graph is

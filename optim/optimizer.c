@@ -455,12 +455,10 @@ bool ag_optimizer_zero_grad(ag_optimizer *opt, bool set_to_none)
         for (int i = 0; i < gr->n; i++) {
             ag_tensor *p = gr->params[i];
             if (!p->grad) continue;
-            if (set_to_none) {
+            if (set_to_none)
                 ag__free_grad(p);
-            } else {
-                memset(p->grad->data, 0, (size_t)p->grad->numel * sizeof(float));
-                node(node(p->grad)->base)->version++;
-            }
+            else
+                ag_zero_(p->grad); /* as ag_module_zero_grad; cannot fail: p is live */
         }
     }
     return true;
@@ -607,7 +605,7 @@ bool ag_optimizer_step(ag_optimizer *opt)
             default:
                 adam_update(opt->kind == AG__ADAMW, &gr->args, p, &gr->state[i]);
             }
-            node(node(p)->base)->version++; /* as an in-place write */
+            ag__bump_version(p); /* as PyTorch's in-place write under no_grad */
         }
     }
     opt->steps++;
