@@ -38,7 +38,7 @@ struct ag_optimizer {
 
 enum { AG__SGD, AG__ADAM, AG__ADAMW, AG__RMSPROP };
 
-/* Whether opt is the live optimizer of that id (any id when id is 0). Reads nothing of a
+/* Whether opt is the live optimizer of that id (ids are never reused). Reads nothing of a
  * pointer that is not a live optimizer. */
 bool ag__optim_is(const ag_optimizer *opt, uint64_t id);
 /* Checks an optimizer argument of op: true when live; else false after an error. */

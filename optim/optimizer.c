@@ -58,7 +58,7 @@ static uint64_t next_id = 1;
 
 bool ag__optim_is(const ag_optimizer *opt, uint64_t id)
 {
-    return ag__live_has(&live, opt) && (id == 0 || opt->id == id);
+    return ag__live_has(&live, opt) && opt->id == id;
 }
 
 bool ag__optim_check(const ag_optimizer *opt, const char *op)
@@ -427,20 +427,26 @@ static bool check_params(const ag_optimizer *opt, const char *op)
     for (int g = 0; g < opt->ngroups; g++) {
         const ag__group *gr = opt->groups[g];
         char r[40];
+        const char *list = role(r, g);
         for (int i = 0; i < gr->n; i++)
-            if (!ag__check_serial_at(gr->params[i], gr->serials[i], op, role(r, g), i))
-                return false;
+            if (!ag__check_serial_at(gr->params[i], gr->serials[i], op, list, i)) return false;
     }
     return true;
 }
 
-/* The checks every call that changes tensors makes first; the op's name into op. */
-static bool begin(ag_optimizer *opt, const char *what, char op[48])
+/* The names of step and zero_grad in messages, by kind: made once, not at every call. */
+static const char *const step_ops[] = {"SGD.step", "Adam.step", "AdamW.step", "RMSprop.step"};
+static const char *const zero_grad_ops[] = {"SGD.zero_grad", "Adam.zero_grad", "AdamW.zero_grad",
+                                            "RMSprop.zero_grad"};
+
+/* The checks every call that changes tensors makes first (what: "step", ops: its names):
+ * the op's name ("SGD.step"), or NULL after an error. */
+static const char *begin(const ag_optimizer *opt, const char *what, const char *const ops[])
 {
-    if (!ag__optim_check(opt, what)) return false;
-    snprintf(op, 48, "%s.%s", opt->name, what);
-    if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op) != NULL;
-    return check_params(opt, op);
+    if (!ag__optim_check(opt, what)) return NULL;
+    const char *op = ops[opt->kind];
+    if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op);
+    return check_params(opt, op) ? op : NULL;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -448,8 +454,7 @@ static bool begin(ag_optimizer *opt, const char *what, char op[48])
 
 bool ag_optimizer_zero_grad(ag_optimizer *opt, bool set_to_none)
 {
-    char op[48];
-    if (!begin(opt, "zero_grad", op)) return false;
+    if (!begin(opt, "zero_grad", zero_grad_ops)) return false;
     for (int g = 0; g < opt->ngroups; g++) {
         ag__group *gr = opt->groups[g];
         for (int i = 0; i < gr->n; i++) {
@@ -577,8 +582,8 @@ static void rmsprop_update(const ag_optim_args *a, ag_tensor *p, ag__param_state
 
 bool ag_optimizer_step(ag_optimizer *opt)
 {
-    char op[48];
-    if (!begin(opt, "step", op)) return false;
+    const char *op = begin(opt, "step", step_ops);
+    if (!op) return false;
     /* All the state first, so that running out of memory changes no parameter. */
     for (int g = 0; g < opt->ngroups; g++) {
         ag__group *gr = opt->groups[g];
