@@ -68,7 +68,7 @@ static double run_case(const optim_case *c, bool replay)
         for (int t = 0; t < 3; t++)
             for (int i = 0; i < n[t]; i++) {
                 double e = rel_error(got[t][i], want[at[t] + i], want + at[t], n[t]);
-                cr_assert(replay ? e == 0 : e <= 1e-5, "%s, step %d, value %d: %.9g, PyTorch %.9g",
+                cr_assert(replay ? e == 0 : e <= 1e-6, "%s, step %d, value %d: %.9g, PyTorch %.9g",
                           c->name, s, at[t] + i, (double)got[t][i], (double)want[at[t] + i]);
                 if (e > worst) worst = e;
             }
@@ -80,7 +80,8 @@ static double run_case(const optim_case *c, bool replay)
 }
 
 /* End to end (agrad's own backward, whose floats may differ from PyTorch's in the last
- * bit and so drift): within 1e-5 of each parameter's scale. With PyTorch's gradients given
+ * bit and so drift): within 1e-6 of each parameter's scale (the issue asks 1e-5; 5.7e-7 is
+ * the most seen, with gcc, clang and the sanitizers alike). With PyTorch's gradients given
  * to each step: the same floats, bit for bit, clipping included. */
 Test(optim_pytorch, trajectories_equal_pytorchs)
 {
@@ -124,9 +125,13 @@ Test(optim_pytorch, zero_grad_zeroes_or_frees_the_gradients)
     cr_assert(ag_zero_grad(opt), "nothing to zero is fine");
     ag_backward(ag_sum(w));
     ag_tensor *g = w->grad;
+    ag_tensor *saved = ag_sum(ag_mul(VEC(true, 1, 1, 1), g)); /* its backward reads g */
     cr_assert(ag_zero_grad(opt));
     cr_assert_eq(w->grad, g, "set_to_none=False keeps the tensor");
     CHECK("grad", w->grad, 0, 0, 0, 0);
+    record_errors();
+    cr_assert(!ag_backward(saved), "zeroing in place moves the grad's version, as zero_() does");
+    EXPECT_ERROR("backward", "modified by an inplace operation");
     cr_assert(ag_zero_grad(opt, true));
     cr_assert_null(w->grad, "set_to_none=True frees it");
     cr_assert(ag_step(opt), "a step without gradients skips everything");
