@@ -109,7 +109,7 @@ bool ag__inplace_begin(ag_tensor *t, const char *op)
                       op, ag__ops[node(t)->op].grad_fn);
         return false;
     }
-    node(node(t)->base)->version++;
+    ag__bump_version(t);
     return true;
 }
 
@@ -250,8 +250,6 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
     return true;
 }
 
-/* Checks that node's backward can run: what it saved still exists and was not modified
- * in place since it was recorded. */
 /* Whether a tensor that the backward of node name reads still has the version it had when
  * the node was recorded; else the error, in PyTorch's words. */
 static bool intact(const ag_tensor *t, uint64_t expected, const char *role, const char *name)
@@ -267,6 +265,8 @@ static bool intact(const ag_tensor *t, uint64_t expected, const char *role, cons
     return false;
 }
 
+/* Checks that node's backward can run: what it saved still exists and was not modified
+ * in place since it was recorded. */
 static bool node_check(const ag_tensor *n)
 {
     const char *name = ag__ops[node(n)->op].grad_fn;

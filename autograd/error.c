@@ -2,7 +2,9 @@
  * The bottom layer: it calls nothing else of agrad. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void default_handler(const char *message, void *userdata)
 {
@@ -108,5 +110,43 @@ const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shap
         n += (size_t)snprintf(buf + n, AG__SHAPE_STR - n, i ? ", %lld" : "%lld",
                               (long long)shape[i]);
     snprintf(buf + n, AG__SHAPE_STR - n, "]");
+    return buf;
+}
+
+const char *ag__pyfloat(char buf[AG__PYFLOAT], double x)
+{
+    if (isnan(x)) return "nan";
+    if (isinf(x)) return x < 0 ? "-inf" : "inf";
+    if (x == 0) return signbit(x) ? "-0.0" : "0.0";
+    /* The shortest decimal that reads back as x, as repr finds it: its digits and the
+     * exponent of the first one. */
+    char e[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, x);
+        if (strtod(e, NULL) == x) break;
+    }
+    char digits[24];
+    int nd = 0;
+    const char *s = e + (e[0] == '-');
+    for (; *s != 'e'; s++)
+        if (*s != '.') digits[nd++] = *s;
+    int exp10 = (int)strtol(s + 1, NULL, 10);
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    digits[nd] = '\0';
+    /* Then repr's layout: scientific below 1e-4 and from 1e16 on, else positional with at
+     * least one digit after the point. */
+    char fixed[64];
+    if (exp10 < -4 || exp10 >= 16) { /* 1e-05, 1.5e+16 */
+        snprintf(fixed, sizeof fixed, "%c%s%se%c%02d", digits[0], nd > 1 ? "." : "", digits + 1,
+                 exp10 < 0 ? '-' : '+', abs(exp10));
+    } else if (exp10 < 0) { /* 0.001 */
+        snprintf(fixed, sizeof fixed, "0.%.*s%s", -exp10 - 1, "0000", digits);
+    } else { /* 123.5, 100.0 */
+        char whole[20];
+        for (int i = 0; i <= exp10; i++) whole[i] = (char)(i < nd ? digits[i] : '0');
+        whole[exp10 + 1] = '\0';
+        snprintf(fixed, sizeof fixed, "%s.%s", whole, nd > exp10 + 1 ? digits + exp10 + 1 : "0");
+    }
+    snprintf(buf, AG__PYFLOAT, "%s%s", x < 0 ? "-" : "", fixed);
     return buf;
 }

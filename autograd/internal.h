@@ -122,6 +122,11 @@ bool ag__check_failed(ag__liveness why, const char *op, const char *role, int k)
 /* Writes "[2, 3]" (or "[]" for a scalar) into buf: at most AG_MAX_DIMS + 1 sizes. */
 enum { AG__SHAPE_STR = 128 };
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
+/* x as Python's repr(float) writes it, for messages in the words of PyTorch's Python code
+ * ("Invalid learning rate: -0.1"): "0.1", "1e-05", "1e+20", "1.0", "-inf", "nan". Returns
+ * buf, or a string constant. */
+enum { AG__PYFLOAT = 80 };
+const char *ag__pyfloat(char buf[AG__PYFLOAT], double x);
 
 /* Restores the default handler and clears the message (ag_shutdown). */
 void ag__error_reset(void);
@@ -178,6 +183,13 @@ ag__liveness ag__liveness_of(const ag_tensor *t);
 bool ag__check(const ag_tensor *t, const char *op, const char *role);
 /* The same for element k of an array argument named list ("tensors[3]"). */
 bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
+/* ag__check_at for each of the n tensors of list; false after the first one's error. */
+bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *list);
+/* ag__check_at for a tensor kept since it was given, with the serial it had then (an
+ * optimizer's parameters, a dataset's tensors): a live tensor of another serial is a newer
+ * one in the memory of the one given, which is reported as released. */
+bool ag__check_serial_at(const ag_tensor *t, uint64_t serial, const char *op, const char *list,
+                         int k);
 
 /* Frees all memory (ag_shutdown); fills the memory fields of st. */
 void ag__memory_reset(void);
@@ -193,6 +205,12 @@ typedef struct ag__live {
 } ag__live;
 bool ag__live_add(ag__live *l, void *p);
 bool ag__live_has(const ag__live *l, const void *p);
+/* Checks an object argument of op: true when p is in l; else false after the error "op: the
+ * <kind> is not a live <kind> (freed by <freer> or ag_shutdown, or not made by agrad)", or
+ * "op: the <kind> is NULL" (only when no error is recorded: a NULL from a failed call was
+ * reported there). */
+bool ag__live_check(const ag__live *l, const void *p, const char *op, const char *kind,
+                    const char *freer);
 void ag__live_remove(ag__live *l, const void *p);
 void ag__live_clear(ag__live *l);
 
@@ -262,9 +280,13 @@ void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
 bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
 
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
- * storage version, so that a graph that saved t refuses to backward with the new
- * values. Call it after every other check: false after an error. */
+ * storage version (ag__bump_version). Call it after every other check: false after an
+ * error. */
 bool ag__inplace_begin(ag_tensor *t, const char *op);
+/* t's storage was written in place: its version moves, so that a graph that saved t
+ * refuses to backward with the new values. Alone (without ag__inplace_begin's rule) for
+ * the writes PyTorch makes under no_grad: .data =, a load, an optimizer's step. */
+static inline void ag__bump_version(const ag_tensor *t) { node(node(t)->base)->version++; }
 
 /* torch.autograd.grad(y, inputs, gradient, retain_graph=True) into out[k] (inputs[k]'s
  * numel floats each, zeros where no gradient reaches): no ->grad changes, the graph is

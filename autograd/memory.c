@@ -106,6 +106,18 @@ bool ag__live_has(const ag__live *l, const void *p)
     return false;
 }
 
+bool ag__live_check(const ag__live *l, const void *p, const char *op, const char *kind,
+                    const char *freer)
+{
+    if (ag__live_has(l, p)) return true;
+    if (p)
+        ag__error("%s: the %s is not a live %s (freed by %s or ag_shutdown, or not made by agrad)",
+                  op, kind, kind, freer);
+    else if (!ag_last_error()[0])
+        ag__error("%s: the %s is NULL", op, kind);
+    return false;
+}
+
 void ag__live_remove(ag__live *l, const void *p)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -572,14 +584,21 @@ static inline bool in_chunk(const arena *a, const ag_tensor *t)
     return off < a->hot.size && a->hot.size - off >= HEADER && off % ALIGN == 0;
 }
 
+/* Where a tensor header at t would lie: 1 on the tape, 2 in the grad pool (gradients and
+ * parameters), 0 in no memory agrad holds. */
+static inline int where(const ag_tensor *t)
+{
+    /* Most arguments are recent tensors or gradients, in the chunks new ones come from. */
+    return in_chunk(&tensors, t) ? 1 : in_chunk(&grads.mem, t) ? 2 : held_by(t);
+}
+
 static inline ag__liveness liveness(const ag_tensor *t)
 {
     if (!t) return AG__NULL;
-    /* Most arguments are recent tensors or gradients, in the chunks new ones come from. */
-    int where = in_chunk(&tensors, t) ? 1 : in_chunk(&grads.mem, t) ? 2 : held_by(t);
-    if (!where) return AG__NOT_HELD;
+    int in = where(t);
+    if (!in) return AG__NOT_HELD;
     if (IS_POISONED(&node(t)->magic) || node(t)->magic != AG__MAGIC_LIVE)
-        return where == 1 ? AG__RELEASED : AG__RELEASED_GRAD;
+        return in == 1 ? AG__RELEASED : AG__RELEASED_GRAD;
     return AG__LIVE;
 }
 
@@ -594,6 +613,22 @@ bool ag__check(const ag_tensor *t, const char *op, const char *role)
 bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
 {
     ag__liveness why = liveness(t);
+    return why == AG__LIVE || ag__check_failed(why, op, list, k);
+}
+
+bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *list)
+{
+    for (int k = 0; k < n; k++)
+        if (!ag__check_at(t[k], op, list, k)) return false;
+    return true;
+}
+
+bool ag__check_serial_at(const ag_tensor *t, uint64_t serial, const char *op, const char *list,
+                         int k)
+{
+    ag__liveness why = liveness(t);
+    if (why == AG__LIVE && node(t)->serial != serial)
+        why = where(t) == 1 ? AG__RELEASED : AG__RELEASED_GRAD; /* as liveness would say */
     return why == AG__LIVE || ag__check_failed(why, op, list, k);
 }
 

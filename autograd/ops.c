@@ -447,7 +447,7 @@ ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src)
     /* `.data =` is how parameters are updated, so it bypasses the leaf rule; the version
      * still moves, so a retained graph that saved t's old values refuses to backward. */
     memmove(t->data, src->data, (size_t)t->numel * sizeof(float));
-    node(node(t)->base)->version++;
+    ag__bump_version(t);
     return t;
 }
 

@@ -46,15 +46,7 @@ static bool is_live(const ag_module *m) { return ag__live_has(&live, m); }
 /* Checks a module argument of op: true when m is a live module. */
 static bool check_module(const ag_module *m, const char *op)
 {
-    if (is_live(m)) return true;
-    if (!m) {
-        if (!ag_last_error()[0]) ag__error("%s: the module is NULL", op);
-    } else {
-        ag__error("%s: the module is not a live module (freed by ag_module_free or "
-                  "ag_shutdown, or not made by ag_module_new)",
-                  op);
-    }
-    return false;
+    return ag__live_check(&live, m, op, "module", "ag_module_free");
 }
 
 static char *copy_string(const char *s)

@@ -782,7 +782,7 @@ static bool load(const char *op, const char *where, const unsigned char *bytes, 
             /* As ag_set_data: load_state_dict copies under no_grad, so leaves that require
              * grad take the values; the version moves, so a graph that saved the old
              * values refuses to backward. */
-            node(node(t)->base)->version++;
+            ag__bump_version(t);
         }
     }
     load_end(&L);

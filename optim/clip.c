@@ -8,7 +8,6 @@
 #include "optim_private.h"
 
 #include <math.h>
-#include <string.h>
 
 /* torch.norm(x, p) of n floats, for p other than +inf. */
 static float norm_p(const float *x, int64_t n, float p)
@@ -51,20 +50,12 @@ static float norm_inf(const float *x, int64_t n)
     return acc;
 }
 
-/* Checks the list argument of op: false after an error (or after the error of the call
- * that gave an empty list, ag_parameters of a freed module). */
+/* The checks of both: not from inside backward, the list. False after an error. */
 static bool check_params(ag_params p, const char *op)
 {
     if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op) != NULL;
-    if (p.n == 0 && !p.tensors && ag_last_error()[0]) return false;
-    if (p.n < 0 || (p.n > 0 && !p.tensors))
-        return ag__error("%s: parameters has n = %d and tensors %s", op, p.n,
-                         p.tensors ? "set" : "NULL") != NULL;
-    return ag__check_list(p.tensors, p.n, op, "parameters");
+    return ag__check_params(p, op, "parameters");
 }
-
-/* The gradient of t changed in place: its version moves, as PyTorch's mul_ moves it. */
-static void touched(ag_tensor *g) { node(node(g)->base)->version++; }
 
 double ag_clip_grad_norm_with(ag_clip_args a)
 {
@@ -123,12 +114,8 @@ double ag_clip_grad_norm_with(ag_clip_args a)
      * reciprocal() * max_norm; then clamp(max=1.0), NaN staying NaN. */
     float coef = (1.0f / (total + (float)1e-6)) * (float)a.max_norm;
     if (coef > 1.0f) coef = 1.0f;
-    for (int i = 0; i < a.params.n; i++) {
-        ag_tensor *g = t[i]->grad;
-        if (!g) continue;
-        for (int64_t k = 0; k < g->numel; k++) g->data[k] *= coef;
-        touched(g);
-    }
+    for (int i = 0; i < a.params.n; i++)
+        if (t[i]->grad) ag_imul_ts(t[i]->grad, coef); /* grad.mul_(clip_coef_clamped) */
     return total;
 }
 
@@ -147,7 +134,7 @@ bool ag_clip_grad_value_(ag_params params, double clip_value)
             float v = g->data[k];
             g->data[k] = nan_bound ? NAN : isnan(v) ? v : fminf(fmaxf(v, lo), hi);
         }
-        touched(g);
+        ag__bump_version(g); /* as clamp_ */
     }
     return true;
 }

@@ -31,27 +31,8 @@ struct ag_scheduler {
 
 static ag__live live;
 
-void ag__schedulers_reset(void)
+static void destroy(ag_scheduler *s)
 {
-    while (live.n) {
-        ag_scheduler *s = live.p[live.n - 1];
-        ag__live_remove(&live, s);
-        ag__free(s->base_lrs);
-        ag__free(s->last_lr);
-        ag__free(s->milestones);
-        ag__free(s);
-    }
-    ag__live_clear(&live);
-}
-
-void ag_scheduler_free(ag_scheduler *s)
-{
-    if (!s) return;
-    if (!ag__live_has(&live, s)) {
-        ag__error("scheduler_free: the scheduler is not a live scheduler (freed by "
-                  "ag_scheduler_free or ag_shutdown, or not made by agrad)");
-        return;
-    }
     ag__live_remove(&live, s);
     ag__free(s->base_lrs);
     ag__free(s->last_lr);
@@ -59,19 +40,24 @@ void ag_scheduler_free(ag_scheduler *s)
     ag__free(s);
 }
 
-/* Checks a scheduler argument of op and its optimizer; the op's full name into op. */
+void ag__schedulers_reset(void)
+{
+    while (live.n) destroy(live.p[live.n - 1]);
+    ag__live_clear(&live);
+}
+
+/* Checks a scheduler argument (what: "step"); the op's full name into op. */
 static bool check(const ag_scheduler *s, const char *what, char op[48])
 {
-    if (!ag__live_has(&live, s)) {
-        if (s || !ag_last_error()[0])
-            ag__error("%s: the scheduler is %s", what,
-                      s ? "not a live scheduler (freed by ag_scheduler_free or ag_shutdown, or "
-                          "not made by agrad)"
-                        : "NULL");
-        return false;
-    }
+    if (!ag__live_check(&live, s, what, "scheduler", "ag_scheduler_free")) return false;
     snprintf(op, 48, "%s.%s", names[s->kind], what);
     return true;
+}
+
+void ag_scheduler_free(ag_scheduler *s)
+{
+    char op[48];
+    if (s && check(s, "scheduler_free", op)) destroy(s);
 }
 
 /* The lr that get_lr gives group i, whose lr is now lr; false when the formula leaves the

@@ -38,22 +38,19 @@ struct ag_optimizer {
 
 enum { AG__SGD, AG__ADAM, AG__ADAMW, AG__RMSPROP };
 
-/* Whether opt is the live optimizer of that id (any id when id is 0). Reads nothing of a
+/* Whether opt is the live optimizer of that id (ids are never reused). Reads nothing of a
  * pointer that is not a live optimizer. */
 bool ag__optim_is(const ag_optimizer *opt, uint64_t id);
 /* Checks an optimizer argument of op: true when live; else false after an error. */
 bool ag__optim_check(const ag_optimizer *opt, const char *op);
 
-/* x as Python's repr(float) writes it: "0.1", "1e-05", "1e+20", "1.0", "-inf", "nan". */
-enum { AG__PYFLOAT = 80 };
-const char *ag__pyfloat(char buf[AG__PYFLOAT], double x);
-
 /* Whether x is the unset marker of the keyword arguments (AG_PRIVATE_UNSET), by its bits. */
 bool ag__unset(double x);
 
-/* Checks every tensor of a list argument of op named role ("params"): true when all are
- * live; else false after the first one's error. */
-bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *role);
+/* Checks a list argument of op named role ("params", "parameters"): its n and tensors, and
+ * each tensor live. False after an error; or at once when the list is the empty one of a
+ * call that failed (ag_parameters of a freed module), whose error stands. */
+bool ag__check_params(ag_params p, const char *op, const char *role);
 
 /* Frees every schedule (ag__optim_reset). */
 void ag__schedulers_reset(void);

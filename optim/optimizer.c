@@ -50,51 +50,6 @@ ag_optim_args ag_optim_args_unset(void)
                            .centered = -1};
 }
 
-const char *ag__pyfloat(char buf[AG__PYFLOAT], double x)
-{
-    if (isnan(x)) return "nan";
-    if (isinf(x)) return x < 0 ? "-inf" : "inf";
-    if (x == 0) return signbit(x) ? "-0.0" : "0.0";
-    /* The shortest decimal that reads back as x, as repr finds it: its digits and the
-     * exponent of the first one. */
-    char e[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(e, sizeof e, "%.*e", prec - 1, x);
-        if (strtod(e, NULL) == x) break;
-    }
-    char digits[24];
-    int nd = 0;
-    const char *s = e + (e[0] == '-');
-    for (; *s != 'e'; s++)
-        if (*s != '.') digits[nd++] = *s;
-    int exp10 = (int)strtol(s + 1, NULL, 10);
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
-    digits[nd] = '\0';
-    /* Then repr's layout: scientific below 1e-4 and from 1e16 on, else positional with at
-     * least one digit after the point. */
-    char fixed[64];
-    if (exp10 < -4 || exp10 >= 16) { /* 1e-05, 1.5e+16 */
-        snprintf(fixed, sizeof fixed, "%c%s%se%c%02d", digits[0], nd > 1 ? "." : "", digits + 1,
-                 exp10 < 0 ? '-' : '+', abs(exp10));
-    } else if (exp10 < 0) { /* 0.001 */
-        snprintf(fixed, sizeof fixed, "0.%.*s%s", -exp10 - 1, "0000", digits);
-    } else { /* 123.5, 100.0 */
-        char whole[20];
-        for (int i = 0; i <= exp10; i++) whole[i] = (char)(i < nd ? digits[i] : '0');
-        whole[exp10 + 1] = '\0';
-        snprintf(fixed, sizeof fixed, "%s.%s", whole, nd > exp10 + 1 ? digits + exp10 + 1 : "0");
-    }
-    snprintf(buf, AG__PYFLOAT, "%s%s", x < 0 ? "-" : "", fixed);
-    return buf;
-}
-
-bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *role)
-{
-    for (int i = 0; i < n; i++)
-        if (!ag__check_at(t[i], op, role, i)) return false;
-    return true;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* The live optimizers                                                                   */
 
@@ -103,20 +58,23 @@ static uint64_t next_id = 1;
 
 bool ag__optim_is(const ag_optimizer *opt, uint64_t id)
 {
-    return ag__live_has(&live, opt) && (id == 0 || opt->id == id);
+    return ag__live_has(&live, opt) && opt->id == id;
 }
 
 bool ag__optim_check(const ag_optimizer *opt, const char *op)
 {
-    if (ag__live_has(&live, opt)) return true;
-    if (!opt) {
-        if (!ag_last_error()[0]) ag__error("%s: the optimizer is NULL", op);
-    } else {
-        ag__error("%s: the optimizer is not a live optimizer (freed by ag_optimizer_free or "
-                  "ag_shutdown, or not made by agrad)",
-                  op);
-    }
-    return false;
+    return ag__live_check(&live, opt, op, "optimizer", "ag_optimizer_free");
+}
+
+bool ag__check_params(ag_params p, const char *op, const char *role)
+{
+    /* the empty list of a call that failed (ag_parameters of a freed module): its error
+     * stands */
+    if (p.n == 0 && !p.tensors && ag_last_error()[0]) return false;
+    if (p.n < 0 || (p.n > 0 && !p.tensors))
+        return ag__error("%s: %s has n = %d and tensors %s", op, role, p.n,
+                         p.tensors ? "set" : "NULL") != NULL;
+    return ag__check_list(p.tensors, p.n, op, role);
 }
 
 static void free_group(ag__group *g)
@@ -338,15 +296,12 @@ static bool no_duplicates(const ag_optimizer *opt, ag_tensor *const *t, int n, c
     return ok;
 }
 
-/* A new group of a's parameters with a's options, checked as PyTorch's add_param_group
- * checks (each tensor live and a leaf, lr given, no tensor twice); NULL after an error. */
+/* A new group of a's parameters (checked by ag__check_params) with a's options, checked as
+ * PyTorch's add_param_group checks (each tensor a leaf, lr given, no tensor twice); NULL
+ * after an error. */
 static ag__group *new_group(ag_optimizer *opt, const ag_optim_args *a, const char *op)
 {
     ag_params p = a->params;
-    if (p.n < 0 || (p.n > 0 && !p.tensors))
-        return ag__error("%s: params has n = %d and tensors %s", op, p.n,
-                         p.tensors ? "set" : "NULL");
-    if (!ag__check_list(p.tensors, p.n, op, "params")) return NULL;
     for (int i = 0; i < p.n; i++) {
         const ag_tensor *t = p.tensors[i];
         if (!ag_is_leaf(t) && !(node(t)->flags & AG__F_RETAIN_GRAD))
@@ -380,10 +335,6 @@ static ag__group *new_group(ag_optimizer *opt, const ag_optim_args *a, const cha
     return g;
 }
 
-/* Whether a list argument is the empty result of a call that failed already (ag_parameters
- * of a freed module): the error is then not reported twice. */
-static bool failed_before(ag_params p) { return p.n == 0 && !p.tensors && ag_last_error()[0]; }
-
 static ag_optimizer *make(int kind, ag_optim_args args)
 {
     const char *name = names[kind];
@@ -392,13 +343,10 @@ static ag_optimizer *make(int kind, ag_optim_args args)
         return ag__error("%s: %s.__init__() got an unexpected keyword argument '%s'", name, name,
                          bad);
     resolve_defaults(kind, &args);
-    if (!valid(kind, &args, name)) return NULL;
-    if (failed_before(args.params)) return NULL;
-    if (args.params.n == 0 && args.params.tensors)
-        return ag__error("%s: optimizer got an empty parameter list", name);
-    if (args.params.n == 0 && !args.params.tensors)
-        return ag__error("%s: optimizer got an empty parameter list (params.tensors is NULL)",
-                         name);
+    if (!valid(kind, &args, name) || !ag__check_params(args.params, name, "params")) return NULL;
+    if (args.params.n == 0)
+        return ag__error("%s: optimizer got an empty parameter list%s", name,
+                         args.params.tensors ? "" : " (params.tensors is NULL)");
     ag_optimizer *opt = ag__malloc(sizeof *opt);
     ag__group **groups = ag__malloc(sizeof *groups);
     if (!opt || !groups || !ag__live_add(&live, opt)) {
@@ -433,7 +381,7 @@ bool ag_add_param_group_with(ag_optimizer *opt, ag_optim_args args)
         return ag__error("%s: got an unexpected keyword argument '%s' (%s has no such option)", op,
                          bad, opt->name) != NULL;
     resolve_from(&args, &opt->defaults);
-    if (!valid(opt->kind, &args, op) || failed_before(args.params)) return false;
+    if (!valid(opt->kind, &args, op) || !ag__check_params(args.params, op, "params")) return false;
     ag__group **grown = ag__grow(opt->groups, &opt->cap, (size_t)opt->ngroups + 1, sizeof *grown);
     if (!grown)
         return ag__error("%s: out of memory adding parameter group %d", op, opt->ngroups) != NULL;
@@ -479,25 +427,26 @@ static bool check_params(const ag_optimizer *opt, const char *op)
     for (int g = 0; g < opt->ngroups; g++) {
         const ag__group *gr = opt->groups[g];
         char r[40];
-        for (int i = 0; i < gr->n; i++) {
-            if (!ag__check_at(gr->params[i], op, role(r, g), i)) return false;
-            if (node(gr->params[i])->serial != gr->serials[i])
-                return ag__error("%s: argument %s[%d] is no longer the tensor given to the "
-                                 "optimizer (released by ag_release, or a parameter of a freed "
-                                 "module)",
-                                 op, role(r, g), i) != NULL;
-        }
+        const char *list = role(r, g);
+        for (int i = 0; i < gr->n; i++)
+            if (!ag__check_serial_at(gr->params[i], gr->serials[i], op, list, i)) return false;
     }
     return true;
 }
 
-/* The checks every call that changes tensors makes first; the op's name into op. */
-static bool begin(ag_optimizer *opt, const char *what, char op[48])
+/* The names of step and zero_grad in messages, by kind: made once, not at every call. */
+static const char *const step_ops[] = {"SGD.step", "Adam.step", "AdamW.step", "RMSprop.step"};
+static const char *const zero_grad_ops[] = {"SGD.zero_grad", "Adam.zero_grad", "AdamW.zero_grad",
+                                            "RMSprop.zero_grad"};
+
+/* The checks every call that changes tensors makes first (what: "step", ops: its names):
+ * the op's name ("SGD.step"), or NULL after an error. */
+static const char *begin(const ag_optimizer *opt, const char *what, const char *const ops[])
 {
-    if (!ag__optim_check(opt, what)) return false;
-    snprintf(op, 48, "%s.%s", opt->name, what);
-    if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op) != NULL;
-    return check_params(opt, op);
+    if (!ag__optim_check(opt, what)) return NULL;
+    const char *op = ops[opt->kind];
+    if (ag__deferring()) return ag__error("%s: " AG__INSIDE, op);
+    return check_params(opt, op) ? op : NULL;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -505,19 +454,16 @@ static bool begin(ag_optimizer *opt, const char *what, char op[48])
 
 bool ag_optimizer_zero_grad(ag_optimizer *opt, bool set_to_none)
 {
-    char op[48];
-    if (!begin(opt, "zero_grad", op)) return false;
+    if (!begin(opt, "zero_grad", zero_grad_ops)) return false;
     for (int g = 0; g < opt->ngroups; g++) {
         ag__group *gr = opt->groups[g];
         for (int i = 0; i < gr->n; i++) {
             ag_tensor *p = gr->params[i];
             if (!p->grad) continue;
-            if (set_to_none) {
+            if (set_to_none)
                 ag__free_grad(p);
-            } else {
-                memset(p->grad->data, 0, (size_t)p->grad->numel * sizeof(float));
-                node(node(p->grad)->base)->version++;
-            }
+            else
+                ag_zero_(p->grad); /* as ag_module_zero_grad; cannot fail: p is live */
         }
     }
     return true;
@@ -636,8 +582,8 @@ static void rmsprop_update(const ag_optim_args *a, ag_tensor *p, ag__param_state
 
 bool ag_optimizer_step(ag_optimizer *opt)
 {
-    char op[48];
-    if (!begin(opt, "step", op)) return false;
+    const char *op = begin(opt, "step", step_ops);
+    if (!op) return false;
     /* All the state first, so that running out of memory changes no parameter. */
     for (int g = 0; g < opt->ngroups; g++) {
         ag__group *gr = opt->groups[g];
@@ -664,7 +610,7 @@ bool ag_optimizer_step(ag_optimizer *opt)
             default:
                 adam_update(opt->kind == AG__ADAMW, &gr->args, p, &gr->state[i]);
             }
-            node(node(p)->base)->version++; /* as an in-place write */
+            ag__bump_version(p); /* as PyTorch's in-place write under no_grad */
         }
     }
     opt->steps++;

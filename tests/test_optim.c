@@ -68,7 +68,7 @@ static double run_case(const optim_case *c, bool replay)
         for (int t = 0; t < 3; t++)
             for (int i = 0; i < n[t]; i++) {
                 double e = rel_error(got[t][i], want[at[t] + i], want + at[t], n[t]);
-                cr_assert(replay ? e == 0 : e <= 1e-5, "%s, step %d, value %d: %.9g, PyTorch %.9g",
+                cr_assert(replay ? e == 0 : e <= 1e-6, "%s, step %d, value %d: %.9g, PyTorch %.9g",
                           c->name, s, at[t] + i, (double)got[t][i], (double)want[at[t] + i]);
                 if (e > worst) worst = e;
             }
@@ -80,7 +80,8 @@ static double run_case(const optim_case *c, bool replay)
 }
 
 /* End to end (agrad's own backward, whose floats may differ from PyTorch's in the last
- * bit and so drift): within 1e-5 of each parameter's scale. With PyTorch's gradients given
+ * bit and so drift): within 1e-6 of each parameter's scale (the issue asks 1e-5; 5.7e-7 is
+ * the most seen, with gcc, clang and the sanitizers alike). With PyTorch's gradients given
  * to each step: the same floats, bit for bit, clipping included. */
 Test(optim_pytorch, trajectories_equal_pytorchs)
 {
@@ -124,9 +125,13 @@ Test(optim_pytorch, zero_grad_zeroes_or_frees_the_gradients)
     cr_assert(ag_zero_grad(opt), "nothing to zero is fine");
     ag_backward(ag_sum(w));
     ag_tensor *g = w->grad;
+    ag_tensor *saved = ag_sum(ag_mul(VEC(true, 1, 1, 1), g)); /* its backward reads g */
     cr_assert(ag_zero_grad(opt));
     cr_assert_eq(w->grad, g, "set_to_none=False keeps the tensor");
     CHECK("grad", w->grad, 0, 0, 0, 0);
+    record_errors();
+    cr_assert(!ag_backward(saved), "zeroing in place moves the grad's version, as zero_() does");
+    EXPECT_ERROR("backward", "modified by an inplace operation");
     cr_assert(ag_zero_grad(opt, true));
     cr_assert_null(w->grad, "set_to_none=True frees it");
     cr_assert(ag_step(opt), "a step without gradients skips everything");
@@ -626,11 +631,11 @@ Test(optim_misuse, a_released_parameter_is_reported_and_nothing_changes)
     ag_release(m);
     ag_tensor *newer = VEC(true, 9); /* may take t's memory */
     cr_assert(!ag_step(o));
-    EXPECT_ERROR("step", "SGD.step: argument params[1]");
+    EXPECT_ERROR("step", "SGD.step: argument params[1] is a released tensor (freed by ag_release)");
     CHECK("w, unchanged", w, 0, 1, 2);
     CHECK("newer, untouched", newer, 0, 9);
     cr_assert(!ag_zero_grad(o));
-    EXPECT_ERROR("zero_grad", "SGD.zero_grad: argument params[1]");
+    EXPECT_ERROR("zero_grad", "SGD.zero_grad: argument params[1] is a released tensor");
     CHECK("w's grad, unchanged", w->grad, 0, 1, 1);
     ag_set_checked(true);
     ag_optimizer *o2 = ag_Adam(AG_PARAMS(w));
@@ -659,10 +664,12 @@ Test(optim_misuse, a_module_freed_under_the_optimizer_is_reported)
     ag_module_free(model);
     ag_module *other = ag_Linear(2, 1); /* may take the freed parameters' blocks */
     float w0 = ag_parameters(other).tensors[0]->data[0];
+    const char *freed = "argument params[0] is the ->grad of a released tensor (freed with it "
+                        "by ag_release), or a parameter of a freed module";
     cr_assert(!ag_step(o));
-    EXPECT_ERROR("step", "Adam.step: argument params[0]");
+    EXPECT_ERROR("step", "Adam.step: ", freed);
     cr_assert(!ag_zero_grad(o, true));
-    EXPECT_ERROR("zero_grad", "Adam.zero_grad: argument params[0]");
+    EXPECT_ERROR("zero_grad", "Adam.zero_grad: ", freed);
     cr_assert(ag_parameters(other).tensors[0]->data[0] == w0, "the other module was written");
     ag_optimizer_free(o);
     test_finish();
@@ -682,7 +689,7 @@ Test(optim_misuse, a_module_freed_while_its_graph_lives_is_reported_after_the_re
     cr_assert(ag_step(o), "%s", ag_last_error());
     ag_release(start);
     cr_assert(!ag_step(o));
-    EXPECT_ERROR("step", "SGD.step: argument params[0]");
+    EXPECT_ERROR("step", "SGD.step: argument params[0]", "a parameter of a freed module");
     test_finish();
 }
 
