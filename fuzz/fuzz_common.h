@@ -1,5 +1,6 @@
-/* What the fuzz targets share: a capped allocator and the way they stop. Each target
- * includes it once; fuzz/replay.c replays their inputs without libFuzzer. */
+/* What the fuzz targets share: a capped allocator and the way they begin and stop an
+ * input. Each target includes it once; fuzz/replay.c replays their inputs without
+ * libFuzzer. */
 #ifndef AGRAD_FUZZ_COMMON_H
 #define AGRAD_FUZZ_COMMON_H
 
@@ -44,6 +45,17 @@ static void fail(const char *what)
 {
     fprintf(stderr, "%s: %s (last error: %s)\n", fuzz_name, what, ag_last_error());
     abort();
+}
+
+/* Begins an input of the target name: requests over cap_one bytes, or past cap_all in all,
+ * refused; errors recorded, not fatal. */
+static void fuzz_start(const char *name, size_t cap_one, size_t cap_all)
+{
+    fuzz_name = name;
+    cap.cap_one = cap_one;
+    cap.cap_all = cap_all;
+    ag_set_allocator(capped_realloc, NULL);
+    ag_set_error_handler(NULL, NULL);
 }
 
 /* Ends an input: frees all agrad holds and checks that no byte is left. */

@@ -71,11 +71,7 @@ static ag_tensor *read_once(const uint8_t *data, size_t size, options o)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_name = "fuzz_csv";
-    cap.cap_one = 64 << 20;
-    cap.cap_all = 256 << 20;
-    ag_set_allocator(capped_realloc, NULL);
-    ag_set_error_handler(NULL, NULL);
+    fuzz_start("fuzz_csv", 64 << 20, 256 << 20);
     const char *picked_names[4];
     int64_t picked[4];
     options o = decode(&data, &size, picked_names, picked);
