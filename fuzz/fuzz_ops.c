@@ -4,8 +4,8 @@
  * too), uses of released tensors, of released gradients and of tensors from before
  * ag_shutdown, NaN and Inf, gradcheck, printing, checked and fast mode, refused
  * allocations, softmax and the losses with options they take and options they do not,
- * optimizers and schedules, datasets and loaders, CSV read from memory, the progress
- * line. Every invalid call must end in agrad's error path: never a sanitizer
+ * optimizers and schedules, datasets and loaders, CSV read from memory and from files, the
+ * progress line. Every invalid call must end in agrad's error path: never a sanitizer
  * report, a crash, a hang, a NULL without a message, or a leak.
  *
  * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. With
@@ -1047,7 +1047,9 @@ static void progress_step(unsigned w)
 }
 
 /* CSV text built from the input, mostly of tokens a CSV file holds, read into a tensor kept
- * in a slot (by name, by index, every column; now and then a bad option); or a progress
+ * in a slot (by name, by index, every column; now and then a bad option): from memory, or
+ * from a file that holds it and that no directory holds (nothing is left behind); or the
+ * same options given a missing file or a directory, which are never read; or a progress
  * line (progress_step). */
 static void csv_step(void)
 {
@@ -1060,7 +1062,8 @@ static void csv_step(void)
                                          "\"", " ", "nan", "a",  ";",    "\t", "\"\"", "\r"};
     char text[512];
     size_t n = 0;
-    for (unsigned k = byte() % 64; k > 0; k--) {
+    unsigned tokens_and_source = byte(); /* the count; the source in the two high bits */
+    for (unsigned k = tokens_and_source % 64; k > 0; k--) {
         unsigned b = byte();
         const char *t = b < 240 ? tokens[b % 16] : (char[2]){(char)byte(), 0};
         size_t len = b < 240 ? strlen(t) : 1;
@@ -1076,8 +1079,27 @@ static void csv_step(void)
     ag_csv_indices ix = {0};
     if (w % 4 == 1) columns = (ag_csv_columns){picked_names, count};
     if (w % 4 == 2 || (w & 128 && w % 4 == 1)) ix = (ag_csv_indices){picked, count};
-    char delimiter = byte() % 8 ? ',' : ";\t\" "[byte() % 4];
-    keep(ag_read_csv_bytes(text, n, .columns = columns, .indices = ix, .delimiter = delimiter), 1);
+    unsigned d = byte();
+    char delimiter = d % 8 ? ',' : ";\t\" "[byte() % 4];
+    switch (tokens_and_source >> 6) {
+    case 2: { /* the text in a file */
+        char path[32];
+        int fd = bytes_as_file(text, n, path);
+        if (fd < 0) break;
+        keep(ag_read_csv(path, .columns = columns, .indices = ix, .delimiter = delimiter), 1);
+        close(fd);
+        break;
+    }
+    case 3: { /* no file to read: its name is not there, or is a directory's */
+        const char *path = d & 8 ? "/nonexistent/agrad/data.csv" : "/";
+        ag_tensor *t = ag_read_csv(path, .columns = columns, .indices = ix, .delimiter = delimiter);
+        if (t || !ag_last_error()[0]) fail("a missing file or a directory read without an error");
+        break;
+    }
+    default:
+        keep(ag_read_csv_bytes(text, n, .columns = columns, .indices = ix, .delimiter = delimiter),
+             1);
+    }
 }
 
 /* Keeps the two inputs of a gradcheck small enough (at most 6 elements, rank 2) to finish
