@@ -29,6 +29,13 @@ bool ag__dataset_view(const char *op, void *ds, ag__view *v);
 bool ag__dataset_collate(const char *op, const ag__view *v, const int64_t *order, int64_t first,
                          int64_t b, ag_tensor **buf, ag_tensor **out);
 
+/* The outputs of a call that gives an item's or a batch's tensors (ag_dataset_get,
+ * ag_dataset_slice, ag_next): ag__clear_outputs sets those given to NULL, first thing;
+ * ag__check_outputs says whether there is one, not NULL, per field of v, and reports
+ * otherwise. */
+void ag__clear_outputs(ag_tensor **const *out, int n);
+bool ag__check_outputs(const char *op, const ag__view *v, ag_tensor **const *out, int n);
+
 /* Whether a user's get, len or destroy is running (called by agrad, inside a deferral
  * scope): the loaders and datasets agrad is reading must not be freed under it. */
 bool ag__data_in_callback(void);

@@ -45,33 +45,19 @@ bool ag__data_in_callback(void) { return in_callback > 0; }
 /* ------------------------------------------------------------------------------------ */
 /* The user's functions                                                                  */
 
-static int64_t call_len(ag_dataset *d)
+/* Around every call of a user's get, len or destroy: a deferral scope, so that an error in
+ * it reaches the handler once it has returned, and the count that refuses frees and
+ * ag_shutdown meanwhile. */
+static void user_begin(void)
 {
     ag__defer_begin();
     in_callback++;
-    int64_t n = d->len(d);
+}
+
+static void user_end(void)
+{
     in_callback--;
     ag__defer_end(); /* may call the handler: nothing is left to put back */
-    return n;
-}
-
-static bool call_get(ag_dataset *d, int64_t index, ag_tensor **items)
-{
-    ag__defer_begin();
-    in_callback++;
-    bool ok = d->get(d, index, items);
-    in_callback--;
-    ag__defer_end();
-    return ok;
-}
-
-static void call_destroy(ag_dataset *d)
-{
-    ag__defer_begin();
-    in_callback++;
-    d->destroy(d);
-    in_callback--;
-    ag__defer_end();
 }
 
 /* The message of an error the user's function set, when none was pending before it. */
@@ -86,7 +72,9 @@ static const char *fresh_error(bool was_clear, char copy[256])
 static int64_t user_len(const char *op, ag_dataset *d)
 {
     bool was_clear = !ag_last_error()[0];
-    int64_t n = call_len(d);
+    user_begin();
+    int64_t n = d->len(d);
+    user_end();
     if (n < 0) {
         char copy[256];
         const char *why = fresh_error(was_clear, copy);
@@ -175,8 +163,8 @@ bool ag__dataset_view(const char *op, void *ds, ag__view *v)
         v->len = a->n;
         agds *of = block_of(a->of);
         if (!of) {
-            ag_dataset *d = a->of; /* never NULL: a Subset is made of a dataset */
-            if (!d || !check_user(op, d)) return false;
+            ag_dataset *d = a->of;
+            if (!check_user(op, d)) return false;
             if (d->fields != a->base.fields) {
                 ag__error("%s: the Subset's dataset has fields=%d, %d when the Subset was made", op,
                           d->fields, a->base.fields);
@@ -220,7 +208,10 @@ static bool read_item(const char *op, const ag__view *v, int64_t i, ag_tensor **
     for (int k = 0; k < v->fields; k++) items[k] = NULL;
     bool was_clear = !ag_last_error()[0];
     char copy[256];
-    if (!call_get(v->root, j, items)) {
+    user_begin();
+    bool ok = v->root->get(v->root, j, items);
+    user_end();
+    if (!ok) {
         ag__error("%s: the dataset's get failed for index %lld%s%s", op, (long long)j, through,
                   fresh_error(was_clear, copy));
         return false;
@@ -443,8 +434,12 @@ AG_API void ag_dataset_free(void *ds)
     ag__loaders_dataset_freed(ds);
     if (a)
         kill_block(a);
-    else if (((ag_dataset *)ds)->destroy)
-        call_destroy(ds);
+    else if (((ag_dataset *)ds)->destroy) {
+        ag_dataset *d = ds;
+        user_begin();
+        d->destroy(d);
+        user_end();
+    }
 }
 
 void ag__data_reset(void)
@@ -467,9 +462,7 @@ AG_API int64_t ag_dataset_len(void *ds)
     return ag__dataset_view("dataset_len", ds, &v) ? v.len : -1;
 }
 
-/* Checks that n outputs were given for a dataset of v's fields, none NULL, and sets them
- * to NULL. */
-static bool check_outputs(const char *op, const ag__view *v, ag_tensor **const *out, int n)
+bool ag__check_outputs(const char *op, const ag__view *v, ag_tensor **const *out, int n)
 {
     if (n != v->fields) {
         ag__error("%s: the dataset gives %d tensor%s per item, but %d output%s given", op,
@@ -481,12 +474,10 @@ static bool check_outputs(const char *op, const ag__view *v, ag_tensor **const *
             ag__error("%s: output %d is NULL (pass &x, &y)", op, k);
             return false;
         }
-    for (int k = 0; k < n; k++) *out[k] = NULL;
     return true;
 }
 
-/* Sets what outputs can be set to NULL (after an error). */
-static void clear_outputs(ag_tensor **const *out, int n)
+void ag__clear_outputs(ag_tensor **const *out, int n)
 {
     for (int k = 0; out && k < n; k++)
         if (out[k]) *out[k] = NULL;
@@ -505,11 +496,9 @@ static ag_tensor **pointers(const char *op, ag_tensor **small, int64_t n)
 AG_API bool ag_dataset_get_n(void *ds, int64_t index, ag_tensor **const *out, int n)
 {
     const char *op = "dataset_get";
+    ag__clear_outputs(out, n);
     ag__view v;
-    if (!ag__dataset_view(op, ds, &v) || !check_outputs(op, &v, out, n)) {
-        clear_outputs(out, n);
-        return false;
-    }
+    if (!ag__dataset_view(op, ds, &v) || !ag__check_outputs(op, &v, out, n)) return false;
     int64_t i = index < 0 ? index + v.len : index;
     if (i < 0 || i >= v.len) {
         ag__error("%s: index %lld is out of bounds for dimension 0 with size %lld", op,
@@ -563,11 +552,9 @@ static bool empty_slice(const char *op, const ag__view *v, ag_tensor **res)
 AG_API bool ag_dataset_slice_n(void *ds, int64_t start, int64_t end, ag_tensor **const *out, int n)
 {
     const char *op = "dataset_slice";
+    ag__clear_outputs(out, n);
     ag__view v;
-    if (!ag__dataset_view(op, ds, &v) || !check_outputs(op, &v, out, n)) {
-        clear_outputs(out, n);
-        return false;
-    }
+    if (!ag__dataset_view(op, ds, &v) || !ag__check_outputs(op, &v, out, n)) return false;
     /* Python's rules: negative counts from the end, then clip to [0, len]. */
     int64_t len = v.len;
     if (start < 0) start = start < -len ? 0 : start + len;
@@ -679,14 +666,16 @@ AG_API bool ag_random_split_at(void *ds, const double *lengths, int n_lengths,
             ag__error("%s: output %d is NULL (pass &train, &test)", op, k);
             return false;
         }
-    int64_t small[SMALL], *len = n_lengths <= SMALL ? small : ag__malloc((size_t)n_lengths * 8);
+    int64_t small[SMALL],
+        *len = n_lengths <= SMALL ? small : ag__malloc((size_t)n_lengths * sizeof *len);
     if (!len) {
         ag__error("%s: out of memory for %d lengths", op, n_lengths);
         return false;
     }
     bool ok = split_lengths(op, lengths, n_lengths, v.len, len, file, line);
     int64_t *perm = NULL;
-    if (ok && (size_t)v.len <= SIZE_MAX / sizeof *perm) perm = ag__malloc((size_t)v.len * 8);
+    if (ok && (size_t)v.len <= SIZE_MAX / sizeof *perm)
+        perm = ag__malloc((size_t)v.len * sizeof *perm);
     if (ok && !perm) {
         ag__error("%s: out of memory for a permutation of %lld", op, (long long)v.len);
         ok = false;
@@ -698,7 +687,7 @@ AG_API bool ag_random_split_at(void *ds, const double *lengths, int n_lengths,
     int made = 0;
     for (int64_t at = 0; ok && made < n_out; made++) {
         agds *a = new_block();
-        int64_t *idx = a ? ag__malloc((size_t)(len[made] ? len[made] : 1) * 8) : NULL;
+        int64_t *idx = a ? ag__malloc((size_t)(len[made] ? len[made] : 1) * sizeof *idx) : NULL;
         if (!idx) {
             if (a) kill_block(a);
             ag__error("%s: out of memory making a Subset of %lld items", op, (long long)len[made]);

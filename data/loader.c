@@ -91,6 +91,12 @@ static bool check_loader(const ag_loader *l, const char *op)
     return true;
 }
 
+/* len(loader) over n items: BatchSampler's length. */
+static int64_t batches(const ag_loader *l, int64_t n)
+{
+    return n / l->batch_size + (!l->drop_last && n % l->batch_size != 0);
+}
+
 static void num_samples_error(const char *op)
 {
     ag__error("%s: num_samples should be a positive integer value, but got num_samples=0", op);
@@ -155,10 +161,8 @@ static bool start_epoch(ag_loader *l, const ag__view *v)
     if (l->progress) {
         char desc[32];
         snprintf(desc, sizeof desc, "epoch %lld", (long long)++l->epochs);
-        int64_t bs = l->batch_size;
         /* the function, not the macro: no statement expression in the library */
-        l->bar = ag_progress_new_with((ag_progress_args){
-            .desc = desc, .total = l->n / bs + (!l->drop_last && l->n % bs != 0)});
+        l->bar = ag_progress_new_with((ag_progress_args){.desc = desc, .total = batches(l, l->n)});
         if (!l->bar) return false;
     }
     if (l->shuffle) {
@@ -182,20 +186,11 @@ static bool start_epoch(ag_loader *l, const ag__view *v)
 AG_API bool ag_next_n(ag_loader *l, ag_tensor **const *out, int n)
 {
     const char *op = "next";
-    for (int k = 0; out && k < n; k++)
-        if (out[k]) *out[k] = NULL;
+    ag__clear_outputs(out, n);
     ag__view v;
-    if (!check_loader(l, op) || !ag__dataset_view(op, l->dataset, &v)) return false;
-    if (n != v.fields) {
-        ag__error("%s: the dataset gives %d tensor%s per item, but %d output%s given", op, v.fields,
-                  v.fields == 1 ? "" : "s", n, n == 1 ? " was" : "s were");
+    if (!check_loader(l, op) || !ag__dataset_view(op, l->dataset, &v) ||
+        !ag__check_outputs(op, &v, out, n))
         return false;
-    }
-    for (int k = 0; k < n; k++)
-        if (!out || !out[k]) {
-            ag__error("%s: output %d is NULL (pass &x, &y)", op, k);
-            return false;
-        }
 
     if (l->state == IDLE) iterate(l);
     if (l->state == ITERATED && !start_epoch(l, &v)) {
@@ -240,8 +235,7 @@ AG_API int64_t ag_loader_len(const ag_loader *l)
     ag__view v;
     if (!check_loader(l, "loader_len") || !ag__dataset_view("loader_len", l->dataset, &v))
         return -1;
-    int64_t bs = l->batch_size;
-    return v.len / bs + (!l->drop_last && v.len % bs != 0);
+    return batches(l, v.len);
 }
 
 AG_API void ag_loader_free(ag_loader *l)

@@ -1,5 +1,6 @@
-/* What the fuzz targets share: a capped allocator and the way they stop. Each target
- * includes it once; fuzz/replay.c replays their inputs without libFuzzer. */
+/* What the fuzz targets share: a capped allocator, the way they begin and stop an input,
+ * and files that no directory holds. Each target includes it once; fuzz/replay.c replays
+ * their inputs without libFuzzer. */
 #ifndef AGRAD_FUZZ_COMMON_H
 #define AGRAD_FUZZ_COMMON_H
 
@@ -8,6 +9,8 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* The allocation hook of a fuzz run: requests over cap_one bytes, or that would hold more
  * than cap_all in all, are refused (agrad's out-of-memory path, instead of exhausting the
@@ -46,6 +49,17 @@ static void fail(const char *what)
     abort();
 }
 
+/* Begins an input of the target name: requests over cap_one bytes, or past cap_all in all,
+ * refused; errors recorded, not fatal. */
+static void fuzz_start(const char *name, size_t cap_one, size_t cap_all)
+{
+    fuzz_name = name;
+    cap.cap_one = cap_one;
+    cap.cap_all = cap_all;
+    ag_set_allocator(capped_realloc, NULL);
+    ag_set_error_handler(NULL, NULL);
+}
+
 /* Ends an input: frees all agrad holds and checks that no byte is left. */
 static void fuzz_finish(void)
 {
@@ -56,6 +70,25 @@ static void fuzz_finish(void)
         abort();
     }
     ag_set_allocator(NULL, NULL);
+}
+
+/* A file holding size bytes that no directory holds (memfd_create), so that nothing is left
+ * behind: its path (/proc/self/fd/N) into path and its descriptor, which the caller closes;
+ * -1 when the system gives none. */
+static inline int bytes_as_file(const void *bytes, size_t size, char path[32])
+{
+    int fd = (int)syscall(SYS_memfd_create, "agrad-fuzz", 0);
+    if (fd < 0) return -1;
+    for (size_t done = 0; done < size;) {
+        ssize_t n = write(fd, (const char *)bytes + done, size - done);
+        if (n <= 0) {
+            close(fd);
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    snprintf(path, 32, "/proc/self/fd/%d", fd);
+    return fd;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -3,8 +3,9 @@
  * backward forms, retain_graph, no_grad, in-place writes, marks and releases (stale ones
  * too), uses of released tensors, of released gradients and of tensors from before
  * ag_shutdown, NaN and Inf, gradcheck, printing, checked and fast mode, refused
- * allocations, softmax and the losses with options they take and options they do not.
- * Every invalid call must end in agrad's error path: never a sanitizer
+ * allocations, softmax and the losses with options they take and options they do not,
+ * optimizers and schedules, datasets and loaders, CSV read from memory and from files, the
+ * progress line. Every invalid call must end in agrad's error path: never a sanitizer
  * report, a crash, a hang, a NULL without a message, or a leak.
  *
  * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. With
@@ -124,16 +125,29 @@ static int no_grad_depth;
 
 static bool checked(void) { return ag_is_checked(); }
 
+/* Where printing and progress lines go: nowhere, a stream that is no terminal. */
+static FILE *dev_null(void)
+{
+    static FILE *f;
+    if (!f) f = fopen("/dev/null", "w");
+    return f;
+}
+
 /* A tensor argument: a live tensor, or one agrad promises to recognise as released:
  * in checked mode any released one, in fast mode a released gradient (its block is
- * reused only by another gradient) or a tensor from before ag_shutdown. NULL too. */
-static ag_tensor *arg(void)
+ * reused only by another gradient) or a tensor from before ag_shutdown. NULL too.
+ * arg_slot gives its slot (NULL for a NULL argument). */
+static slot *arg_slot(void)
 {
     unsigned b = byte();
-    if (b >= 240) return NULL;
     slot *s = &slots[b % NSLOTS];
-    if (s->kind == EMPTY || s->unsafe) return NULL;
-    return s->t;
+    return b >= 240 || s->kind == EMPTY || s->unsafe ? NULL : s;
+}
+
+static ag_tensor *arg(void)
+{
+    slot *s = arg_slot();
+    return s ? s->t : NULL;
 }
 
 static slot *live_slot(void)
@@ -142,13 +156,20 @@ static slot *live_slot(void)
     return s->kind != EMPTY && !s->dead && s->epoch == epoch ? s : NULL;
 }
 
+/* The model's tape after a call that may have made tensors (and freed none): agrad's
+ * count. */
+static size_t follow_tape(void)
+{
+    size_t len = ag_memory_stats().live_tensors;
+    if (len < tape_len) fail("a call freed tensors");
+    return tape_len = len;
+}
+
 /* Stores the result r of a call that made tensors into a slot. Every NULL must come
  * with a message (the error was cleared before the call). */
 static void keep(ag_tensor *r, size_t pos_from_end)
 {
-    size_t len = ag_memory_stats().live_tensors;
-    if (len < tape_len) fail("a call freed tensors");
-    tape_len = len;
+    size_t len = follow_tape();
     if (!r) {
         if (!ag_last_error()[0]) fail("a NULL result without an error");
         return;
@@ -648,10 +669,9 @@ static ag_params param_list(ag_tensor *list[4], opt_slot *os)
 {
     int n = (int)(byte() % 5);
     for (int i = 0; i < n; i++) {
-        unsigned b = byte();
-        slot *s = &slots[b % NSLOTS];
-        list[i] = b >= 240 || s->kind == EMPTY || s->unsafe ? NULL : s->t;
-        if (list[i] && os && s->kind == TENSOR && !s->dead && s->epoch == epoch) {
+        slot *s = arg_slot();
+        list[i] = s ? s->t : NULL;
+        if (s && os && s->kind == TENSOR && !s->dead && s->epoch == epoch) {
             os->has_tape = true;
             if (s->pos > os->max_pos) os->max_pos = s->pos;
         }
@@ -696,6 +716,20 @@ static void after(bool ok, size_t live_before, const char *what)
     if (ag_memory_stats().live_tensors != live_before) fail("an optim call made tensors");
 }
 
+/* A new optimizer into os: the old one freed first, then made, then noted. */
+static void new_optimizer_begin(opt_slot *os)
+{
+    if (os->live) ag_optimizer_free(os->o);
+    ag_clear_error();
+    *os = (opt_slot){0};
+}
+
+static void new_optimizer_end(opt_slot *os, size_t live_before)
+{
+    os->live = os->o != NULL;
+    after(os->live, live_before, "an optimizer failed without an error");
+}
+
 /* Optimizers over slot tensors and module parameters with fuzzed options (valid or not),
  * steps, zero_grad both ways, groups read and changed, schedules, clipping, frees, and
  * uses of freed optimizers and schedules. */
@@ -707,22 +741,16 @@ static void optim_step(void)
     size_t live = ag_memory_stats().live_tensors;
     switch (byte() % 12) {
     case 0: { /* a new optimizer in the slot; the old one freed first */
-        if (os->live) ag_optimizer_free(os->o);
-        ag_clear_error();
-        opt_slot made = {0};
-        ag_optim_args a = options(some_params(list, &made));
+        new_optimizer_begin(os);
+        ag_optim_args a = options(some_params(list, os));
         static ag_optimizer *(*const makers[])(ag_optim_args) = {ag_sgd_with, ag_adam_with,
                                                                  ag_adamw_with, ag_rmsprop_with};
-        made.o = makers[byte() % 4](a);
-        made.live = made.o != NULL;
-        after(made.live, live, "an optimizer failed without an error");
-        *os = made;
+        os->o = makers[byte() % 4](a);
+        new_optimizer_end(os, live);
         break;
     }
     case 1: /* the macro forms */
-        if (os->live) ag_optimizer_free(os->o);
-        ag_clear_error();
-        *os = (opt_slot){0};
+        new_optimizer_begin(os);
         unsigned which = byte();
         ag_params p = some_params(list, os);
         double lr = number();
@@ -739,8 +767,7 @@ static void optim_step(void)
         default:
             os->o = ag_RMSprop(p, .centered = true, .momentum = 0.5, .lr = lr);
         }
-        os->live = os->o != NULL;
-        after(os->live, live, "an optimizer failed without an error");
+        new_optimizer_end(os, live);
         break;
     case 2:
     case 3: /* steps */
@@ -888,20 +915,23 @@ static void *dataset_arg(void)
     return datasets[k].epoch == epoch ? datasets[k].d : NULL;
 }
 
-/* The model's view of a call that made n results on the tape, the last one last:
- * results[k] is n - k from the end. */
-static void keep_all(ag_tensor **results, int n)
+/* After a call that gives n outputs (next, dataset_get, dataset_slice): when it gave them,
+ * each kept, made in order on the tape (out[k] n - k from its end); when not, every output
+ * NULL, and the tape followed (the items read before an error stay on it). */
+static void keep_outputs(bool ok, ag_tensor **out, int n)
 {
-    for (int k = 0; k < n; k++) keep(results[k], (size_t)(n - k));
+    for (int k = 0; ok && k < n; k++) keep(out[k], (size_t)(n - k));
+    if (ok) return;
+    for (int k = 0; k < n; k++)
+        if (out[k]) fail("a call that gave no item or batch left an output");
+    follow_tape();
 }
 
-/* A call that returned nothing to keep may still have left tensors (the items read before
- * an error): the model follows the tape. */
-static void follow_tape(void)
+/* A dataset agrad made, into slot k of the datasets. */
+static void keep_dataset(int k, ag_dataset *d)
 {
-    size_t len = ag_memory_stats().live_tensors;
-    if (len < tape_len) fail("a data call freed tensors");
-    tape_len = len;
+    datasets[k].d = d;
+    datasets[k].epoch = epoch;
 }
 
 static void data_step(void)
@@ -924,7 +954,7 @@ static void data_step(void)
         int k = (int)(byte() % NDATASETS);
         ag_dataset *d = ag_tensor_dataset_new((const ag_tensor *const *)t, n);
         if (!d && !ag_last_error()[0]) fail("TensorDataset failed without an error");
-        if (d) datasets[k].d = d, datasets[k].epoch = epoch;
+        if (d) keep_dataset(k, d);
         break;
     }
     case 1: { /* random_split into two or three, into the slots */
@@ -933,11 +963,7 @@ static void data_step(void)
         ag_dataset *parts[3] = {NULL, NULL, NULL};
         ag_dataset **const pouts[3] = {&parts[0], &parts[1], &parts[2]};
         if (ag_random_split_at(ds, lengths[byte() % 8], m, pouts, m, "fuzz.c", 1)) {
-            for (int k = 0; k < m; k++) {
-                int s = (int)(byte() % NDATASETS);
-                datasets[s].d = parts[k];
-                datasets[s].epoch = epoch;
-            }
+            for (int k = 0; k < m; k++) keep_dataset((int)(byte() % NDATASETS), parts[k]);
         } else if (!ag_last_error()[0]) {
             fail("random_split failed without an error");
         }
@@ -957,13 +983,7 @@ static void data_step(void)
         int times = 1 + (int)(byte() % 4);
         for (int i = 0; i < times; i++) {
             ag_clear_error();
-            if (ag_next_n(*l, outs, n)) {
-                keep_all(out, n);
-            } else {
-                for (int k = 0; k < n; k++)
-                    if (out[k]) fail("next failed and left an output");
-                follow_tape();
-            }
+            keep_outputs(ag_next_n(*l, outs, n), out, n); /* false: an error, or the end */
         }
         break;
     }
@@ -978,10 +998,9 @@ static void data_step(void)
         int64_t len = ag_dataset_len(ds);
         if (len < 0 && !ag_last_error()[0]) fail("dataset_len failed without an error");
         ag_clear_error();
-        if (ag_dataset_get_n(ds, ends[byte() % 8] - 1, outs, n))
-            keep_all(out, n);
-        else
-            follow_tape();
+        bool ok = ag_dataset_get_n(ds, ends[byte() % 8] - 1, outs, n);
+        if (!ok && !ag_last_error()[0]) fail("dataset_get failed without an error");
+        keep_outputs(ok, out, n);
         break;
     }
     case 8: { /* a slice; to the end only of small datasets */
@@ -990,10 +1009,9 @@ static void data_step(void)
         int64_t len = ag_dataset_len(ds);
         if (len > 64 && end == INT64_MAX) end = 4;
         ag_clear_error();
-        if (ag_dataset_slice_n(ds, start, end, outs, n))
-            keep_all(out, n);
-        else
-            follow_tape();
+        bool ok = ag_dataset_slice_n(ds, start, end, outs, n);
+        if (!ok && !ag_last_error()[0]) fail("dataset_slice failed without an error");
+        keep_outputs(ok, out, n);
         break;
     }
     case 9: /* freed; the pointer stays, to be used again */
@@ -1008,37 +1026,44 @@ static void data_step(void)
 /* ------------------------------------------------------------------------------------ */
 /* CSV bytes and the progress line (agrad_data.h)                                        */
 
+/* A progress line on a stream that is no terminal (nothing is drawn): updated, closed, used
+ * after closing, or left open for ag_shutdown. */
+static void progress_step(unsigned w)
+{
+    ag_progress *p =
+        ag_progress_new(w & 4 ? "epoch 1" : NULL, size_of(byte()) % 50, .stream = dev_null());
+    if (!p && !ag_last_error()[0]) fail("progress_new failed without an error");
+    for (unsigned k = byte() % 4; k > 0; k--)
+        if (!ag_progress_update(p, size_of(byte()) - 1) && !ag_last_error()[0])
+            fail("progress_update failed without an error");
+    if (w & 16) {
+        ag_progress_close(p);
+        if (w & 32) { /* closed: an error, never a read of freed memory */
+            ag_clear_error();
+            if (p && (ag_progress_update(p, 1) || !ag_last_error()[0]))
+                fail("a closed progress line was used");
+        }
+    }
+}
+
 /* CSV text built from the input, mostly of tokens a CSV file holds, read into a tensor kept
- * in a slot (by name, by index, every column; now and then a bad option); or a progress
- * line on a stream that is no terminal (nothing is drawn): updated, closed, used after
- * closing, or left open for ag_shutdown. */
+ * in a slot (by name, by index, every column; now and then a bad option): from memory, or
+ * from a file that holds it and that no directory holds (nothing is left behind); or the
+ * same options given a missing file or a directory, which are never read; or a progress
+ * line (progress_step). */
 static void csv_step(void)
 {
     unsigned w = byte();
     if (w % 4 == 3) {
-        static FILE *devnull;
-        if (!devnull) devnull = fopen("/dev/null", "w");
-        ag_progress *p =
-            ag_progress_new(w & 4 ? "epoch 1" : NULL, size_of(byte()) % 50, .stream = devnull);
-        if (!p && !ag_last_error()[0]) fail("progress_new failed without an error");
-        for (unsigned k = byte() % 4; k > 0; k--)
-            if (!ag_progress_update(p, size_of(byte()) - 1) && !ag_last_error()[0])
-                fail("progress_update failed without an error");
-        if (w & 16) {
-            ag_progress_close(p);
-            if (w & 32) { /* closed: an error, never a read of freed memory */
-                ag_clear_error();
-                if (p && (ag_progress_update(p, 1) || !ag_last_error()[0]))
-                    fail("a closed progress line was used");
-            }
-        }
+        progress_step(w);
         return;
     }
     static const char *const tokens[] = {"x",  "y", ",",   "\n", "\r\n", "1",  "2.5",  "-3e2",
                                          "\"", " ", "nan", "a",  ";",    "\t", "\"\"", "\r"};
     char text[512];
     size_t n = 0;
-    for (unsigned k = byte() % 64; k > 0; k--) {
+    unsigned tokens_and_source = byte(); /* the count; the source in the two high bits */
+    for (unsigned k = tokens_and_source % 64; k > 0; k--) {
         unsigned b = byte();
         const char *t = b < 240 ? tokens[b % 16] : (char[2]){(char)byte(), 0};
         size_t len = b < 240 ? strlen(t) : 1;
@@ -1054,8 +1079,27 @@ static void csv_step(void)
     ag_csv_indices ix = {0};
     if (w % 4 == 1) columns = (ag_csv_columns){picked_names, count};
     if (w % 4 == 2 || (w & 128 && w % 4 == 1)) ix = (ag_csv_indices){picked, count};
-    char delimiter = byte() % 8 ? ',' : ";\t\" "[byte() % 4];
-    keep(ag_read_csv_bytes(text, n, .columns = columns, .indices = ix, .delimiter = delimiter), 1);
+    unsigned d = byte();
+    char delimiter = d % 8 ? ',' : ";\t\" "[byte() % 4];
+    switch (tokens_and_source >> 6) {
+    case 2: { /* the text in a file */
+        char path[32];
+        int fd = bytes_as_file(text, n, path);
+        if (fd < 0) break;
+        keep(ag_read_csv(path, .columns = columns, .indices = ix, .delimiter = delimiter), 1);
+        close(fd);
+        break;
+    }
+    case 3: { /* no file to read: its name is not there, or is a directory's */
+        const char *path = d & 8 ? "/nonexistent/agrad/data.csv" : "/";
+        ag_tensor *t = ag_read_csv(path, .columns = columns, .indices = ix, .delimiter = delimiter);
+        if (t || !ag_last_error()[0]) fail("a missing file or a directory read without an error");
+        break;
+    }
+    default:
+        keep(ag_read_csv_bytes(text, n, .columns = columns, .indices = ix, .delimiter = delimiter),
+             1);
+    }
 }
 
 /* Keeps the two inputs of a gradcheck small enough (at most 6 elements, rank 2) to finish
@@ -1242,9 +1286,7 @@ static void step(void)
             break;
         case 6: {
             /* printing goes nowhere; a NULL stream is an error too */
-            static FILE *devnull;
-            if (!devnull) devnull = fopen("/dev/null", "w");
-            ag_fprint(byte() & 1 ? devnull : NULL, x);
+            ag_fprint(byte() & 1 ? dev_null() : NULL, x);
             break;
         }
         default: {
@@ -1262,7 +1304,7 @@ static void step(void)
         ag_gradcheck_opts o = {byte() & 1 ? number() : 0, 0, byte() & 1 ? number() : 0};
         ag_gradcheck_result r;
         (void)ag_gradcheck(fns[byte() % 4], x, 1 + (int)(byte() & 1), NULL, &o, &r);
-        tape_len = ag_memory_stats().live_tensors;
+        follow_tape(); /* gradcheck releases what it made */
         break;
     }
     case 19: /* checked or fast mode */
@@ -1318,7 +1360,7 @@ static void step(void)
             small_inputs(x);
             ag_gradcheck_result r;
             (void)ag_gradcheck(fn_softmax, x, 2, NULL, NULL, &r);
-            tape_len = ag_memory_stats().live_tensors;
+            follow_tape(); /* gradcheck releases what it made */
         }
         break;
     }
@@ -1340,9 +1382,6 @@ static void step(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_name = "fuzz_ops";
-    cap.cap_one = 8 << 20; /* huge tensors are refused, not made */
-    cap.cap_all = 48 << 20;
     in = data;
     in_left = size;
     memset(slots, 0, sizeof slots);
@@ -1354,9 +1393,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(loaders, 0, sizeof loaders);
     tape_len = 0;
     no_grad_depth = 0;
-    ag_set_allocator(capped_realloc, NULL);
+    fuzz_start("fuzz_ops", 8 << 20, 48 << 20); /* huge tensors are refused, not made */
     ag_set_checked(data && size && data[0] & 1);
-    ag_set_error_handler(NULL, NULL);
     ag_set_warning_handler(count_warning, NULL);
     for (int n = 0; in_left > 0 && n < 400; n++) {
         step();

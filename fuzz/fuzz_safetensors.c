@@ -74,11 +74,7 @@ static void load_once(const uint8_t *data, size_t size, int n, bool oom)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_name = "fuzz_safetensors";
-    cap.cap_one = 64 << 20;
-    cap.cap_all = 256 << 20;
-    ag_set_allocator(capped_realloc, NULL);
-    ag_set_error_handler(NULL, NULL);
+    fuzz_start("fuzz_safetensors", 64 << 20, 256 << 20);
     for (int pass = 0; pass < 2; pass++) {
         load_once(data, size, 2, pass == 1);
         load_once(data, size, NDEST, pass == 1);

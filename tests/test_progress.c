@@ -65,6 +65,20 @@ static const char *visible(const char *s)
     return buf;
 }
 
+/* Points stderr (descriptor 2) at fd; returns what it was, for stderr_back. */
+static int stderr_to(int fd)
+{
+    int saved = dup(2);
+    cr_assert(saved >= 0 && dup2(fd, 2) == 2, "cannot point stderr elsewhere: %s", strerror(errno));
+    return saved;
+}
+
+static void stderr_back(int saved)
+{
+    dup2(saved, 2);
+    close(saved);
+}
+
 static void setup(void)
 {
     record_errors();
@@ -136,15 +150,13 @@ Test(progress, stderr_is_the_default_stream)
     setenv("LC_ALL", "C", 1);
     int master;
     FILE *f = terminal(50, &master);
-    int saved = dup(2);
-    cr_assert(saved >= 0 && dup2(fileno(f), 2) == 2);
+    int saved = stderr_to(fileno(f));
     now = 3;
     ag_progress *p = ag_progress_new("load", .private_clock = fake_clock);
     now = 5;
     ag_progress_update(p, 4);
     ag_progress_close(p);
-    dup2(saved, 2);
-    close(saved);
+    stderr_back(saved);
     const char *got = written(master);
     cr_assert_str_eq(got,
                      "\rload: 0it [00:00, ?it/s]\rload: 4it [00:02,  2.00it/s]\rload: 4it "
@@ -216,8 +228,7 @@ Test(progress, a_loader_draws_a_line_per_epoch)
     setenv("LC_ALL", "C", 1);
     int master;
     FILE *f = terminal(60, &master);
-    int saved = dup(2);
-    cr_assert(saved >= 0 && dup2(fileno(f), 2) == 2);
+    int saved = stderr_to(fileno(f));
     ag_tensor *X = ag_arange(0, 7, 1);
     ag_dataset *ds = ag_TensorDataset(X);
     ag_loader *loader = ag_DataLoader(ds, .batch_size = 3, .progress = true);
@@ -230,8 +241,7 @@ Test(progress, a_loader_draws_a_line_per_epoch)
             ag_release(m);
         }
     }
-    dup2(saved, 2);
-    close(saved);
+    stderr_back(saved);
     cr_assert_str_empty(ag_last_error(), "%s", ag_last_error());
     cr_assert_eq(batches, 6, "%d batches", batches);
     const char *got = written(master);
@@ -250,12 +260,10 @@ Test(progress, a_loader_draws_a_line_per_epoch)
     /* stderr a pipe: the same loop writes nothing there */
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
-    saved = dup(2);
-    cr_assert(saved >= 0 && dup2(fds[1], 2) == 2);
+    saved = stderr_to(fds[1]);
     ag_tensor *x;
     while (ag_next(loader, &x)) batches++;
-    dup2(saved, 2);
-    close(saved);
+    stderr_back(saved);
     close(fds[1]);
     cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
     char buf[64];
