@@ -28,22 +28,14 @@ static ag_tensor *w, *b, *X, *Y;
 static double lr = 0.1;
 /* The lab's lists, stb_ds arrays. */
 static double *LOSS_BGD, *LOSS_SGD, *LOSS_Loader, *LOSS;
-/* The lab's get_surface, made for each run when --plots is given, NULL otherwise (the
- * path of a long run is not kept for nothing). */
+/* The lab's get_surface, made for each run; NULL without --plots (plot.h's calls then do
+ * nothing). */
 static plot_error_surfaces *get_surface;
-static bool plot_failed; /* a picture could not be written: exit status 1 at the end */
 
 /* get_surface.set_para_loss(w.data.tolist(), b.data.tolist(), loss.tolist()) */
 static void set_para_loss(const ag_tensor *loss)
 {
-    if (get_surface && plot_set_para_loss(get_surface, ag_item(w), ag_item(b), ag_item(loss)))
-        plot_failed = true;
-}
-
-/* get_surface.plot_ps() */
-static void plot_ps_if_asked(void)
-{
-    if (get_surface && plot_ps(get_surface)) plot_failed = true;
+    if (get_surface) plot_set_para_loss(get_surface, ag_item(w), ag_item(b), ag_item(loss));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -71,7 +63,7 @@ static void train_model(int iter)
         /* Section for plotting: the parameters and the loss before this iteration's update,
          * then the data space and the path so far. */
         set_para_loss(loss);
-        plot_ps_if_asked();
+        plot_ps(get_surface);
         /* LOSS_BGD.append(loss), and later LOSS_BGD_ = [loss.item() for loss in LOSS_BGD]:
          * the lab keeps the tensors (and their graphs); C keeps the number and frees the
          * graph at the end of the iteration. */
@@ -121,7 +113,7 @@ static void train_model_SGD(int iter)
             ag_zero_(ag_data(b->grad));
             ag_release(graph);
         }
-        plot_ps_if_asked(); /* plot surface and data space after each epoch */
+        plot_ps(get_surface); /* plot surface and data space after each epoch */
     }
 }
 
@@ -186,7 +178,7 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
             ag_zero_(ag_data(b->grad));
             ag_release(graph); /* frees the batch and its graph */
         }
-        plot_ps_if_asked(); /* plot surface and data space after each epoch */
+        plot_ps(get_surface); /* plot surface and data space after each epoch */
     }
 }
 
@@ -310,18 +302,17 @@ static void print_point(const char *format, const ag_tensor *x, const ag_tensor 
     ag_free(sy);
 }
 
-/* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = ...) when --plots is given:
+/* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = ...), NULL without --plots:
  * the previous run's get_surface gets its final picture (final_plot: the surface and the
  * contour with the whole path, which the lab's class has and this lab does not call),
- * and is freed. NULL dir: only the previous one is freed. False if memory ran out. */
-static bool new_surface(const char *dir, const char *name, bool go)
+ * and is freed. NULL name: only the previous one is finished. */
+static void new_surface(const char *dir, const char *name, bool go)
 {
-    if (get_surface && plot_final(get_surface)) plot_failed = true;
+    plot_final(get_surface);
     plot_error_surfaces_free(get_surface);
-    get_surface = NULL;
-    if (!dir || !name) return true;
-    get_surface = plot_error_surfaces_new(dir, name, 15, 13, X->data, Y->data, X->numel, 30, go);
-    return get_surface != NULL;
+    get_surface =
+        name ? plot_error_surfaces_new(dir, name, 15, 13, X->data, Y->data, X->numel, 30, go)
+             : NULL;
 }
 
 /* The lab's loss plots: plt.plot(LOSS_BGD_, label = "Batch Gradient Descent") ...
@@ -333,19 +324,16 @@ static void plot_losses(const char *dir, int epochs)
                       sgd = {"Stochastic Gradient Descent", LOSS_SGD, epochs},
                       loader = {"Stochastic Gradient Descent with DataLoader", LOSS_Loader, epochs},
                       practice = {"Stochastic Gradient Descent", LOSS, (int)arrlen(LOSS)};
-    int failed = 0;
     if (epochs > 0) {
-        failed |= plot_lines(dir, "loss_bgd_sgd", "Batch vs stochastic gradient descent", "epoch",
-                             "Cost/ total loss", 2, (plot_series[]){bgd, sgd});
-        failed |=
-            plot_lines(dir, "loss_bgd_loader", "Batch gradient descent vs SGD with DataLoader",
-                       "epoch", "Cost/ total loss", 2, (plot_series[]){bgd, loader});
-        failed |= plot_lines(dir, "loss_all", "Batch vs stochastic vs DataLoader", "epoch",
-                             "Cost/ total loss", 3, (plot_series[]){bgd, sgd, loader});
+        plot_lines(dir, "loss_bgd_sgd", "Batch vs stochastic gradient descent", "epoch",
+                   "Cost/ total loss", 2, (plot_series[]){bgd, sgd});
+        plot_lines(dir, "loss_bgd_loader", "Batch gradient descent vs SGD with DataLoader", "epoch",
+                   "Cost/ total loss", 2, (plot_series[]){bgd, loader});
+        plot_lines(dir, "loss_all", "Batch vs stochastic vs DataLoader", "epoch",
+                   "Cost/ total loss", 3, (plot_series[]){bgd, sgd, loader});
     }
-    failed |= plot_lines(dir, "loss_practice", "Practice: SGD with trainloader", "iteration",
-                         "Cost/ total loss", 1, &practice);
-    if (failed) plot_failed = true;
+    plot_lines(dir, "loss_practice", "Practice: SGD with trainloader", "iteration",
+               "Cost/ total loss", 1, &practice);
 }
 
 int main(int argc, char **argv)
@@ -373,7 +361,7 @@ int main(int argc, char **argv)
     Y = ag_add(f, ag_mul(0.1, ag_randn(ag_size(X))));
 
     /* get_surface = plot_error_surfaces(15, 13, X, Y, 30) */
-    if (!new_surface(o.plots, "bgd", true)) return 1;
+    new_surface(o.plots, "bgd", true);
 
     /* Train the Model: Batch Gradient Descent */
     w = ag_scalar(o.w, true); /* w = torch.tensor(-15.0, requires_grad = True) */
@@ -382,7 +370,7 @@ int main(int argc, char **argv)
 
     /* Train the Model: Stochastic Gradient Descent
      * get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = False) */
-    if (!new_surface(o.plots, "sgd", false)) return 1;
+    new_surface(o.plots, "sgd", false);
     w = ag_scalar(o.w, true);
     b = ag_scalar(o.b, true);
     train_model_SGD(epochs); /* train_model_SGD(10) */
@@ -400,7 +388,7 @@ int main(int argc, char **argv)
         print_point("The first 3 y:  %s\n", y, NULL);
     }
     /* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = False) */
-    if (!new_surface(o.plots, "loader", false)) return 1;
+    new_surface(o.plots, "loader", false);
     /* trainloader = DataLoader(dataset = dataset, batch_size = 1) */
     ag_loader *trainloader =
         ag_DataLoader(&dataset, .batch_size = (int64_t)o.batch_size, .shuffle = o.shuffle);
@@ -414,7 +402,7 @@ int main(int argc, char **argv)
      * is a slip: the total loss is against Y, as the practice asks and as here. The
      * solution also goes on drawing on the loader run's get_surface; its pictures here have
      * their own, so that each shows one path. */
-    if (!new_surface(o.plots, "practice", false)) return 1;
+    new_surface(o.plots, "practice", false);
     w = ag_scalar(o.practice_w, true); /* w = torch.tensor(-12.0, requires_grad = True) */
     b = ag_scalar(o.practice_b, true); /* b = torch.tensor(-10.0, requires_grad = True) */
     train_model_DataLoader(trainloader, 10, &LOSS); /* my_train_model(10) */
@@ -456,5 +444,5 @@ int main(int argc, char **argv)
     arrfree(LOSS_Loader);
     arrfree(LOSS);
     ag_shutdown();
-    return plot_failed ? 1 : 0;
+    return plot_failed() ? 1 : 0;
 }

@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --w, --b, --practice-w and --practice-b must be finite\n", argv[0]);
         return 2;
     }
-    if (!plot_setup(argv[0], &plots)) return 1;
+    if (!plot_setup(argv[0], &plots)) return 2;
 
     /* torch.manual_seed(1) */
     ag_manual_seed((uint64_t)seed);
@@ -215,5 +215,5 @@ int main(int argc, char **argv)
     arrfree(LOSS);
     arrfree(LOSS2);
     ag_shutdown();
-    return 0;
+    return plot_failed() ? 1 : 0;
 }

@@ -169,7 +169,7 @@ int main(int argc, char **argv)
                 argv[0], n);
         return 2;
     }
-    if (!plot_setup(argv[0], &plots)) return 1;
+    if (!plot_setup(argv[0], &plots)) return 2;
     ag_manual_seed((uint64_t)seed);
 
     /* n_data = 10_000
@@ -249,5 +249,5 @@ int main(int argc, char **argv)
     }
     free(trace.loss);
     ag_shutdown();
-    return 0;
+    return plot_failed() ? 1 : 0;
 }
