@@ -12,15 +12,10 @@
  * and b (of the loader run), X, Y. With --plots DIR, draws what the lab draws into DIR
  * (plot.h): the loss surface and its contour, the data space and the parameter path where
  * the lab calls plot_ps, and the loss curves. */
+#include "example.h"
 #include "plot.h"
 
 #include <agrad_data.h>
-
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <stb_ds.h>
 
@@ -186,7 +181,8 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
 /* Options and output                                                                    */
 
 typedef struct options {
-    double seed, w, b, epochs, batch_size, practice_w, practice_b;
+    uint64_t seed, epochs, batch_size;
+    double w, b, practice_w, practice_b;
     bool shuffle, json;
     const char *plots; /* --plots DIR, or NULL */
 } options;
@@ -208,80 +204,27 @@ static const char usage_text[] =
     "  --json            print LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w, b, X, Y as JSON\n"
     "  --plots DIR       draw the lab's pictures into DIR, as PNG and SVG (default: none)\n";
 
-/* Parses the options into o. Returns -1 to go on, or the exit status: 0 after --help, 2
- * after a bad option or value (with a message saying which and why). */
+/* Parses the options into o (and lr). Returns -1 to go on, or the exit status: 0 after
+ * --help, 2 after a bad option or value (with a message saying which and why). */
 static int parse_options(int argc, char **argv, options *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i];
-        double *target = !strcmp(opt, "--seed")         ? &o->seed
-                         : !strcmp(opt, "--lr")         ? &lr
-                         : !strcmp(opt, "--w")          ? &o->w
-                         : !strcmp(opt, "--b")          ? &o->b
-                         : !strcmp(opt, "--epochs")     ? &o->epochs
-                         : !strcmp(opt, "--batch-size") ? &o->batch_size
-                         : !strcmp(opt, "--practice-w") ? &o->practice_w
-                         : !strcmp(opt, "--practice-b") ? &o->practice_b
-                                                        : NULL;
-        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
-            printf(usage_text, argv[0]);
-            return 0;
-        }
-        if (!strcmp(opt, "--json") || !strcmp(opt, "--shuffle")) {
-            *(opt[2] == 'j' ? &o->json : &o->shuffle) = true;
-            continue;
-        }
-        if (!strcmp(opt, "--plots")) {
-            if (i + 1 >= argc || !argv[i + 1][0]) {
-                fprintf(stderr, "%s: --plots needs a directory\n", argv[0]);
-                return 2;
-            }
-            o->plots = argv[++i];
-            continue;
-        }
-        if (!target) {
-            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", argv[0], opt);
-            return 2;
-        }
-        char *end = NULL;
-        errno = 0;
-        if (i + 1 < argc) *target = strtod(argv[i + 1], &end);
-        if (i + 1 >= argc || errno || end == argv[i + 1] || *end || !isfinite(*target)) {
-            fprintf(stderr, "%s: %s needs a finite number%s%s%s\n", argv[0], opt,
-                    i + 1 < argc ? ", not '" : "", i + 1 < argc ? argv[i + 1] : "",
-                    i + 1 < argc ? "'" : "");
-            return 2;
-        }
-        i++;
-    }
-    const char *bad = NULL;
-    if (o->seed < 0 || o->seed > 9007199254740992.0 || o->seed != floor(o->seed))
-        bad = "--seed must be a whole number in 0..2^53";
-    else if (!(lr > 0))
-        bad = "--lr must be a number > 0";
-    else if (o->epochs < 0 || o->epochs > 1e7 || o->epochs != floor(o->epochs))
-        bad = "--epochs must be a whole number in 0..10000000";
-    else if (o->batch_size < 1 || o->batch_size > 1e9 || o->batch_size != floor(o->batch_size))
-        bad = "--batch-size must be a whole number in 1..1000000000";
-    if (bad) {
-        fprintf(stderr, "%s: %s (try --help)\n", argv[0], bad);
-        return 2;
-    }
-    return -1;
-}
-
-static void json_list(const char *name, const double *v, ptrdiff_t n)
-{
-    printf("\"%s\": [", name);
-    for (ptrdiff_t i = 0; i < n; i++) printf(i ? ", %.9g" : "%.9g", v[i]);
-    printf("]");
-}
-
-static void json_tensor(const char *name, const ag_tensor *t)
-{
-    printf("\"%s\": [", name);
-    for (int64_t i = 0; i < t->numel; i++) printf(i ? ", %.9g" : "%.9g", (double)t->data[i]);
-    printf("]");
+    const option table[] = {
+        {"--seed", OPT_WHOLE, .target = &o->seed, .needs = "a whole number from 0 to 2^64 - 1",
+         .hi = UINT64_MAX},
+        {"--lr", OPT_NUMBER, .target = &lr, .needs = "a finite number > 0", .positive = true},
+        {"--w", OPT_NUMBER, .target = &o->w, .needs = "a finite number"},
+        {"--b", OPT_NUMBER, .target = &o->b, .needs = "a finite number"},
+        {"--epochs", OPT_WHOLE, .target = &o->epochs, .needs = "a whole number from 0 to 10^7",
+         .hi = 10000000},
+        {"--batch-size", OPT_WHOLE, .target = &o->batch_size,
+         .needs = "a whole number from 1 to 10^9", .lo = 1, .hi = 1000000000},
+        {"--shuffle", OPT_FLAG, .target = &o->shuffle},
+        {"--practice-w", OPT_NUMBER, .target = &o->practice_w, .needs = "a finite number"},
+        {"--practice-b", OPT_NUMBER, .target = &o->practice_b, .needs = "a finite number"},
+        {"--json", OPT_FLAG, .target = &o->json},
+        {"--plots", OPT_STRING, .target = &o->plots, .needs = "a directory"},
+    };
+    return parse_args(argc, argv, table, N_OPTIONS(table), usage_text);
 }
 
 /* One cell of the loss table: the list's value at epoch i, or blanks past its end. */
@@ -352,7 +295,7 @@ int main(int argc, char **argv)
 
     /* Make Some Data */
     /* torch.manual_seed(1) */
-    ag_manual_seed((uint64_t)o.seed);
+    ag_manual_seed(o.seed);
     /* X = torch.arange(-3, 3, 0.1).view(-1, 1) */
     X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
     /* f = 1 * X - 1 */
@@ -412,14 +355,18 @@ int main(int argc, char **argv)
 
     if (o.json) {
         printf("{");
-        json_list("LOSS_BGD", LOSS_BGD, arrlen(LOSS_BGD));
+        json_doubles("LOSS_BGD", LOSS_BGD, arrlen(LOSS_BGD));
         printf(", ");
-        json_list("LOSS_SGD", LOSS_SGD, arrlen(LOSS_SGD));
+        json_doubles("LOSS_SGD", LOSS_SGD, arrlen(LOSS_SGD));
         printf(", ");
-        json_list("LOSS_Loader", LOSS_Loader, arrlen(LOSS_Loader));
+        json_doubles("LOSS_Loader", LOSS_Loader, arrlen(LOSS_Loader));
         printf(", ");
-        json_list("LOSS", LOSS, arrlen(LOSS));
-        printf(", \"w\": %.9g, \"b\": %.9g, ", w_loader, b_loader);
+        json_doubles("LOSS", LOSS, arrlen(LOSS));
+        printf(", ");
+        json_number("w", w_loader);
+        printf(", ");
+        json_number("b", b_loader);
+        printf(", ");
         json_tensor("X", X);
         printf(", ");
         json_tensor("Y", Y);

@@ -148,7 +148,7 @@ def compare_text(binary, ref_dir, default_case, t):
 ERRORS = [
     (["--help"], 0, "usage:"),
     (["--bogus"], 2, "unknown option '--bogus'"),
-    (["--lr"], 2, "--lr needs a value"),
+    (["--lr"], 2, "--lr needs a finite number"),
     (["--lr", "abc"], 2, "--lr needs a finite number, not 'abc'"),
     (["--lr", "nan"], 2, "--lr needs a finite number, not 'nan'"),
     (["--lr", "-0.1"], 2, "Invalid learning rate: -0.1"),
@@ -157,7 +157,7 @@ ERRORS = [
     (["--epochs", "1000001"], 2, "--epochs needs a whole number"),
     (["--seed", "-3"], 2, "--seed needs a whole number"),
     (["--seed", "18446744073709551616"], 2, "--seed needs a whole number"),
-    (["--optimizer", "lbfgs"], 2, "--optimizer is sgd, adam, adamw or rmsprop, not 'lbfgs'"),
+    (["--optimizer", "lbfgs"], 2, "--optimizer needs sgd, adam, adamw or rmsprop, not 'lbfgs'"),
     (["--beta1", "0.5"], 2, "SGD.__init__() got an unexpected keyword argument 'betas'"),
     (["--amsgrad", "--optimizer", "rmsprop"], 2,
      "RMSprop.__init__() got an unexpected keyword argument 'amsgrad'"),

@@ -16,14 +16,14 @@ from refcheck import compare  # tests/refcheck.py
 # Bad command lines, each with words its message must hold.
 BAD = [
     (["--bogus"], "unknown option"),
-    (["--lr"], "--lr needs a number"),
-    (["--lr", "x"], "--lr needs a number"),
-    (["--lr", "0"], "must be finite numbers > 0"),
-    (["--practice-lr", "-1"], "must be finite numbers > 0"),
-    (["--practice-w", "inf"], "must be finite"),
-    (["--epochs", "1.5"], "--epochs must be a whole number"),
-    (["--epochs", "-1"], "--epochs must be a whole number"),
-    (["--seed", "-3"], "--seed must be a whole number"),
+    (["--lr"], "--lr needs a finite number > 0"),
+    (["--lr", "x"], "--lr needs a finite number > 0, not 'x'"),
+    (["--lr", "0"], "--lr needs a finite number > 0, not '0'"),
+    (["--practice-lr", "-1"], "--practice-lr needs a finite number > 0, not '-1'"),
+    (["--practice-w", "inf"], "--practice-w needs a finite number, not 'inf'"),
+    (["--epochs", "1.5"], "--epochs needs a whole number from 0 to 10^7, not '1.5'"),
+    (["--epochs", "-1"], "--epochs needs a whole number from 0 to 10^7, not '-1'"),
+    (["--seed", "-3"], "--seed needs a whole number from 0 to 2^64 - 1, not '-3'"),
     (["--plots"], "--plots needs a directory"),
 ]
 

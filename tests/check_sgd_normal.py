@@ -20,13 +20,15 @@ from refcheck import compare  # tests/refcheck.py
 
 BAD = [
     (["--bogus"], "unknown option"),
-    (["--lr"], "--lr needs a number"),
-    (["--lr", "0"], "--lr must be a finite number > 0"),
-    (["--lr", "nan"], "--lr must be a finite number > 0"),
-    (["--seed", "1.5"], "--seed must be a whole number"),
-    (["--iterations", "-1"], "--iterations must be a whole number"),
-    (["--n", "3"], "--n must be a whole number in 4..10^7"),
-    (["--n", "1e8"], "--n must be a whole number in 4..10^7"),
+    (["--lr"], "--lr needs a finite number > 0"),
+    (["--lr", "0"], "--lr needs a finite number > 0, not '0'"),
+    (["--lr", "nan"], "--lr needs a finite number > 0, not 'nan'"),
+    (["--seed", "1.5"], "--seed needs a whole number from 0 to 2^64 - 1, not '1.5'"),
+    (["--iterations", "-1"], "--iterations needs a whole number from 0 to 10^7, not '-1'"),
+    (["--n", "3"], "--n needs a whole number from 4 to 10^7 (3 rows to train on, 1 to test), "
+     "not '3'"),
+    (["--n", "1e8"], "--n needs a whole number from 4 to 10^7 (3 rows to train on, 1 to test), "
+     "not '1e8'"),
     (["--plots"], "--plots needs a directory"),
 ]
 
