@@ -159,6 +159,16 @@ static void say(const char *fmt, ...)
     va_end(ap);
 }
 
+/* The end of an epoch: w and the loss l kept in r, and the cell's line when it prints this
+ * epoch, print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") followed by tail (cell 4's
+ * line ends in ", "). */
+static void end_epoch(record *r, int epoch, bool printed, double w, double l, const char *tail)
+{
+    arrput(r->w, w);
+    arrput(r->loss, l);
+    if (printed) say("epoch %d: w = %.3f, loss = %.8f%s\n", epoch + 1, w, l, tail);
+}
+
 /* The learning rate and n_iters of a cell: the notebook's, unless given. */
 static double rate(const options *o, double notebook) { return isnan(o->lr) ? notebook : o->lr; }
 static int iterations(const options *o, int notebook)
@@ -215,7 +225,7 @@ static void cell1(const options *o, record *r)
 {
     w_np = 0.0f;
     r->before = w_np * 5.0f;
-    say("Prediction before training: f(5) = %.3f\n", w_np * 5.0f);
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const float learning_rate = (float)rate(o, 0.01); /* a float32 where it meets dw */
@@ -227,12 +237,11 @@ static void cell1(const options *o, record *r)
         float l = loss_np(Y_np, y_pred);            /* l = loss(Y, y_pred) */
         float dw = gradient_np(X_np, Y_np, y_pred); /* dw = gradient(X, Y, y_pred) */
         w_np -= learning_rate * dw;                 /* w -= learning_rate * dw */
-        arrput(r->w, w_np);
-        arrput(r->loss, l);
-        if (epoch % 1 == 0) say("epoch %d: w = %.3f, loss = %.8f\n", epoch + 1, w_np, l);
+        /* if epoch % 1 == 0: print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") */
+        end_epoch(r, epoch, epoch % 1 == 0, w_np, l, "");
     }
     r->after = w_np * 5.0f;
-    say("Prediction after training: f(5) = %.3f\n", w_np * 5.0f);
+    say("Prediction after training: f(5) = %.3f\n", r->after);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -261,7 +270,7 @@ static void cell2(const options *o, record *r)
     w = ag_scalar(0.0, .requires_grad = true);
 
     r->before = forward5();
-    say("Prediction before training: f(5) = %.3f\n", forward5());
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const double learning_rate = rate(o, 0.01);
@@ -278,14 +287,12 @@ static void cell2(const options *o, record *r)
         }
         ag_zero_(w->grad); /* w.grad.zero_() */
 
-        arrput(r->w, w->data[0]);
-        arrput(r->loss, ag_item(l));
-        if (epoch % 10 == 0)
-            say("epoch %d: w = %.3f, loss = %.8f\n", epoch + 1, w->data[0], ag_item(l));
+        /* if epoch % 10 == 0: print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") */
+        end_epoch(r, epoch, epoch % 10 == 0, w->data[0], ag_item(l), "");
         ag_release(start);
     }
     r->after = forward5();
-    say("Prediction after training: f(5) = %.3f\n", forward5());
+    say("Prediction after training: f(5) = %.3f\n", r->after);
     ag_release(cell);
 }
 
@@ -300,7 +307,7 @@ static void cell3(const options *o, record *r)
     w = ag_scalar(0.0, .requires_grad = true);
 
     r->before = forward5();
-    say("Prediction before training: f(5) = %.3f\n", forward5());
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const double learning_rate = rate(o, 0.01);
@@ -321,14 +328,12 @@ static void cell3(const options *o, record *r)
         ag_step(optimizer);      /* optimizer.step() */
         ag_zero_grad(optimizer); /* optimizer.zero_grad() */
 
-        arrput(r->w, w->data[0]);
-        arrput(r->loss, ag_item(l));
-        if (epoch % 10 == 0)
-            say("epoch %d: w = %.3f, loss = %.8f\n", epoch + 1, w->data[0], ag_item(l));
+        /* if epoch % 10 == 0: print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") */
+        end_epoch(r, epoch, epoch % 10 == 0, w->data[0], ag_item(l), "");
         ag_release(start);
     }
     r->after = forward5();
-    say("Prediction after training: f(5) = %.3f\n", forward5());
+    say("Prediction after training: f(5) = %.3f\n", r->after);
     ag_optimizer_free(optimizer);
     ag_release(cell);
 }
@@ -385,7 +390,7 @@ static void cell4(const options *o, record *r)
                                  : ag_Linear(input_size, output_size);
 
     r->before = ag_item(ag_forward(model, X_test));
-    say("Prediction before training: f(5) = %.3f\n", ag_item(ag_forward(model, X_test)));
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const double learning_rate = rate(o, 0.1);
@@ -405,13 +410,13 @@ static void cell4(const options *o, record *r)
 
         ag_tensor *w = ag_parameters(model).tensors[0]; /* [w, b] = model.parameters() */
         double w00 = ag_get(w, AG_SHAPE(0, 0));         /* w[0][0].item() */
-        arrput(r->w, w00);
-        arrput(r->loss, ag_item(l));
-        if (epoch % 10 == 0) say("epoch %d: w = %.3f, loss = %.8f, \n", epoch + 1, w00, ag_item(l));
+        /* if epoch % 10 == 0: print(f"epoch {epoch+1}: w = {w[0][0].item():.3f}, loss = {l:.8f}, ")
+         */
+        end_epoch(r, epoch, epoch % 10 == 0, w00, ag_item(l), ", ");
         ag_release(start);
     }
     r->after = ag_item(ag_forward(model, X_test));
-    say("Prediction after training: f(5) = %.3f\n", ag_item(ag_forward(model, X_test)));
+    say("Prediction after training: f(5) = %.3f\n", r->after);
     ag_optimizer_free(optimizer);
     ag_module_free(model);
     ag_release(cell);
