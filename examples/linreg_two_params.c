@@ -46,6 +46,17 @@ static void train_model(int iter, double lr, double **LOSS, plot_error_surfaces 
     }
 }
 
+/* A run's lines: the loss of each iteration, then the w and b it ended with. */
+static void print_run(const double *LOSS)
+{
+    for (ptrdiff_t i = 0; i < arrlen(LOSS); i++)
+        printf("iteration %2td: loss = %.6f\n", i + 1, LOSS[i]);
+    printf("w = ");
+    ag_print(w);
+    printf("b = ");
+    ag_print(b);
+}
+
 static const char usage_text[] =
     "usage: %s [--seed N] [--lr F] [--w F] [--b F] [--epochs N]\n"
     "       [--practice-lr F] [--practice-w F] [--practice-b F] [--plots DIR] [--json]\n"
@@ -104,14 +115,7 @@ int main(int argc, char **argv)
     double w_final = ag_item(w), b_final = ag_item(b);
     /* get_surface.final_plot() */
     plot_final(get_surface);
-    if (!json) {
-        for (ptrdiff_t i = 0; i < arrlen(LOSS); i++)
-            printf("iteration %2td: loss = %.6f\n", i + 1, LOSS[i]);
-        printf("w = ");
-        ag_print(w);
-        printf("b = ");
-        ag_print(b);
-    }
+    if (!json) print_run(LOSS);
 
     /* Practice: w = torch.tensor(-15.0, ...); b = torch.tensor(-10.0, ...); lr = 0.2;
      * LOSS2 = []; the same training for 15 iterations, its path drawn on its own surface
@@ -147,12 +151,7 @@ int main(int argc, char **argv)
         printf("}\n");
     } else {
         printf("practice (lr %g, w %g, b %g):\n", lr2, w2, b2);
-        for (ptrdiff_t i = 0; i < arrlen(LOSS2); i++)
-            printf("iteration %2td: loss = %.6f\n", i + 1, LOSS2[i]);
-        printf("w = ");
-        ag_print(w);
-        printf("b = ");
-        ag_print(b);
+        print_run(LOSS2);
         if (plots) printf("pictures: %s/two_params_*.png (and .svg)\n", plots);
     }
     plot_error_surfaces_free(get_surface);
