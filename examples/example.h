@@ -22,7 +22,7 @@
 typedef enum option_kind {
     OPT_FLAG,   /* nothing: sets a bool to true */
     OPT_NUMBER, /* a finite number (> 0 with .positive): a double */
-    OPT_WHOLE,  /* a whole number in .lo...hi, in decimal digits: a uint64_t */
+    OPT_WHOLE,  /* a whole number from .lo to .hi, in decimal digits: a uint64_t */
     OPT_STRING, /* a string that is not empty: a const char * */
     OPT_CHOICE, /* one of .choices (a NULL-terminated list): its index, an int */
 } option_kind;
