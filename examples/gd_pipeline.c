@@ -13,15 +13,11 @@
  * PyTorch for that seed). --json prints {"cells": [{"w": [...], "loss": [...], "before": f5,
  * "after": f5}, ...]}, w and the loss of every epoch. tools/gen_ref_gd_pipeline.py runs the
  * same cells in numpy and PyTorch; tests/check_gd_pipeline.py compares. */
+#include "example.h"
+
 #include <agrad_optim.h>
 
-#include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <stb_ds.h>
 
@@ -44,48 +40,16 @@ static const char usage_text[] =
     "  --help            this text\n";
 
 enum { SGD, ADAM, ADAMW, RMSPROP };
-static const char *const optimizer_names[] = {"sgd", "adam", "adamw", "rmsprop"};
+static const char *const optimizer_names[] = {"sgd", "adam", "adamw", "rmsprop", NULL};
 
 typedef struct options {
     double lr;         /* NAN: each cell's own */
-    int64_t epochs;    /* -1: each cell's own */
+    uint64_t epochs;   /* UINT64_MAX: each cell's own */
     uint64_t seed;     /* for cell 4 */
     bool custom, json; /* cell 4's model; the output */
     int optimizer;     /* SGD, ADAM, ADAMW or RMSPROP */
     ag_optim_args opt; /* the optimizer's options given, the others unset */
 } options;
-
-static const char *prog = "gd_pipeline";
-
-static int bad(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (try --help)\n");
-    va_end(ap);
-    return 2;
-}
-
-/* A finite number in s; false if s is not one. */
-static bool finite_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return errno == 0 && end != s && *end == '\0' && isfinite(*out);
-}
-
-/* A whole number from 0 to hi in s (decimal digits only); false if s is not one. */
-static bool whole_number(const char *s, uint64_t hi, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (s[0] < '0' || s[0] > '9') return false;
-    *out = strtoull(s, &end, 10);
-    return errno == 0 && *end == '\0' && *out <= hi;
-}
 
 /* The optimizer with o's options over params, at learning rate lr: what
  * torch.optim.SGD(params, lr=learning_rate) is in the notebook. NULL on error (agrad's
@@ -111,56 +75,38 @@ static ag_optimizer *make_optimizer(const options *o, ag_params params, double l
  * option or value (with a message). */
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.lr = NAN, .epochs = -1, .seed = 0, .opt = ag_optim_args_unset()};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int *flag = !strcmp(a, "--nesterov")   ? &o->opt.nesterov
-                    : !strcmp(a, "--maximize") ? &o->opt.maximize
-                    : !strcmp(a, "--amsgrad")  ? &o->opt.amsgrad
-                    : !strcmp(a, "--centered") ? &o->opt.centered
-                                               : NULL;
-        double *number = !strcmp(a, "--lr")             ? &o->lr
-                         : !strcmp(a, "--momentum")     ? &o->opt.momentum
-                         : !strcmp(a, "--dampening")    ? &o->opt.dampening
-                         : !strcmp(a, "--weight-decay") ? &o->opt.weight_decay
-                         : !strcmp(a, "--beta1")        ? &o->opt.betas[0]
-                         : !strcmp(a, "--beta2")        ? &o->opt.betas[1]
-                         : !strcmp(a, "--eps")          ? &o->opt.eps
-                         : !strcmp(a, "--alpha")        ? &o->opt.alpha
-                                                        : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf(usage_text, prog);
-            return 0;
-        } else if (flag) {
-            *flag = 1;
-        } else if (!strcmp(a, "--json")) {
-            o->json = true;
-        } else if (!strcmp(a, "--custom")) {
-            o->custom = true;
-        } else if (!number && strcmp(a, "--epochs") && strcmp(a, "--seed") &&
-                   strcmp(a, "--optimizer")) {
-            return bad("unknown option '%s'", a);
-        } else if (i + 1 >= argc) {
-            return bad("%s needs a value", a);
-        } else if (number) {
-            if (!finite_number(argv[++i], number))
-                return bad("%s needs a finite number, not '%s'", a, argv[i]);
-        } else if (!strcmp(a, "--epochs")) {
-            uint64_t n;
-            if (!whole_number(argv[++i], 1000000, &n))
-                return bad("--epochs needs a whole number from 0 to 1000000, not '%s'", argv[i]);
-            o->epochs = (int64_t)n;
-        } else if (!strcmp(a, "--seed")) {
-            if (!whole_number(argv[++i], UINT64_MAX, &o->seed))
-                return bad("--seed needs a whole number from 0 to 2^64 - 1, not '%s'", argv[i]);
-        } else {
-            const char *name = argv[++i];
-            int k = 0;
-            while (k < 4 && strcmp(name, optimizer_names[k])) k++;
-            if (k == 4) return bad("--optimizer is sgd, adam, adamw or rmsprop, not '%s'", name);
-            o->optimizer = k;
-        }
-    }
+    *o = (options){.lr = NAN, .epochs = UINT64_MAX, .seed = 0, .opt = ag_optim_args_unset()};
+    bool nesterov = false, maximize = false, amsgrad = false, centered = false;
+    const option table[] = {
+        {"--lr", OPT_NUMBER, .target = &o->lr, .needs = "a finite number"},
+        {"--epochs", OPT_WHOLE, .target = &o->epochs, .needs = "a whole number from 0 to 1000000",
+         .hi = 1000000},
+        {"--seed", OPT_WHOLE, .target = &o->seed, .needs = "a whole number from 0 to 2^64 - 1",
+         .hi = UINT64_MAX},
+        {"--custom", OPT_FLAG, .target = &o->custom},
+        {"--optimizer", OPT_CHOICE, .target = &o->optimizer, .needs = "sgd, adam, adamw or rmsprop",
+         .choices = optimizer_names},
+        {"--momentum", OPT_NUMBER, .target = &o->opt.momentum, .needs = "a finite number"},
+        {"--dampening", OPT_NUMBER, .target = &o->opt.dampening, .needs = "a finite number"},
+        {"--nesterov", OPT_FLAG, .target = &nesterov},
+        {"--weight-decay", OPT_NUMBER, .target = &o->opt.weight_decay, .needs = "a finite number"},
+        {"--maximize", OPT_FLAG, .target = &maximize},
+        {"--beta1", OPT_NUMBER, .target = &o->opt.betas[0], .needs = "a finite number"},
+        {"--beta2", OPT_NUMBER, .target = &o->opt.betas[1], .needs = "a finite number"},
+        {"--eps", OPT_NUMBER, .target = &o->opt.eps, .needs = "a finite number"},
+        {"--amsgrad", OPT_FLAG, .target = &amsgrad},
+        {"--alpha", OPT_NUMBER, .target = &o->opt.alpha, .needs = "a finite number"},
+        {"--centered", OPT_FLAG, .target = &centered},
+        {"--json", OPT_FLAG, .target = &o->json},
+    };
+    int status = parse_args(argc, argv, table, N_OPTIONS(table), usage_text);
+    if (status >= 0) return status;
+    /* a flag given is true, one left out stays unset (the optimizer's default) */
+    if (nesterov) o->opt.nesterov = 1;
+    if (maximize) o->opt.maximize = 1;
+    if (amsgrad) o->opt.amsgrad = 1;
+    if (centered) o->opt.centered = 1;
+
     /* betas=(beta1, beta2): one given, the other takes PyTorch's default. Both are unset
      * NaNs of agrad's own until given. */
     bool beta1 = !isnan(o->opt.betas[0]), beta2 = !isnan(o->opt.betas[1]);
@@ -185,9 +131,9 @@ static int parse_options(int argc, char **argv, options *o)
     ag_release(before);
     ag_set_error_handler(previous, NULL);
     if (!ok) {
-        int status = bad("%s", ag_last_error());
+        fprintf(stderr, "%s: %s (try --help)\n", argv[0], ag_last_error());
         ag_clear_error();
-        return status;
+        return 2;
     }
     return -1;
 }
@@ -213,11 +159,21 @@ static void say(const char *fmt, ...)
     va_end(ap);
 }
 
+/* The end of an epoch: w and the loss l kept in r, and the cell's line when it prints this
+ * epoch, print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") followed by tail (cell 4's
+ * line ends in ", "). */
+static void end_epoch(record *r, int epoch, bool printed, double w, double l, const char *tail)
+{
+    arrput(r->w, w);
+    arrput(r->loss, l);
+    if (printed) say("epoch %d: w = %.3f, loss = %.8f%s\n", epoch + 1, w, l, tail);
+}
+
 /* The learning rate and n_iters of a cell: the notebook's, unless given. */
 static double rate(const options *o, double notebook) { return isnan(o->lr) ? notebook : o->lr; }
 static int iterations(const options *o, int notebook)
 {
-    return o->epochs < 0 ? notebook : (int)o->epochs;
+    return o->epochs == UINT64_MAX ? notebook : (int)o->epochs;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -269,7 +225,7 @@ static void cell1(const options *o, record *r)
 {
     w_np = 0.0f;
     r->before = w_np * 5.0f;
-    say("Prediction before training: f(5) = %.3f\n", w_np * 5.0f);
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const float learning_rate = (float)rate(o, 0.01); /* a float32 where it meets dw */
@@ -281,12 +237,11 @@ static void cell1(const options *o, record *r)
         float l = loss_np(Y_np, y_pred);            /* l = loss(Y, y_pred) */
         float dw = gradient_np(X_np, Y_np, y_pred); /* dw = gradient(X, Y, y_pred) */
         w_np -= learning_rate * dw;                 /* w -= learning_rate * dw */
-        arrput(r->w, w_np);
-        arrput(r->loss, l);
-        if (epoch % 1 == 0) say("epoch %d: w = %.3f, loss = %.8f\n", epoch + 1, w_np, l);
+        /* if epoch % 1 == 0: print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") */
+        end_epoch(r, epoch, epoch % 1 == 0, w_np, l, "");
     }
     r->after = w_np * 5.0f;
-    say("Prediction after training: f(5) = %.3f\n", w_np * 5.0f);
+    say("Prediction after training: f(5) = %.3f\n", r->after);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -315,7 +270,7 @@ static void cell2(const options *o, record *r)
     w = ag_scalar(0.0, .requires_grad = true);
 
     r->before = forward5();
-    say("Prediction before training: f(5) = %.3f\n", forward5());
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const double learning_rate = rate(o, 0.01);
@@ -332,14 +287,12 @@ static void cell2(const options *o, record *r)
         }
         ag_zero_(w->grad); /* w.grad.zero_() */
 
-        arrput(r->w, w->data[0]);
-        arrput(r->loss, ag_item(l));
-        if (epoch % 10 == 0)
-            say("epoch %d: w = %.3f, loss = %.8f\n", epoch + 1, w->data[0], ag_item(l));
+        /* if epoch % 10 == 0: print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") */
+        end_epoch(r, epoch, epoch % 10 == 0, w->data[0], ag_item(l), "");
         ag_release(start);
     }
     r->after = forward5();
-    say("Prediction after training: f(5) = %.3f\n", forward5());
+    say("Prediction after training: f(5) = %.3f\n", r->after);
     ag_release(cell);
 }
 
@@ -354,7 +307,7 @@ static void cell3(const options *o, record *r)
     w = ag_scalar(0.0, .requires_grad = true);
 
     r->before = forward5();
-    say("Prediction before training: f(5) = %.3f\n", forward5());
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const double learning_rate = rate(o, 0.01);
@@ -375,14 +328,12 @@ static void cell3(const options *o, record *r)
         ag_step(optimizer);      /* optimizer.step() */
         ag_zero_grad(optimizer); /* optimizer.zero_grad() */
 
-        arrput(r->w, w->data[0]);
-        arrput(r->loss, ag_item(l));
-        if (epoch % 10 == 0)
-            say("epoch %d: w = %.3f, loss = %.8f\n", epoch + 1, w->data[0], ag_item(l));
+        /* if epoch % 10 == 0: print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") */
+        end_epoch(r, epoch, epoch % 10 == 0, w->data[0], ag_item(l), "");
         ag_release(start);
     }
     r->after = forward5();
-    say("Prediction after training: f(5) = %.3f\n", forward5());
+    say("Prediction after training: f(5) = %.3f\n", r->after);
     ag_optimizer_free(optimizer);
     ag_release(cell);
 }
@@ -439,7 +390,7 @@ static void cell4(const options *o, record *r)
                                  : ag_Linear(input_size, output_size);
 
     r->before = ag_item(ag_forward(model, X_test));
-    say("Prediction before training: f(5) = %.3f\n", ag_item(ag_forward(model, X_test)));
+    say("Prediction before training: f(5) = %.3f\n", r->before);
 
     /* training */
     const double learning_rate = rate(o, 0.1);
@@ -459,13 +410,13 @@ static void cell4(const options *o, record *r)
 
         ag_tensor *w = ag_parameters(model).tensors[0]; /* [w, b] = model.parameters() */
         double w00 = ag_get(w, AG_SHAPE(0, 0));         /* w[0][0].item() */
-        arrput(r->w, w00);
-        arrput(r->loss, ag_item(l));
-        if (epoch % 10 == 0) say("epoch %d: w = %.3f, loss = %.8f, \n", epoch + 1, w00, ag_item(l));
+        /* if epoch % 10 == 0: print(f"epoch {epoch+1}: w = {w[0][0].item():.3f}, loss = {l:.8f}, ")
+         */
+        end_epoch(r, epoch, epoch % 10 == 0, w00, ag_item(l), ", ");
         ag_release(start);
     }
     r->after = ag_item(ag_forward(model, X_test));
-    say("Prediction after training: f(5) = %.3f\n", ag_item(ag_forward(model, X_test)));
+    say("Prediction after training: f(5) = %.3f\n", r->after);
     ag_optimizer_free(optimizer);
     ag_module_free(model);
     ag_release(cell);
@@ -473,30 +424,8 @@ static void cell4(const options *o, record *r)
 
 /* ------------------------------------------------------------------------------------ */
 
-/* A number as Python's json writes it (NaN, Infinity: a run that diverges). */
-static void json_number(double v)
-{
-    if (isnan(v))
-        printf("NaN");
-    else if (isinf(v))
-        printf(v > 0 ? "Infinity" : "-Infinity");
-    else
-        printf("%.9g", v);
-}
-
-static void json_list(const char *name, const double *v)
-{
-    printf("\"%s\": [", name);
-    for (ptrdiff_t i = 0; i < arrlen(v); i++) {
-        if (i) printf(", ");
-        json_number(v[i]);
-    }
-    printf("]");
-}
-
 int main(int argc, char **argv)
 {
-    if (argc > 0 && argv[0][0]) prog = argv[0];
     options o;
     int status = parse_options(argc, argv, &o);
     if (status >= 0) {
@@ -516,13 +445,13 @@ int main(int argc, char **argv)
         printf("{\"cells\": [");
         for (int c = 0; c < 4; c++) {
             printf(c ? ", {" : "{");
-            json_list("w", records[c].w);
+            json_doubles("w", records[c].w, arrlen(records[c].w));
             printf(", ");
-            json_list("loss", records[c].loss);
-            printf(", \"before\": ");
-            json_number(records[c].before);
-            printf(", \"after\": ");
-            json_number(records[c].after);
+            json_doubles("loss", records[c].loss, arrlen(records[c].loss));
+            printf(", ");
+            json_number("before", records[c].before);
+            printf(", ");
+            json_number("after", records[c].after);
             printf("}");
         }
         printf("]}\n");

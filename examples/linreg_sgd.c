@@ -12,15 +12,10 @@
  * and b (of the loader run), X, Y. With --plots DIR, draws what the lab draws into DIR
  * (plot.h): the loss surface and its contour, the data space and the parameter path where
  * the lab calls plot_ps, and the loss curves. */
+#include "example.h"
 #include "plot.h"
 
 #include <agrad_data.h>
-
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <stb_ds.h>
 
@@ -28,22 +23,14 @@ static ag_tensor *w, *b, *X, *Y;
 static double lr = 0.1;
 /* The lab's lists, stb_ds arrays. */
 static double *LOSS_BGD, *LOSS_SGD, *LOSS_Loader, *LOSS;
-/* The lab's get_surface, made for each run when --plots is given, NULL otherwise (the
- * path of a long run is not kept for nothing). */
+/* The lab's get_surface, made for each run; NULL without --plots (plot.h's calls then do
+ * nothing). */
 static plot_error_surfaces *get_surface;
-static bool plot_failed; /* a picture could not be written: exit status 1 at the end */
 
 /* get_surface.set_para_loss(w.data.tolist(), b.data.tolist(), loss.tolist()) */
 static void set_para_loss(const ag_tensor *loss)
 {
-    if (get_surface && plot_set_para_loss(get_surface, ag_item(w), ag_item(b), ag_item(loss)))
-        plot_failed = true;
-}
-
-/* get_surface.plot_ps() */
-static void plot_ps_if_asked(void)
-{
-    if (get_surface && plot_ps(get_surface)) plot_failed = true;
+    if (get_surface) plot_set_para_loss(get_surface, ag_item(w), ag_item(b), ag_item(loss));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -71,7 +58,7 @@ static void train_model(int iter)
         /* Section for plotting: the parameters and the loss before this iteration's update,
          * then the data space and the path so far. */
         set_para_loss(loss);
-        plot_ps_if_asked();
+        plot_ps(get_surface);
         /* LOSS_BGD.append(loss), and later LOSS_BGD_ = [loss.item() for loss in LOSS_BGD]:
          * the lab keeps the tensors (and their graphs); C keeps the number and frees the
          * graph at the end of the iteration. */
@@ -121,7 +108,7 @@ static void train_model_SGD(int iter)
             ag_zero_(ag_data(b->grad));
             ag_release(graph);
         }
-        plot_ps_if_asked(); /* plot surface and data space after each epoch */
+        plot_ps(get_surface); /* plot surface and data space after each epoch */
     }
 }
 
@@ -186,7 +173,7 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
             ag_zero_(ag_data(b->grad));
             ag_release(graph); /* frees the batch and its graph */
         }
-        plot_ps_if_asked(); /* plot surface and data space after each epoch */
+        plot_ps(get_surface); /* plot surface and data space after each epoch */
     }
 }
 
@@ -194,7 +181,8 @@ static void train_model_DataLoader(ag_loader *trainloader, int epochs, double **
 /* Options and output                                                                    */
 
 typedef struct options {
-    double seed, w, b, epochs, batch_size, practice_w, practice_b;
+    uint64_t seed, epochs, batch_size;
+    double w, b, practice_w, practice_b;
     bool shuffle, json;
     const char *plots; /* --plots DIR, or NULL */
 } options;
@@ -216,80 +204,27 @@ static const char usage_text[] =
     "  --json            print LOSS_BGD, LOSS_SGD, LOSS_Loader, LOSS, w, b, X, Y as JSON\n"
     "  --plots DIR       draw the lab's pictures into DIR, as PNG and SVG (default: none)\n";
 
-/* Parses the options into o. Returns -1 to go on, or the exit status: 0 after --help, 2
- * after a bad option or value (with a message saying which and why). */
+/* Parses the options into o (and lr). Returns -1 to go on, or the exit status: 0 after
+ * --help, 2 after a bad option or value (with a message saying which and why). */
 static int parse_options(int argc, char **argv, options *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i];
-        double *target = !strcmp(opt, "--seed")         ? &o->seed
-                         : !strcmp(opt, "--lr")         ? &lr
-                         : !strcmp(opt, "--w")          ? &o->w
-                         : !strcmp(opt, "--b")          ? &o->b
-                         : !strcmp(opt, "--epochs")     ? &o->epochs
-                         : !strcmp(opt, "--batch-size") ? &o->batch_size
-                         : !strcmp(opt, "--practice-w") ? &o->practice_w
-                         : !strcmp(opt, "--practice-b") ? &o->practice_b
-                                                        : NULL;
-        if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
-            printf(usage_text, argv[0]);
-            return 0;
-        }
-        if (!strcmp(opt, "--json") || !strcmp(opt, "--shuffle")) {
-            *(opt[2] == 'j' ? &o->json : &o->shuffle) = true;
-            continue;
-        }
-        if (!strcmp(opt, "--plots")) {
-            if (i + 1 >= argc || !argv[i + 1][0]) {
-                fprintf(stderr, "%s: --plots needs a directory\n", argv[0]);
-                return 2;
-            }
-            o->plots = argv[++i];
-            continue;
-        }
-        if (!target) {
-            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", argv[0], opt);
-            return 2;
-        }
-        char *end = NULL;
-        errno = 0;
-        if (i + 1 < argc) *target = strtod(argv[i + 1], &end);
-        if (i + 1 >= argc || errno || end == argv[i + 1] || *end || !isfinite(*target)) {
-            fprintf(stderr, "%s: %s needs a finite number%s%s%s\n", argv[0], opt,
-                    i + 1 < argc ? ", not '" : "", i + 1 < argc ? argv[i + 1] : "",
-                    i + 1 < argc ? "'" : "");
-            return 2;
-        }
-        i++;
-    }
-    const char *bad = NULL;
-    if (o->seed < 0 || o->seed > 9007199254740992.0 || o->seed != floor(o->seed))
-        bad = "--seed must be a whole number in 0..2^53";
-    else if (!(lr > 0))
-        bad = "--lr must be a number > 0";
-    else if (o->epochs < 0 || o->epochs > 1e7 || o->epochs != floor(o->epochs))
-        bad = "--epochs must be a whole number in 0..10000000";
-    else if (o->batch_size < 1 || o->batch_size > 1e9 || o->batch_size != floor(o->batch_size))
-        bad = "--batch-size must be a whole number in 1..1000000000";
-    if (bad) {
-        fprintf(stderr, "%s: %s (try --help)\n", argv[0], bad);
-        return 2;
-    }
-    return -1;
-}
-
-static void json_list(const char *name, const double *v, ptrdiff_t n)
-{
-    printf("\"%s\": [", name);
-    for (ptrdiff_t i = 0; i < n; i++) printf(i ? ", %.9g" : "%.9g", v[i]);
-    printf("]");
-}
-
-static void json_tensor(const char *name, const ag_tensor *t)
-{
-    printf("\"%s\": [", name);
-    for (int64_t i = 0; i < t->numel; i++) printf(i ? ", %.9g" : "%.9g", (double)t->data[i]);
-    printf("]");
+    const option table[] = {
+        {"--seed", OPT_WHOLE, .target = &o->seed, .needs = "a whole number from 0 to 2^64 - 1",
+         .hi = UINT64_MAX},
+        {"--lr", OPT_NUMBER, .target = &lr, .needs = "a finite number > 0", .positive = true},
+        {"--w", OPT_NUMBER, .target = &o->w, .needs = "a finite number"},
+        {"--b", OPT_NUMBER, .target = &o->b, .needs = "a finite number"},
+        {"--epochs", OPT_WHOLE, .target = &o->epochs, .needs = "a whole number from 0 to 10^7",
+         .hi = 10000000},
+        {"--batch-size", OPT_WHOLE, .target = &o->batch_size,
+         .needs = "a whole number from 1 to 10^9", .lo = 1, .hi = 1000000000},
+        {"--shuffle", OPT_FLAG, .target = &o->shuffle},
+        {"--practice-w", OPT_NUMBER, .target = &o->practice_w, .needs = "a finite number"},
+        {"--practice-b", OPT_NUMBER, .target = &o->practice_b, .needs = "a finite number"},
+        {"--json", OPT_FLAG, .target = &o->json},
+        {"--plots", OPT_STRING, .target = &o->plots, .needs = "a directory"},
+    };
+    return parse_args(argc, argv, table, N_OPTIONS(table), usage_text);
 }
 
 /* One cell of the loss table: the list's value at epoch i, or blanks past its end. */
@@ -310,18 +245,17 @@ static void print_point(const char *format, const ag_tensor *x, const ag_tensor 
     ag_free(sy);
 }
 
-/* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = ...) when --plots is given:
+/* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = ...), NULL without --plots:
  * the previous run's get_surface gets its final picture (final_plot: the surface and the
  * contour with the whole path, which the lab's class has and this lab does not call),
- * and is freed. NULL dir: only the previous one is freed. False if memory ran out. */
-static bool new_surface(const char *dir, const char *name, bool go)
+ * and is freed. NULL name: only the previous one is finished. */
+static void new_surface(const char *dir, const char *name, bool go)
 {
-    if (get_surface && plot_final(get_surface)) plot_failed = true;
+    plot_final(get_surface);
     plot_error_surfaces_free(get_surface);
-    get_surface = NULL;
-    if (!dir || !name) return true;
-    get_surface = plot_error_surfaces_new(dir, name, 15, 13, X->data, Y->data, X->numel, 30, go);
-    return get_surface != NULL;
+    get_surface =
+        name ? plot_error_surfaces_new(dir, name, 15, 13, X->data, Y->data, X->numel, 30, go)
+             : NULL;
 }
 
 /* The lab's loss plots: plt.plot(LOSS_BGD_, label = "Batch Gradient Descent") ...
@@ -333,19 +267,16 @@ static void plot_losses(const char *dir, int epochs)
                       sgd = {"Stochastic Gradient Descent", LOSS_SGD, epochs},
                       loader = {"Stochastic Gradient Descent with DataLoader", LOSS_Loader, epochs},
                       practice = {"Stochastic Gradient Descent", LOSS, (int)arrlen(LOSS)};
-    int failed = 0;
     if (epochs > 0) {
-        failed |= plot_lines(dir, "loss_bgd_sgd", "Batch vs stochastic gradient descent", "epoch",
-                             "Cost/ total loss", 2, (plot_series[]){bgd, sgd});
-        failed |=
-            plot_lines(dir, "loss_bgd_loader", "Batch gradient descent vs SGD with DataLoader",
-                       "epoch", "Cost/ total loss", 2, (plot_series[]){bgd, loader});
-        failed |= plot_lines(dir, "loss_all", "Batch vs stochastic vs DataLoader", "epoch",
-                             "Cost/ total loss", 3, (plot_series[]){bgd, sgd, loader});
+        plot_lines(dir, "loss_bgd_sgd", "Batch vs stochastic gradient descent", "epoch",
+                   "Cost/ total loss", 2, (plot_series[]){bgd, sgd});
+        plot_lines(dir, "loss_bgd_loader", "Batch gradient descent vs SGD with DataLoader", "epoch",
+                   "Cost/ total loss", 2, (plot_series[]){bgd, loader});
+        plot_lines(dir, "loss_all", "Batch vs stochastic vs DataLoader", "epoch",
+                   "Cost/ total loss", 3, (plot_series[]){bgd, sgd, loader});
     }
-    failed |= plot_lines(dir, "loss_practice", "Practice: SGD with trainloader", "iteration",
-                         "Cost/ total loss", 1, &practice);
-    if (failed) plot_failed = true;
+    plot_lines(dir, "loss_practice", "Practice: SGD with trainloader", "iteration",
+               "Cost/ total loss", 1, &practice);
 }
 
 int main(int argc, char **argv)
@@ -364,7 +295,7 @@ int main(int argc, char **argv)
 
     /* Make Some Data */
     /* torch.manual_seed(1) */
-    ag_manual_seed((uint64_t)o.seed);
+    ag_manual_seed(o.seed);
     /* X = torch.arange(-3, 3, 0.1).view(-1, 1) */
     X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
     /* f = 1 * X - 1 */
@@ -373,7 +304,7 @@ int main(int argc, char **argv)
     Y = ag_add(f, ag_mul(0.1, ag_randn(ag_size(X))));
 
     /* get_surface = plot_error_surfaces(15, 13, X, Y, 30) */
-    if (!new_surface(o.plots, "bgd", true)) return 1;
+    new_surface(o.plots, "bgd", true);
 
     /* Train the Model: Batch Gradient Descent */
     w = ag_scalar(o.w, true); /* w = torch.tensor(-15.0, requires_grad = True) */
@@ -382,7 +313,7 @@ int main(int argc, char **argv)
 
     /* Train the Model: Stochastic Gradient Descent
      * get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = False) */
-    if (!new_surface(o.plots, "sgd", false)) return 1;
+    new_surface(o.plots, "sgd", false);
     w = ag_scalar(o.w, true);
     b = ag_scalar(o.b, true);
     train_model_SGD(epochs); /* train_model_SGD(10) */
@@ -400,7 +331,7 @@ int main(int argc, char **argv)
         print_point("The first 3 y:  %s\n", y, NULL);
     }
     /* get_surface = plot_error_surfaces(15, 13, X, Y, 30, go = False) */
-    if (!new_surface(o.plots, "loader", false)) return 1;
+    new_surface(o.plots, "loader", false);
     /* trainloader = DataLoader(dataset = dataset, batch_size = 1) */
     ag_loader *trainloader =
         ag_DataLoader(&dataset, .batch_size = (int64_t)o.batch_size, .shuffle = o.shuffle);
@@ -414,7 +345,7 @@ int main(int argc, char **argv)
      * is a slip: the total loss is against Y, as the practice asks and as here. The
      * solution also goes on drawing on the loader run's get_surface; its pictures here have
      * their own, so that each shows one path. */
-    if (!new_surface(o.plots, "practice", false)) return 1;
+    new_surface(o.plots, "practice", false);
     w = ag_scalar(o.practice_w, true); /* w = torch.tensor(-12.0, requires_grad = True) */
     b = ag_scalar(o.practice_b, true); /* b = torch.tensor(-10.0, requires_grad = True) */
     train_model_DataLoader(trainloader, 10, &LOSS); /* my_train_model(10) */
@@ -424,14 +355,18 @@ int main(int argc, char **argv)
 
     if (o.json) {
         printf("{");
-        json_list("LOSS_BGD", LOSS_BGD, arrlen(LOSS_BGD));
+        json_doubles("LOSS_BGD", LOSS_BGD, arrlen(LOSS_BGD));
         printf(", ");
-        json_list("LOSS_SGD", LOSS_SGD, arrlen(LOSS_SGD));
+        json_doubles("LOSS_SGD", LOSS_SGD, arrlen(LOSS_SGD));
         printf(", ");
-        json_list("LOSS_Loader", LOSS_Loader, arrlen(LOSS_Loader));
+        json_doubles("LOSS_Loader", LOSS_Loader, arrlen(LOSS_Loader));
         printf(", ");
-        json_list("LOSS", LOSS, arrlen(LOSS));
-        printf(", \"w\": %.9g, \"b\": %.9g, ", w_loader, b_loader);
+        json_doubles("LOSS", LOSS, arrlen(LOSS));
+        printf(", ");
+        json_number("w", w_loader);
+        printf(", ");
+        json_number("b", b_loader);
+        printf(", ");
         json_tensor("X", X);
         printf(", ");
         json_tensor("Y", Y);
@@ -456,5 +391,5 @@ int main(int argc, char **argv)
     arrfree(LOSS_Loader);
     arrfree(LOSS);
     ag_shutdown();
-    return plot_failed ? 1 : 0;
+    return plot_failed() ? 1 : 0;
 }

@@ -8,15 +8,8 @@
  * Prints the loss of each iteration of both runs and the final w and b; with --json, one
  * JSON object with the lab's own names: LOSS, LOSS2, w, b, X, Y. With --plots DIR, writes
  * the lab's pictures there as PNG and SVG (see plot.h). */
-#include <agrad.h>
-
+#include "example.h"
 #include "plot.h"
-
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <stb_ds.h>
 
@@ -53,18 +46,15 @@ static void train_model(int iter, double lr, double **LOSS, plot_error_surfaces 
     }
 }
 
-static void json_list(const char *name, const float *v, int64_t n)
+/* A run's lines: the loss of each iteration, then the w and b it ended with. */
+static void print_run(const double *LOSS)
 {
-    printf("\"%s\": [", name);
-    for (int64_t i = 0; i < n; i++) printf(i ? ", %.9g" : "%.9g", v[i]);
-    printf("]");
-}
-
-static void json_losses(const char *name, const double *v)
-{
-    printf("\"%s\": [", name);
-    for (ptrdiff_t i = 0; i < arrlen(v); i++) printf(i ? ", %.9g" : "%.9g", v[i]);
-    printf("]");
+    for (ptrdiff_t i = 0; i < arrlen(LOSS); i++)
+        printf("iteration %2td: loss = %.6f\n", i + 1, LOSS[i]);
+    printf("w = ");
+    ag_print(w);
+    printf("b = ");
+    ag_print(b);
 }
 
 static const char usage_text[] =
@@ -77,72 +67,34 @@ static const char usage_text[] =
     "--plots DIR writes the pictures there (PNG and SVG); --json prints LOSS, LOSS2, w, b,\n"
     "X, Y as JSON.\n";
 
-/* Parses argv[i + 1] as a number; false if missing or not a number. */
-static bool number_arg(int argc, char **argv, int i, double *out)
-{
-    if (i + 1 >= argc) return false;
-    char *end;
-    errno = 0;
-    *out = strtod(argv[i + 1], &end);
-    return errno == 0 && end != argv[i + 1] && *end == '\0';
-}
-
 int main(int argc, char **argv)
 {
-    double seed = 1, lr = 0.1, w0 = -15.0, b0 = -10.0, epochs = 15;
+    uint64_t seed = 1, epochs = 15;
+    double lr = 0.1, w0 = -15.0, b0 = -10.0;
     double lr2 = 0.2, w2 = -15.0, b2 = -10.0; /* the practice's */
     const char *plots = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        double *target = !strcmp(argv[i], "--seed")          ? &seed
-                         : !strcmp(argv[i], "--lr")          ? &lr
-                         : !strcmp(argv[i], "--w")           ? &w0
-                         : !strcmp(argv[i], "--b")           ? &b0
-                         : !strcmp(argv[i], "--epochs")      ? &epochs
-                         : !strcmp(argv[i], "--practice-lr") ? &lr2
-                         : !strcmp(argv[i], "--practice-w")  ? &w2
-                         : !strcmp(argv[i], "--practice-b")  ? &b2
-                                                             : NULL;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(usage_text, argv[0]);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--plots")) {
-            if (++i >= argc || !*argv[i]) {
-                fprintf(stderr, "%s: --plots needs a directory\n", argv[0]);
-                return 2;
-            }
-            plots = argv[i];
-        } else if (!target) {
-            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", argv[0], argv[i]);
-            return 2;
-        } else if (!number_arg(argc, argv, i++, target)) {
-            fprintf(stderr, "%s: %s needs a number\n", argv[0], argv[i - 1]);
-            return 2;
-        }
-    }
-    if (seed < 0 || seed > 0x1p63 || seed != floor(seed)) {
-        fprintf(stderr, "%s: --seed must be a whole number >= 0, not %g\n", argv[0], seed);
-        return 2;
-    }
-    if (epochs < 0 || epochs > 1e7 || epochs != floor(epochs)) {
-        fprintf(stderr, "%s: --epochs must be a whole number in 0..10^7, not %g\n", argv[0],
-                epochs);
-        return 2;
-    }
-    if (!(lr > 0) || !(lr2 > 0) || !isfinite(lr) || !isfinite(lr2)) {
-        fprintf(stderr, "%s: --lr and --practice-lr must be finite numbers > 0\n", argv[0]);
-        return 2;
-    }
-    if (!isfinite(w0) || !isfinite(b0) || !isfinite(w2) || !isfinite(b2)) {
-        fprintf(stderr, "%s: --w, --b, --practice-w and --practice-b must be finite\n", argv[0]);
-        return 2;
-    }
-    if (!plot_setup(argv[0], &plots)) return 1;
+    const option options[] = {
+        {"--seed", OPT_WHOLE, .target = &seed, .needs = "a whole number from 0 to 2^64 - 1",
+         .hi = UINT64_MAX},
+        {"--lr", OPT_NUMBER, .target = &lr, .needs = "a finite number > 0", .positive = true},
+        {"--w", OPT_NUMBER, .target = &w0, .needs = "a finite number"},
+        {"--b", OPT_NUMBER, .target = &b0, .needs = "a finite number"},
+        {"--epochs", OPT_WHOLE, .target = &epochs, .needs = "a whole number from 0 to 10^7",
+         .hi = 10000000},
+        {"--practice-lr", OPT_NUMBER, .target = &lr2, .needs = "a finite number > 0",
+         .positive = true},
+        {"--practice-w", OPT_NUMBER, .target = &w2, .needs = "a finite number"},
+        {"--practice-b", OPT_NUMBER, .target = &b2, .needs = "a finite number"},
+        {"--plots", OPT_STRING, .target = &plots, .needs = "a directory"},
+        {"--json", OPT_FLAG, .target = &json},
+    };
+    int status = parse_args(argc, argv, options, N_OPTIONS(options), usage_text);
+    if (status >= 0) return status;
+    if (!plot_setup(argv[0], &plots)) return 2;
 
     /* torch.manual_seed(1) */
-    ag_manual_seed((uint64_t)seed);
+    ag_manual_seed(seed);
     /* X = torch.arange(-3, 3, 0.1).view(-1, 1) */
     X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
     /* f = 1 * X - 1 */
@@ -163,14 +115,7 @@ int main(int argc, char **argv)
     double w_final = ag_item(w), b_final = ag_item(b);
     /* get_surface.final_plot() */
     plot_final(get_surface);
-    if (!json) {
-        for (ptrdiff_t i = 0; i < arrlen(LOSS); i++)
-            printf("iteration %2td: loss = %.6f\n", i + 1, LOSS[i]);
-        printf("w = ");
-        ag_print(w);
-        printf("b = ");
-        ag_print(b);
-    }
+    if (!json) print_run(LOSS);
 
     /* Practice: w = torch.tensor(-15.0, ...); b = torch.tensor(-10.0, ...); lr = 0.2;
      * LOSS2 = []; the same training for 15 iterations, its path drawn on its own surface
@@ -192,22 +137,21 @@ int main(int argc, char **argv)
 
     if (json) {
         printf("{");
-        json_losses("LOSS", LOSS);
+        json_doubles("LOSS", LOSS, arrlen(LOSS));
         printf(", ");
-        json_losses("LOSS2", LOSS2);
-        printf(", \"w\": %.9g, \"b\": %.9g, ", w_final, b_final);
-        json_list("X", X->data, X->numel);
+        json_doubles("LOSS2", LOSS2, arrlen(LOSS2));
         printf(", ");
-        json_list("Y", Y->data, Y->numel);
+        json_number("w", w_final);
+        printf(", ");
+        json_number("b", b_final);
+        printf(", ");
+        json_tensor("X", X);
+        printf(", ");
+        json_tensor("Y", Y);
         printf("}\n");
     } else {
         printf("practice (lr %g, w %g, b %g):\n", lr2, w2, b2);
-        for (ptrdiff_t i = 0; i < arrlen(LOSS2); i++)
-            printf("iteration %2td: loss = %.6f\n", i + 1, LOSS2[i]);
-        printf("w = ");
-        ag_print(w);
-        printf("b = ");
-        ag_print(b);
+        print_run(LOSS2);
         if (plots) printf("pictures: %s/two_params_*.png (and .svg)\n", plots);
     }
     plot_error_surfaces_free(get_surface);
@@ -215,5 +159,5 @@ int main(int argc, char **argv)
     arrfree(LOSS);
     arrfree(LOSS2);
     ag_shutdown();
-    return 0;
+    return plot_failed() ? 1 : 0;
 }

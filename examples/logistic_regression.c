@@ -11,11 +11,11 @@ static ag_tensor *predict(const ag_tensor *z) { return ag_gt(z, 0); }
 int main(int argc, char **argv)
 {
     example_options o = {.seed = 0, .epochs = 20, .lr = 0.5};
-    int status = parse_options(argc, argv, &o, "Logistic regression on two blobs (agrad nn).");
+    int status = parse_nn_options(argc, argv, &o, "Logistic regression on two blobs (agrad nn).");
     if (status >= 0) return status;
 
-    ag_manual_seed((uint64_t)o.seed); /* torch.manual_seed(seed) */
-    ag_tensor *X, *y;                 /* X, y = blobs(50, ...) */
+    ag_manual_seed(o.seed); /* torch.manual_seed(seed) */
+    ag_tensor *X, *y;       /* X, y = blobs(50, ...) */
     blobs(50, 2, (const float[][2]){{-1, -1}, {1, 1}}, &X, &y);
     ag_module *model = ag_Linear(2, 1);              /* model = nn.Linear(2, 1) */
     ag_criterion loss_fn = ag_BCEWithLogitsLoss();   /* loss_fn = nn.BCEWithLogitsLoss() */

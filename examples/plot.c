@@ -2,7 +2,8 @@
  *
  * Each picture is one drawing function, run twice by render(): once into pngcairo, once
  * into svgcairo. PLplot ends the program on a fatal error, so render() first makes sure
- * that the drivers are there and that the file can be written. */
+ * that the drivers are there and that the file can be written. A failure is said on
+ * stderr where it happens and remembered for plot_failed(). */
 #include "plot.h"
 
 #include <errno.h>
@@ -32,7 +33,19 @@ struct plot_error_surfaces {
     double zmin, zmax;
     double *W, *B, *LOSS; /* the path: n_path points, room for cap */
     int n_path, cap;
+    bool path_full; /* a point was dropped (said once) */
 };
+
+static bool failed; /* a picture could not be written */
+
+bool plot_failed(void) { return failed; }
+
+/* -1, remembered for plot_failed(); the caller has said why on stderr. */
+static int failure(void)
+{
+    failed = true;
+    return -1;
+}
 
 /* The lab's go = True: the surface and the contour map, each its own picture. */
 static void draw_go(const plot_error_surfaces *s);
@@ -52,12 +65,14 @@ plot_error_surfaces *plot_error_surfaces_new(const char *dir, const char *name, 
                                              double b_range, const float *x, const float *y,
                                              int64_t n, int n_samples, bool go)
 {
+    if (!dir) return NULL; /* no pictures: nothing to compute or keep */
     if (n < 1 || n_samples < 2 || n_samples > 10000 || !(w_range > 0) || !(b_range > 0) ||
         !isfinite(w_range) || !isfinite(b_range) || !x || !y || !name) {
         fprintf(stderr,
                 "plot_error_surfaces: needs points (n = %lld >= 1), n_samples in 2..10000 "
                 "(got %d) and ranges > 0 (got %g, %g)\n",
                 (long long)n, n_samples, w_range, b_range);
+        failure();
         return NULL;
     }
     plot_error_surfaces *s = calloc(1, sizeof *s);
@@ -96,6 +111,7 @@ plot_error_surfaces *plot_error_surfaces_new(const char *dir, const char *name, 
     if (!isfinite(s->zmin) || !isfinite(s->zmax)) {
         fprintf(stderr, "plot_error_surfaces: the data give a loss that is not finite\n");
         plot_error_surfaces_free(s);
+        failure();
         return NULL;
     }
     if (go) draw_go(s);
@@ -104,6 +120,7 @@ oom:
     fprintf(stderr, "plot_error_surfaces: out of memory for a %d x %d grid over %lld points\n",
             n_samples, n_samples, (long long)n);
     plot_error_surfaces_free(s);
+    failure();
     return NULL;
 }
 
@@ -111,15 +128,22 @@ int plot_set_para_loss(plot_error_surfaces *s, double w, double b, double loss)
 {
     if (!s) return 0;
     if (s->n_path == s->cap) {
-        if (s->cap > (1 << 28)) return -1;
         int cap = s->cap ? 2 * s->cap : 64;
-        double *W = realloc(s->W, (size_t)cap * sizeof(double));
-        if (W) s->W = W;
-        double *B = realloc(s->B, (size_t)cap * sizeof(double));
-        if (B) s->B = B;
-        double *L = realloc(s->LOSS, (size_t)cap * sizeof(double));
-        if (L) s->LOSS = L;
-        if (!W || !B || !L) return -1;
+        double *W = NULL, *B = NULL, *L = NULL;
+        if (s->cap <= (1 << 28)) {
+            if ((W = realloc(s->W, (size_t)cap * sizeof(double)))) s->W = W;
+            if ((B = realloc(s->B, (size_t)cap * sizeof(double)))) s->B = B;
+            if ((L = realloc(s->LOSS, (size_t)cap * sizeof(double)))) s->LOSS = L;
+        }
+        if (!W || !B || !L) {
+            if (!s->path_full)
+                fprintf(stderr,
+                        "plot_error_surfaces: out of memory for the path of %s past %d "
+                        "points: the others are left out\n",
+                        s->name, s->n_path);
+            s->path_full = true;
+            return failure();
+        }
         s->cap = cap;
     }
     s->W[s->n_path] = w;
@@ -162,10 +186,9 @@ bool plot_available(void)
 {
     if (drivers_found < 0) {
         /* pngcairo and svgcairo come with plplot-driver-cairo, not with libplplot-dev */
-        int n = 0;
+        int n = 128;
         PLCHAR_VECTOR menu[128], names[128];
         PLCHAR_VECTOR *pm = menu, *pn = names;
-        n = 128;
         plgFileDevs(&pm, &pn, &n);
         int found = 0;
         for (int i = 0; i < n; i++)
@@ -181,8 +204,8 @@ bool plot_setup(const char *prog, const char **dir)
     if (!plot_available()) {
         fprintf(stderr,
                 "%s: plots are off (PLplot has no pngcairo and svgcairo drivers: install "
-                "plplot-driver-cairo)%s%s%s\n",
-                prog, *dir ? "; --plots " : "", *dir ? *dir : "", *dir ? " ignored" : "");
+                "plplot-driver-cairo); --plots %s ignored\n",
+                prog, *dir);
         *dir = NULL;
         return true;
     }
@@ -201,25 +224,26 @@ bool plot_setup(const char *prog, const char **dir)
 
 typedef void (*drawing)(const void *what);
 
-/* Runs draw(what) into DIR/NAME.png, then DIR/NAME.svg, on a page of width x height. */
-static int render(const char *dir, const char *name, int width, int height, drawing draw,
-                  const void *what)
+/* Runs draw(what) into DIR/NAMEsuffix.png, then DIR/NAMEsuffix.svg, on a page of width x
+ * height. */
+static int render(const char *dir, const char *name, const char *suffix, int width, int height,
+                  drawing draw, const void *what)
 {
     static const char *const devices[] = {"pngcairo", "svgcairo"}, *const exts[] = {"png", "svg"};
     if (!dir || !plot_available()) return 0;
     for (int f = 0; f < 2; f++) {
-        size_t size = strlen(dir) + strlen(name) + 6;
+        size_t size = strlen(dir) + strlen(name) + strlen(suffix) + 6;
         char *file = malloc(size);
         if (!file) {
-            fprintf(stderr, "plot: out of memory for the picture %s\n", name);
-            return -1;
+            fprintf(stderr, "plot: out of memory for the picture %s%s\n", name, suffix);
+            return failure();
         }
-        snprintf(file, size, "%s/%s.%s", dir, name, exts[f]);
+        snprintf(file, size, "%s/%s%s.%s", dir, name, suffix, exts[f]);
         FILE *probe = fopen(file, "wb");
         if (!probe || fclose(probe) != 0) {
             fprintf(stderr, "plot: cannot write %s: %s\n", file, strerror(errno));
             free(file);
-            return -1;
+            return failure();
         }
         plsdev(devices[f]);
         plsfnam(file);
@@ -273,17 +297,69 @@ static void axes(double x0, double x1, double y0, double y1, const char *xlabel,
     plmtex("t", 1.6, 0.5, 0.5, title);
 }
 
-typedef struct lines_args {
+/* One entry of a legend: a line of its colour (dot 0) or a dot of that scale. */
+typedef struct legend_entry {
+    const char *label;
+    PLINT color;
+    PLFLT dot;
+} legend_entry;
+
+/* A boxed legend of the first n entries (at most N_SERIES_COLORS) inside the axes, at the
+ * top on the side given (PL_POSITION_LEFT or PL_POSITION_RIGHT), its samples plot_width
+ * wide. */
+static void legend(int n, const legend_entry *e, PLINT side, PLFLT plot_width)
+{
+    PLINT opts[N_SERIES_COLORS], colors[N_SERIES_COLORS], text_colors[N_SERIES_COLORS];
+    PLINT styles[N_SERIES_COLORS], numbers[N_SERIES_COLORS];
+    PLFLT widths[N_SERIES_COLORS], scales[N_SERIES_COLORS];
+    PLCHAR_VECTOR labels[N_SERIES_COLORS], symbols[N_SERIES_COLORS];
+    if (n > N_SERIES_COLORS) n = N_SERIES_COLORS;
+    if (n < 1) return;
+    for (int i = 0; i < n; i++) {
+        opts[i] = e[i].dot > 0 ? PL_LEGEND_SYMBOL : PL_LEGEND_LINE;
+        colors[i] = e[i].color;
+        text_colors[i] = BLACK;
+        styles[i] = 1;
+        widths[i] = 2;
+        numbers[i] = 1;
+        scales[i] = e[i].dot;
+        labels[i] = e[i].label ? e[i].label : "";
+        symbols[i] = "•";
+    }
+    PLFLT width, height;
+    pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+             PL_POSITION_TOP | side | PL_POSITION_INSIDE, 0.02, 0.02, plot_width, WHITE, LIGHT, 1,
+             0, 0, n, opts, 0.8, 0.9 * char_scale(), 2.0, 0, text_colors, labels, NULL, NULL, NULL,
+             NULL, colors, styles, widths, colors, scales, numbers, symbols);
+}
+
+/* What plot_lines (n series) and plot_scatter (n sets of points) draw. */
+typedef struct chart_args {
     const char *title, *xlabel, *ylabel;
-    int n_series;
+    int n;
     const plot_series *series;
-} lines_args;
+    const plot_points *sets;
+} chart_args;
+
+/* A chart's page and axes: x0..x1 by y0..y1 (0..1 where no value was finite), widened by
+ * the margins. */
+static void chart_axes(const chart_args *a, double x0, double x1, double y0, double y1)
+{
+    if (!(x0 <= x1)) x0 = 0, x1 = 1;
+    if (!(y0 <= y1)) y0 = 0, y1 = 1;
+    margins(&x0, &x1);
+    margins(&y0, &y1);
+    plschr(0, 1.1);
+    pladv(0);
+    plvpor(0.11, 0.96, 0.11, 0.92);
+    axes(x0, x1, y0, y1, a->xlabel, a->ylabel, a->title);
+}
 
 static void draw_lines(const void *what)
 {
-    const lines_args *a = what;
+    const chart_args *a = what;
     double x1 = 1, y0 = INFINITY, y1 = -INFINITY;
-    for (int i = 0; i < a->n_series; i++) {
+    for (int i = 0; i < a->n; i++) {
         const plot_series *s = &a->series[i];
         if (s->n - 1 > x1) x1 = s->n - 1;
         for (int k = 0; k < s->n; k++)
@@ -292,19 +368,9 @@ static void draw_lines(const void *what)
                 if (s->values[k] > y1) y1 = s->values[k];
             }
     }
-    if (!(y0 <= y1)) y0 = 0, y1 = 1;
-    double x0 = 0;
-    margins(&x0, &x1);
-    margins(&y0, &y1);
-    plschr(0, 1.1);
-    pladv(0);
-    plvpor(0.11, 0.96, 0.11, 0.92);
-    axes(x0, x1, y0, y1, a->xlabel, a->ylabel, a->title);
-    PLINT opts[N_SERIES_COLORS], colors[N_SERIES_COLORS], styles[N_SERIES_COLORS];
-    PLFLT widths[N_SERIES_COLORS];
-    PLCHAR_VECTOR labels[N_SERIES_COLORS];
-    int shown = 0;
-    for (int i = 0; i < a->n_series; i++) {
+    chart_axes(a, 0, x1, y0, y1);
+    legend_entry entries[N_SERIES_COLORS];
+    for (int i = 0; i < a->n; i++) {
         const plot_series *s = &a->series[i];
         PLINT color = C0 + i % N_SERIES_COLORS;
         plcol0(color);
@@ -324,68 +390,25 @@ static void draw_lines(const void *what)
             }
             while (k < s->n && !isfinite(s->values[k])) k++;
         }
-        if (shown < N_SERIES_COLORS) {
-            opts[shown] = PL_LEGEND_LINE;
-            colors[shown] = color;
-            styles[shown] = 1;
-            widths[shown] = 2;
-            labels[shown] = s->label ? s->label : "";
-            shown++;
-        }
+        if (i < N_SERIES_COLORS) entries[i] = (legend_entry){s->label, color, 0};
     }
     plwidth(1);
-    if (shown) {
-        PLINT text_colors[N_SERIES_COLORS];
-        for (int i = 0; i < shown; i++) text_colors[i] = BLACK;
-        PLFLT width, height;
-        pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-                 PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, WHITE,
-                 LIGHT, 1, 0, 0, shown, opts, 0.8, 0.9 * char_scale(), 2.0, 0, text_colors, labels,
-                 NULL, NULL, NULL, NULL, colors, styles, widths, NULL, NULL, NULL, NULL);
-    }
+    legend(a->n, entries, PL_POSITION_RIGHT, 0.08);
 }
-
-int plot_lines(const char *dir, const char *name, const char *title, const char *xlabel,
-               const char *ylabel, int n_series, const plot_series *series)
-{
-    if (n_series < 0 || (n_series > 0 && !series) || !name) {
-        fprintf(stderr, "plot_lines: needs a name and n_series >= 0 series (got %d)\n", n_series);
-        return -1;
-    }
-    lines_args a = {title ? title : "", xlabel ? xlabel : "", ylabel ? ylabel : "", n_series,
-                    series};
-    return render(dir, name, 800, 540, draw_lines, &a);
-}
-
-typedef struct scatter_args {
-    const char *title, *xlabel, *ylabel;
-    int n_sets;
-    const plot_points *sets;
-} scatter_args;
 
 static void draw_scatter(const void *what)
 {
-    const scatter_args *a = what;
+    const chart_args *a = what;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-    for (int i = 0; i < a->n_sets; i++)
+    for (int i = 0; i < a->n; i++)
         for (int64_t k = 0; k < a->sets[i].n; k++) {
             double x = a->sets[i].x[k], y = a->sets[i].y[k];
             if (!isfinite(x) || !isfinite(y)) continue;
             x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
         }
-    if (!(x0 <= x1)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-    margins(&x0, &x1);
-    margins(&y0, &y1);
-    plschr(0, 1.1);
-    pladv(0);
-    plvpor(0.11, 0.96, 0.11, 0.92);
-    axes(x0, x1, y0, y1, a->xlabel, a->ylabel, a->title);
-    PLINT opts[N_SERIES_COLORS], colors[N_SERIES_COLORS], text_colors[N_SERIES_COLORS];
-    PLINT numbers[N_SERIES_COLORS];
-    PLFLT scales[N_SERIES_COLORS];
-    PLCHAR_VECTOR labels[N_SERIES_COLORS], symbols[N_SERIES_COLORS];
-    int shown = 0;
-    for (int i = 0; i < a->n_sets; i++) {
+    chart_axes(a, x0, x1, y0, y1);
+    legend_entry entries[N_SERIES_COLORS];
+    for (int i = 0; i < a->n; i++) {
         const plot_points *p = &a->sets[i];
         PLINT color = C0 + i % N_SERIES_COLORS;
         plcol0(color);
@@ -395,35 +418,38 @@ static void draw_scatter(const void *what)
             if (isfinite(x) && isfinite(y)) plstring(1, &x, &y, "•");
         }
         plschr(0, 1.1);
-        if (shown < N_SERIES_COLORS) {
-            opts[shown] = PL_LEGEND_SYMBOL;
-            colors[shown] = color;
-            text_colors[shown] = BLACK;
-            numbers[shown] = 1;
-            scales[shown] = 1.2;
-            labels[shown] = p->label ? p->label : "";
-            symbols[shown] = "•";
-            shown++;
-        }
+        if (i < N_SERIES_COLORS) entries[i] = (legend_entry){p->label, color, 1.2};
     }
-    if (shown) {
-        PLFLT width, height;
-        pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-                 PL_POSITION_TOP | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.05, WHITE,
-                 LIGHT, 1, 0, 0, shown, opts, 0.8, 0.9 * char_scale(), 2.0, 0, text_colors, labels,
-                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, colors, scales, numbers, symbols);
+    legend(a->n, entries, PL_POSITION_LEFT, 0.05);
+}
+
+/* plot_lines and plot_scatter (fn, whose count argument is count_name): checks the
+ * arguments, then draws. */
+static int chart(const char *dir, const char *name, const char *fn, const char *count_name,
+                 chart_args a, drawing draw)
+{
+    if (a.n < 0 || (a.n > 0 && !a.series && !a.sets) || !name) {
+        fprintf(stderr, "%s: needs a name and %s >= 0 (got %d)\n", fn, count_name, a.n);
+        return failure();
     }
+    a.title = a.title ? a.title : "";
+    a.xlabel = a.xlabel ? a.xlabel : "";
+    a.ylabel = a.ylabel ? a.ylabel : "";
+    return render(dir, name, "", 800, 540, draw, &a);
+}
+
+int plot_lines(const char *dir, const char *name, const char *title, const char *xlabel,
+               const char *ylabel, int n_series, const plot_series *series)
+{
+    return chart(dir, name, "plot_lines", "n_series",
+                 (chart_args){title, xlabel, ylabel, n_series, series, NULL}, draw_lines);
 }
 
 int plot_scatter(const char *dir, const char *name, const char *title, const char *xlabel,
                  const char *ylabel, int n_sets, const plot_points *sets)
 {
-    if (n_sets < 0 || (n_sets > 0 && !sets) || !name) {
-        fprintf(stderr, "plot_scatter: needs a name and n_sets >= 0 sets (got %d)\n", n_sets);
-        return -1;
-    }
-    scatter_args a = {title ? title : "", xlabel ? xlabel : "", ylabel ? ylabel : "", n_sets, sets};
-    return render(dir, name, 800, 540, draw_scatter, &a);
+    return chart(dir, name, "plot_scatter", "n_sets",
+                 (chart_args){title, xlabel, ylabel, n_sets, NULL, sets}, draw_scatter);
 }
 
 /* The contour levels: matplotlib's contour spaces them evenly in loss, which leaves the
@@ -486,26 +512,10 @@ static void draw_contour(const void *what)
     contour_panel(s, "Cost/Total Loss Surface Contour", false);
 }
 
-/* The picture's name: NAME followed by suffix; NULL (said on stderr) if memory runs out. */
-static char *named(const plot_error_surfaces *s, const char *suffix)
-{
-    size_t size = strlen(s->name) + strlen(suffix) + 1;
-    char *name = malloc(size);
-    if (name)
-        snprintf(name, size, "%s%s", s->name, suffix);
-    else
-        fprintf(stderr, "plot: out of memory for the picture %s%s\n", s->name, suffix);
-    return name;
-}
-
 static void draw_go(const plot_error_surfaces *s)
 {
-    if (!s->dir) return;
-    char *surface = named(s, "_surface"), *contour = named(s, "_contour");
-    if (surface) render(s->dir, surface, 750, 500, draw_surface, s);
-    if (contour) render(s->dir, contour, 640, 480, draw_contour, s);
-    free(surface);
-    free(contour);
+    render(s->dir, s->name, "_surface", 750, 500, draw_surface, s);
+    render(s->dir, s->name, "_contour", 640, 480, draw_contour, s);
 }
 
 static void draw_ps(const void *what)
@@ -533,10 +543,6 @@ static void draw_ps(const void *what)
         PLFLT px = s->x[k], py = s->y[k];
         plstring(1, &px, &py, "•");
     }
-    PLINT opts[2] = {PL_LEGEND_SYMBOL, PL_LEGEND_LINE}, colors[2] = {C3, C0}, styles[2] = {1, 1};
-    PLINT text_colors[2] = {BLACK, BLACK}, numbers[2] = {1, 1};
-    PLFLT widths[2] = {2, 2}, scales[2] = {1, 1};
-    PLCHAR_VECTOR labels[2] = {"training points", "estimated line"}, symbols[2] = {"•", ""};
     int entries = 1;
     if (s->n_path > 0) {
         double w = s->W[s->n_path - 1], b = s->B[s->n_path - 1];
@@ -547,11 +553,8 @@ static void draw_ps(const void *what)
         plwidth(1);
         entries = 2;
     }
-    PLFLT width, height;
-    pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_TOP | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, WHITE,
-             LIGHT, 1, 0, 0, entries, opts, 0.8, 0.9 * char_scale(), 2.0, 0, text_colors, labels,
-             NULL, NULL, NULL, NULL, colors, styles, widths, colors, scales, numbers, symbols);
+    legend(entries, (legend_entry[]){{"training points", C3, 1}, {"estimated line", C0, 0}},
+           PL_POSITION_LEFT, 0.08);
 
     /* plt.subplot(122): the contour map with the path so far */
     pladv(2);
@@ -563,14 +566,10 @@ static void draw_ps(const void *what)
 
 int plot_ps(plot_error_surfaces *s)
 {
-    if (!s || !s->dir) return 0;
+    if (!s) return 0;
     char suffix[32];
     snprintf(suffix, sizeof suffix, "_ps_%03d", s->n_path);
-    char *name = named(s, suffix);
-    if (!name) return -1;
-    int status = render(s->dir, name, 1200, 480, draw_ps, s);
-    free(name);
-    return status;
+    return render(s->dir, s->name, suffix, 1200, 480, draw_ps, s);
 }
 
 static void draw_final(const void *what)
@@ -609,12 +608,8 @@ static void draw_final(const void *what)
 
 int plot_final(plot_error_surfaces *s)
 {
-    if (!s || !s->dir) return 0;
-    char *name = named(s, "_final");
-    if (!name) return -1;
-    int status = render(s->dir, name, 1200, 500, draw_final, s);
-    free(name);
-    return status;
+    if (!s) return 0;
+    return render(s->dir, s->name, "_final", 1200, 500, draw_final, s);
 }
 
 #else /* without PLplot: nothing is drawn */

@@ -18,7 +18,8 @@
  *     plot_error_surfaces_free(get_surface);
  *
  * Every call returns 0, or -1 after saying on stderr which file could not be written;
- * with dir NULL they draw nothing and return 0. */
+ * with dir NULL they draw nothing and return 0. plot_failed() tells at the end whether
+ * any picture failed: the programs then exit with status 1. */
 #ifndef AGRAD_PLOT_H
 #define AGRAD_PLOT_H
 
@@ -27,6 +28,9 @@
 
 /* True when the programs were built with PLplot and its cairo drivers are installed. */
 bool plot_available(void);
+
+/* True once a picture could not be written, or memory ran out for one (said on stderr). */
+bool plot_failed(void);
 
 /* Call once before drawing, with *dir the --plots argument or NULL. Without PLplot, says
  * on stderr in one line that plots are off (and that --plots DIR is ignored), sets *dir to
@@ -63,8 +67,9 @@ int plot_scatter(const char *dir, const char *name, const char *title, const cha
  * w_range] and b in [-b_range, b_range]; it keeps the parameter path that
  * plot_set_para_loss records. With go (the lab's go = True), writes at once
  * DIR/NAME_surface (the loss as a 3-D surface) and DIR/NAME_contour (as a contour map).
- * Copies x and y. Returns NULL if memory runs out or an argument is out of range (n < 1,
- * n_samples < 2, a range <= 0), after saying so on stderr. Free with
+ * Copies x and y. Returns NULL when dir is NULL (no pictures: nothing is computed or
+ * kept, and the calls below do nothing with NULL), or if memory runs out or an argument is
+ * out of range (n < 1, n_samples < 2, a range <= 0), after saying so on stderr. Free with
  * plot_error_surfaces_free. */
 typedef struct plot_error_surfaces plot_error_surfaces;
 plot_error_surfaces *plot_error_surfaces_new(const char *dir, const char *name, double w_range,

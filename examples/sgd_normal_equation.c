@@ -12,15 +12,8 @@
  * --plots DIR draws the lab's scatter plots of the training data and of the test set with
  * the SGD answer's predictions, and the losses (see plot.h); the lab's scatter of the
  * predictions every 5 steps is left out. */
-#include <agrad.h>
-
+#include "example.h"
 #include "plot.h"
-
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* def mean_standard_error(y, y_pred): return ((y - y_pred) ** 2).mean() */
 static ag_tensor *mean_standard_error(ag_tensor *y, ag_tensor *y_pred)
@@ -94,13 +87,6 @@ static ag_tensor *gentle_linear_torch(ag_tensor *data, ag_tensor *target, double
     return model;
 }
 
-static void json_floats(const char *name, const ag_tensor *t)
-{
-    printf("\"%s\": [", name);
-    for (int64_t i = 0; i < t->numel; i++) printf(i ? ", %.9g" : "%.9g", t->data[i]);
-    printf("]");
-}
-
 static const char usage_text[] =
     "usage: %s [--seed N] [--lr F] [--iterations N] [--n N] [--plots DIR] [--json]\n"
     "Fits y = X @ w (n rows: a uniform feature in [-1.15, 1.15] and a column of ones) by\n"
@@ -111,66 +97,26 @@ static const char usage_text[] =
 
 int main(int argc, char **argv)
 {
-    double seed = 0, lr = 0.1, iterations = 1000, n = 10000;
+    uint64_t seed = 0, iterations = 1000, n = 10000;
+    double lr = 0.1;
     bool json = false;
     const char *plots = NULL;
-    for (int i = 1; i < argc; i++) {
-        double *target = !strcmp(argv[i], "--seed")         ? &seed
-                         : !strcmp(argv[i], "--lr")         ? &lr
-                         : !strcmp(argv[i], "--iterations") ? &iterations
-                         : !strcmp(argv[i], "--n")          ? &n
-                                                            : NULL;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(usage_text, argv[0]);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--json")) {
-            json = true;
-            continue;
-        }
-        if (!strcmp(argv[i], "--plots")) {
-            if (++i >= argc || !*argv[i]) {
-                fprintf(stderr, "%s: --plots needs a directory\n", argv[0]);
-                return 2;
-            }
-            plots = argv[i];
-            continue;
-        }
-        if (!target) {
-            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", argv[0], argv[i]);
-            return 2;
-        }
-        char *end = NULL;
-        errno = 0;
-        if (i + 1 < argc) *target = strtod(argv[i + 1], &end);
-        if (i + 1 >= argc || errno || end == argv[i + 1] || *end) {
-            fprintf(stderr, "%s: %s needs a number\n", argv[0], argv[i]);
-            return 2;
-        }
-        i++;
-    }
-    if (seed < 0 || seed > 0x1p63 || seed != floor(seed)) {
-        fprintf(stderr, "%s: --seed must be a whole number >= 0, not %g\n", argv[0], seed);
-        return 2;
-    }
-    if (!(lr > 0) || !isfinite(lr)) {
-        fprintf(stderr, "%s: --lr must be a finite number > 0, not %g\n", argv[0], lr);
-        return 2;
-    }
-    if (iterations < 0 || iterations > 1e7 || iterations != floor(iterations)) {
-        fprintf(stderr, "%s: --iterations must be a whole number in 0..10^7, not %g\n", argv[0],
-                iterations);
-        return 2;
-    }
-    if (n < 4 || n > 1e7 || n != floor(n)) {
-        fprintf(stderr,
-                "%s: --n must be a whole number in 4..10^7 (3 rows to train on, 1 to test), "
-                "not %g\n",
-                argv[0], n);
-        return 2;
-    }
-    if (!plot_setup(argv[0], &plots)) return 1;
-    ag_manual_seed((uint64_t)seed);
+    const option options[] = {
+        {"--seed", OPT_WHOLE, .target = &seed, .needs = "a whole number from 0 to 2^64 - 1",
+         .hi = UINT64_MAX},
+        {"--lr", OPT_NUMBER, .target = &lr, .needs = "a finite number > 0", .positive = true},
+        {"--iterations", OPT_WHOLE, .target = &iterations, .needs = "a whole number from 0 to 10^7",
+         .hi = 10000000},
+        {"--n", OPT_WHOLE, .target = &n,
+         .needs = "a whole number from 4 to 10^7 (3 rows to train on, 1 to test)", .lo = 4,
+         .hi = 10000000},
+        {"--json", OPT_FLAG, .target = &json},
+        {"--plots", OPT_STRING, .target = &plots, .needs = "a directory"},
+    };
+    int status = parse_args(argc, argv, options, N_OPTIONS(options), usage_text);
+    if (status >= 0) return status;
+    if (!plot_setup(argv[0], &plots)) return 2;
+    ag_manual_seed(seed);
 
     /* n_data = 10_000
      * X = torch.ones(n_data, 2)
@@ -200,7 +146,7 @@ int main(int argc, char **argv)
     /* sgd = gentle_linear_torch(X_train, y_train, .1, 1000) */
     sgd_trace trace = {malloc(((size_t)iterations + 1) * sizeof(double)), 0, 0};
     if (!trace.loss) {
-        fprintf(stderr, "%s: out of memory for %g losses\n", argv[0], iterations);
+        fprintf(stderr, "%s: out of memory for %" PRIu64 " losses\n", argv[0], iterations);
         return 1;
     }
     ag_tensor *sgd = gentle_linear_torch(X_train, y_train, lr, (int)iterations, json, &trace);
@@ -227,16 +173,18 @@ int main(int argc, char **argv)
 
     if (json) {
         if (trace.converged)
-            printf("{\"convergence_step\": %d, \"LOSS\": [", trace.converged);
+            printf("{\"convergence_step\": %d, ", trace.converged);
         else
-            printf("{\"convergence_step\": null, \"LOSS\": [");
-        for (int i = 0; i < trace.n; i++) printf(i ? ", %.9g" : "%.9g", trace.loss[i]);
-        printf("], \"test_mse\": %.9g, ", test_mse);
-        json_floats("sgd", sgd);
+            printf("{\"convergence_step\": null, ");
+        json_doubles("LOSS", trace.loss, trace.n);
         printf(", ");
-        json_floats("normal_equation", theta);
+        json_number("test_mse", test_mse);
         printf(", ");
-        json_floats("actual", actual);
+        json_tensor("sgd", sgd);
+        printf(", ");
+        json_tensor("normal_equation", theta);
+        printf(", ");
+        json_tensor("actual", actual);
         printf("}\n");
     } else {
         printf("float(mean_standard_error(y_hat, y_test)): %.17g\nprint(theta): ", test_mse);
@@ -249,5 +197,5 @@ int main(int argc, char **argv)
     }
     free(trace.loss);
     ag_shutdown();
-    return 0;
+    return plot_failed() ? 1 : 0;
 }

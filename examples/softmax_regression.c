@@ -11,11 +11,11 @@ static ag_tensor *predict(const ag_tensor *z) { return ag_argmax_dim(z, 1, false
 int main(int argc, char **argv)
 {
     example_options o = {.seed = 0, .epochs = 20, .lr = 0.5};
-    int status = parse_options(argc, argv, &o, "Softmax regression on three blobs (agrad nn).");
+    int status = parse_nn_options(argc, argv, &o, "Softmax regression on three blobs (agrad nn).");
     if (status >= 0) return status;
 
-    ag_manual_seed((uint64_t)o.seed); /* torch.manual_seed(seed) */
-    ag_tensor *X, *y;                 /* X, y = blobs(40, ...) */
+    ag_manual_seed(o.seed); /* torch.manual_seed(seed) */
+    ag_tensor *X, *y;       /* X, y = blobs(40, ...) */
     blobs(40, 3, (const float[][2]){{-2, 0}, {2, 0}, {0, 2}}, &X, &y);
     ag_module *model = ag_Linear(2, 3);           /* model = nn.Linear(2, 3) */
     ag_criterion loss_fn = ag_CrossEntropyLoss(); /* loss_fn = nn.CrossEntropyLoss() */

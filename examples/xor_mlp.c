@@ -11,10 +11,10 @@ static ag_tensor *predict(const ag_tensor *p) { return ag_gt(p, 0.5); }
 int main(int argc, char **argv)
 {
     example_options o = {.seed = 0, .epochs = 2000, .lr = 0.5};
-    int status = parse_options(argc, argv, &o, "XOR with a two-layer network (agrad nn).");
+    int status = parse_nn_options(argc, argv, &o, "XOR with a two-layer network (agrad nn).");
     if (status >= 0) return status;
 
-    ag_manual_seed((uint64_t)o.seed); /* torch.manual_seed(seed) */
+    ag_manual_seed(o.seed); /* torch.manual_seed(seed) */
     ag_tensor *X = ag_tensor_from((const float[]){0, 0, 0, 1, 1, 0, 1, 1}, AG_SHAPE(4, 2));
     ag_tensor *y = ag_tensor_from((const float[]){0, 1, 1, 0}, AG_SHAPE(4, 1));
     /* model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1), nn.Sigmoid()) */

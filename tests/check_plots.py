@@ -2,16 +2,18 @@
 each expected NAME.png starts with the PNG signature and holds an IHDR of a sensible size,
 each NAME.svg parses as XML with an <svg> root; nothing else is written. Without PLplot
 (the second argument "off"), the program must say that plots are off, write nothing and
-still succeed. Prints TAP.
+still succeed. With PLplot, --plots naming a file that is not a directory exits 2.
+Prints TAP.
 
     python3 tests/check_plots.py <program> on|off NAME... [-- ARGS...]
 """
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+
+from refcheck import Tap, run  # tests/refcheck.py
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -46,42 +48,38 @@ def main():
     rest = sys.argv[3:]
     args = rest[rest.index("--") + 1:] if "--" in rest else []
     names = rest[:rest.index("--")] if "--" in rest else rest
-    print("TAP version 13")
+    tap = Tap()
+    label = "%s --plots DIR %s" % (os.path.basename(program), " ".join(args))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pictures")
-        run = subprocess.run([program, "--plots", out] + args, capture_output=True, text=True)
-        label = "%s --plots DIR %s" % (os.path.basename(program), " ".join(args))
-        if mode == "off" or "plots are off" in run.stderr:
-            print("1..1")
-            ok = (run.returncode == 0 and "plots are off" in run.stderr and
+        result = run(program, ["--plots", out] + args)
+        if mode == "off" or "plots are off" in result.stderr:
+            ok = (result.returncode == 0 and "plots are off" in result.stderr and
                   not os.path.exists(out))
-            skip = "" if mode == "off" else " # SKIP PLplot's cairo drivers are missing"
-            print("%s 1 - %s says plots are off and writes nothing%s" %
-                  ("ok" if ok else "not ok", label, skip))
-            return 0 if ok or skip else 1
-        print("1..%d" % (2 + 2 * len(names)))
-        failed = 0
-        ok = run.returncode == 0
-        print("%s 1 - %s exits 0" % ("ok" if ok else "not ok", label))
-        if not ok:
-            print("  # exit status %d: %s" % (run.returncode, run.stderr.strip()))
-        failed += not ok
-        n = 1
+            tap.result("%s says plots are off and writes nothing" % label,
+                       [] if ok else ["exit status %d: %s" % (result.returncode,
+                                                             result.stderr.strip())],
+                       skip=None if mode == "off" else "PLplot's cairo drivers are missing")
+            return tap.finish()
+        tap.result("%s exits 0" % label, [] if result.returncode == 0 else
+                   ["exit status %d: %s" % (result.returncode, result.stderr.strip())])
         for name in names:
             for ext, problem in (("png", png_problem), ("svg", svg_problem)):
-                n += 1
                 path = os.path.join(out, name + "." + ext)
                 why = problem(path) if os.path.isfile(path) else "missing"
-                print("%s %d - %s.%s%s" % ("not ok" if why else "ok", n, name, ext,
-                                           " # " + why if why else ""))
-                failed += bool(why)
+                tap.result("%s.%s" % (name, ext), [why] if why else [])
         expected = {name + ext for name in names for ext in (".png", ".svg")}
         extra = sorted(set(os.listdir(out)) - expected) if os.path.isdir(out) else []
-        n += 1
-        print("%s %d - no other files%s" % ("not ok" if extra else "ok", n,
-                                             " # " + ", ".join(extra) if extra else ""))
-        failed += bool(extra)
-    return 1 if failed else 0
+        tap.result("no other files", [", ".join(extra)] if extra else [])
+        # --plots naming a file: the program says so before it runs, exit status 2
+        a_file = os.path.join(tmp, "a_file")
+        open(a_file, "w").close()
+        result = run(program, ["--plots", a_file] + args)
+        tap.result("%s --plots FILE exits 2 saying it is not a directory" % label.split()[0],
+                   [] if result.returncode == 2 and "is not a directory" in result.stderr and
+                   not result.stdout else ["exit status %d: %s" % (result.returncode,
+                                                                   result.stderr.strip())])
+    return tap.finish()
 
 
 sys.exit(main())

@@ -12,32 +12,31 @@ after as many updates as the C program made. Then --help exits 0 and each bad co
 line exits 2 with a message.
 """
 import json
-import subprocess
 import sys
 
-from refcheck import compare  # tests/refcheck.py
-
+from refcheck import Tap, check_help, check_refusals, compare, run_json  # tests/refcheck.py
 
 BAD = [
-    (["--bogus"], "unknown option"),
-    (["--lr"], "--lr needs a number"),
-    (["--lr", "0"], "--lr must be a finite number > 0"),
-    (["--lr", "nan"], "--lr must be a finite number > 0"),
-    (["--seed", "1.5"], "--seed must be a whole number"),
-    (["--iterations", "-1"], "--iterations must be a whole number"),
-    (["--n", "3"], "--n must be a whole number in 4..10^7"),
-    (["--n", "1e8"], "--n must be a whole number in 4..10^7"),
+    (["--bogus"], "unknown option '--bogus'"),
+    (["--lr"], "--lr needs a finite number > 0"),
+    (["--lr", "0"], "--lr needs a finite number > 0, not '0'"),
+    (["--lr", "nan"], "--lr needs a finite number > 0, not 'nan'"),
+    (["--seed", "1.5"], "--seed needs a whole number from 0 to 2^64 - 1, not '1.5'"),
+    (["--iterations", "-1"], "--iterations needs a whole number from 0 to 10^7, not '-1'"),
+    (["--n", "3"], "--n needs a whole number from 4 to 10^7 (3 rows to train on, 1 to test), "
+     "not '3'"),
+    (["--n", "1e8"], "--n needs a whole number from 4 to 10^7 (3 rows to train on, 1 to test), "
+     "not '1e8'"),
     (["--plots"], "--plots needs a directory"),
 ]
 
 
 def check_case(binary, case):
-    args = case["args"] + ["--json"]
-    run = subprocess.run([binary] + args, capture_output=True, text=True)
-    if run.returncode != 0:
-        return ["exit status %d: %s" % (run.returncode, run.stderr.strip())], ""
-    got, want = json.loads(run.stdout), case["expected"]
     problems = []
+    got = run_json(binary, case["args"] + ["--json"], problems)
+    if got is None:
+        return problems, ""
+    want = case["expected"]
     for key in ["actual", "normal_equation"]:
         compare(key, got[key], want[key], problems)
     step, ref_step = got["convergence_step"], want["convergence_step"]
@@ -61,34 +60,14 @@ def main():
     binary, ref_path = sys.argv[1], sys.argv[2]
     with open(ref_path) as f:
         cases = json.load(f)["cases"]
-    print("TAP version 13")
-    print("1..%d" % (len(cases) + 1 + len(BAD)))
-    failed, n = 0, 0
+    tap = Tap()
     for case in cases:
-        n += 1
         problems, note = check_case(binary, case)
         name = "sgd_normal_equation " + " ".join(case["args"] + ["--json"])
-        if note:
-            name += " (%s)" % note
-        print("%s %d - %s" % ("not ok" if problems else "ok", n, name))
-        for p in problems[:10]:
-            print("  # " + p)
-        failed += bool(problems)
-    n += 1
-    run = subprocess.run([binary, "--help"], capture_output=True, text=True)
-    ok = run.returncode == 0 and "--iterations" in run.stdout
-    print("%s %d - --help exits 0 and lists the options" % ("ok" if ok else "not ok", n))
-    failed += not ok
-    for args, words in BAD:
-        n += 1
-        run = subprocess.run([binary] + args, capture_output=True, text=True)
-        ok = run.returncode == 2 and words in run.stderr and not run.stdout
-        print("%s %d - %s exits 2 saying '%s'" % ("ok" if ok else "not ok", n, " ".join(args),
-                                                   words))
-        if not ok:
-            print("  # exit status %d, stderr: %s" % (run.returncode, run.stderr.strip()))
-        failed += not ok
-    return 1 if failed else 0
+        tap.result(name + (" (%s)" % note if note else ""), problems)
+    check_help(tap, binary, ["usage:", "--iterations"])
+    check_refusals(tap, binary, BAD)
+    return tap.finish()
 
 
 sys.exit(main())

@@ -8,8 +8,9 @@
         (the first case of tests/ref/lab_ref.json), relative 1e-5. Prints TAP.
 """
 import json
-import subprocess
 import sys
+
+from refcheck import Tap, compare, run  # tests/refcheck.py
 
 
 def extract(header, out):
@@ -35,21 +36,16 @@ def extract(header, out):
 
 def check(binary, ref):
     want = json.load(open(ref))["cases"][0]["expected"]["LOSS"]
-    run = subprocess.run([binary], capture_output=True, text=True)
-    got = [float(x) for x in run.stdout.split()]
+    result = run(binary, [])
     problems = []
-    if run.returncode != 0:
-        problems.append("exit status %d: %s" % (run.returncode, run.stderr.strip()))
-    if len(got) != len(want):
-        problems.append("%d losses printed, the lab has %d" % (len(got), len(want)))
-    for i, (g, w) in enumerate(zip(got, want)):
-        if abs(g - w) > 1e-5 * abs(w) + 5e-7:  # printed with %f: 6 decimals
-            problems.append("loss %d: %.9g, PyTorch %.9g" % (i, g, w))
-    print("TAP version 13\n1..1")
-    print(("ok" if not problems else "not ok") + " 1 - the header's tour runs the lab")
-    for p in problems:
-        print("#   " + p)
-    return 1 if problems else 0
+    if result.returncode != 0:
+        problems.append("exit status %d: %s" % (result.returncode, result.stderr.strip()))
+    # printed with %f: 6 decimals
+    compare("loss", [float(x) for x in result.stdout.split()], want, problems, floor=0.0,
+            atol=5e-7)
+    tap = Tap()
+    tap.result("the header's tour runs the lab", problems)
+    return tap.finish()
 
 
 if __name__ == "__main__":

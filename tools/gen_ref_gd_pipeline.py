@@ -22,7 +22,31 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from labs import knobs
+
 f32 = np.float32
+
+
+class Record:
+    """What a cell records (w and the loss after every epoch, f(5) before and after
+    training) and the lines it prints."""
+
+    def __init__(self, before):
+        self.out = {"w": [], "loss": [], "before": before,
+                    "text": [f"Prediction before training: f(5) = {before:.3f}"]}
+
+    def epoch(self, epoch, w, l, printed, tail=""):
+        """print(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}") when printed; cell 4's
+        line ends in ", "."""
+        self.out["w"].append(w)
+        self.out["loss"].append(l)
+        if printed:
+            self.out["text"].append(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}{tail}")
+
+    def after(self, after):
+        self.out["text"].append(f"Prediction after training: f(5) = {after:.3f}")
+        self.out["after"] = after
+        return self.out
 
 
 def cell1(learning_rate=0.01, n_iters=20, **_):
@@ -40,20 +64,14 @@ def cell1(learning_rate=0.01, n_iters=20, **_):
     def gradient(x, y, y_pred):
         return np.dot(2 * x, y_pred - y).mean()
 
-    out = {"w": [], "loss": [], "before": float(forward(5)), "text": []}
-    out["text"].append(f"Prediction before training: f(5) = {forward(5):.3f}")
+    r = Record(float(forward(5)))
     for epoch in range(n_iters):
         y_pred = forward(X)
         l = loss(Y, y_pred)
         dw = gradient(X, Y, y_pred)
         w = f32(w - f32(f32(learning_rate) * dw))  # NumPy 2: w -= learning_rate * dw
-        out["w"].append(float(w))
-        out["loss"].append(float(l))
-        if epoch % 1 == 0:
-            out["text"].append(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}")
-    out["text"].append(f"Prediction after training: f(5) = {forward(5):.3f}")
-    out["after"] = float(forward(5))
-    return out
+        r.epoch(epoch, float(w), float(l), epoch % 1 == 0)
+    return r.after(float(forward(5)))
 
 
 def cell2(learning_rate=0.01, n_iters=100, **_):
@@ -68,8 +86,7 @@ def cell2(learning_rate=0.01, n_iters=100, **_):
     def loss(y, y_pred):
         return ((y_pred - y) ** 2).mean()
 
-    out = {"w": [], "loss": [], "before": forward(5).item(), "text": []}
-    out["text"].append(f"Prediction before training: f(5) = {forward(5):.3f}")
+    r = Record(forward(5).item())
     for epoch in range(n_iters):
         y_pred = forward(X)
         l = loss(Y, y_pred)
@@ -77,13 +94,8 @@ def cell2(learning_rate=0.01, n_iters=100, **_):
         with torch.no_grad():
             w -= learning_rate * w.grad
         w.grad.zero_()
-        out["w"].append(w.item())
-        out["loss"].append(l.item())
-        if epoch % 10 == 0:
-            out["text"].append(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}")
-    out["text"].append(f"Prediction after training: f(5) = {forward(5):.3f}")
-    out["after"] = forward(5).item()
-    return out
+        r.epoch(epoch, w.item(), l.item(), epoch % 10 == 0)
+    return r.after(forward(5).item())
 
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
@@ -104,8 +116,7 @@ def cell3(learning_rate=0.01, n_iters=100, optimizer="sgd", options=None, **_):
     def forward(x):
         return w * x
 
-    out = {"w": [], "loss": [], "before": forward(5).item(), "text": []}
-    out["text"].append(f"Prediction before training: f(5) = {forward(5):.3f}")
+    r = Record(forward(5).item())
     loss = nn.MSELoss()
     opt = make_optimizer([w], learning_rate, optimizer, **(options or {}))
     for epoch in range(n_iters):
@@ -114,13 +125,8 @@ def cell3(learning_rate=0.01, n_iters=100, optimizer="sgd", options=None, **_):
         l.backward()
         opt.step()
         opt.zero_grad()
-        out["w"].append(w.item())
-        out["loss"].append(l.item())
-        if epoch % 10 == 0:
-            out["text"].append(f"epoch {epoch+1}: w = {w:.3f}, loss = {l:.8f}")
-    out["text"].append(f"Prediction after training: f(5) = {forward(5):.3f}")
-    out["after"] = forward(5).item()
-    return out
+        r.epoch(epoch, w.item(), l.item(), epoch % 10 == 0)
+    return r.after(forward(5).item())
 
 
 class LinearRegression(nn.Module):
@@ -144,8 +150,7 @@ def cell4(learning_rate=0.1, n_iters=100, optimizer="sgd", options=None, seed=0,
     torch.manual_seed(seed)  # the notebook does not seed: gd_pipeline --seed, default 0
     model = (LinearRegression if custom else nn.Linear)(input_size, output_size)
 
-    out = {"w": [], "loss": [], "before": model(X_test).item(), "text": []}
-    out["text"].append(f"Prediction before training: f(5) = {model(X_test).item():.3f}")
+    r = Record(model(X_test).item())
     loss = nn.MSELoss()
     opt = make_optimizer(model.parameters(), learning_rate, optimizer, **(options or {}))
     for epoch in range(n_iters):
@@ -155,13 +160,8 @@ def cell4(learning_rate=0.1, n_iters=100, optimizer="sgd", options=None, seed=0,
         opt.step()
         opt.zero_grad()
         [w, b] = model.parameters()
-        out["w"].append(w[0][0].item())
-        out["loss"].append(l.item())
-        if epoch % 10 == 0:
-            out["text"].append(f"epoch {epoch+1}: w = {w[0][0].item():.3f}, loss = {l:.8f}, ")
-    out["text"].append(f"Prediction after training: f(5) = {model(X_test).item():.3f}")
-    out["after"] = model(X_test).item()
-    return out
+        r.epoch(epoch, w[0][0].item(), l.item(), epoch % 10 == 0, ", ")
+    return r.after(model(X_test).item())
 
 
 CASES = [
@@ -205,47 +205,27 @@ SENSITIVE = [
     ["--optimizer", "rmsprop", "--lr", "0.01", "--epochs", "50"],
 ]
 
-# The program's option: (Python keyword, type).
-OPTIONS = {"--momentum": ("momentum", float), "--dampening": ("dampening", float),
-           "--weight-decay": ("weight_decay", float), "--eps": ("eps", float),
-           "--alpha": ("alpha", float)}
+# The program's options and flags: their Python keywords.
+OPTIONS = {"--momentum": "momentum", "--dampening": "dampening", "--weight-decay": "weight_decay",
+           "--eps": "eps", "--alpha": "alpha"}
 FLAGS = {"--nesterov": "nesterov", "--maximize": "maximize", "--amsgrad": "amsgrad",
          "--centered": "centered"}
 
 
 def settings(args):
     """The keyword arguments of the cells for the program's arguments."""
-    s = {"optimizer": "sgd", "options": {}}
-    betas = [None, None]
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a in FLAGS:
-            s["options"][FLAGS[a]] = True
-        elif a == "--custom":
-            s["custom"] = True
-        elif a in ("--beta1", "--beta2"):
-            betas[a == "--beta2"] = float(args[i + 1])
-            i += 1
-        else:
-            v = args[i + 1]
-            i += 1
-            if a in OPTIONS:
-                s["options"][OPTIONS[a][0]] = OPTIONS[a][1](v)
-            elif a == "--optimizer":
-                s["optimizer"] = v
-            elif a == "--lr":
-                s["learning_rate"] = float(v)
-            elif a == "--epochs":
-                s["n_iters"] = int(v)
-            elif a == "--seed":
-                s["seed"] = int(v)
-            else:
-                raise SystemExit("unknown option " + a)
-        i += 1
-    if betas != [None, None]:
-        s["options"]["betas"] = (0.9 if betas[0] is None else betas[0],
-                                 0.999 if betas[1] is None else betas[1])
+    k = knobs(args, flags=set(FLAGS) | {"--custom"},
+              known=set(OPTIONS) | {"--beta1", "--beta2", "--optimizer", "--lr", "--epochs",
+                                    "--seed"})
+    s = {"optimizer": k.get("--optimizer", "sgd"), "custom": "--custom" in k,
+         "options": {FLAGS[f]: True for f in FLAGS if f in k}}
+    s["options"].update({OPTIONS[o]: float(k[o]) for o in OPTIONS if o in k})
+    if "--beta1" in k or "--beta2" in k:
+        s["options"]["betas"] = (float(k.get("--beta1", 0.9)), float(k.get("--beta2", 0.999)))
+    for option, key, kind in (("--lr", "learning_rate", float), ("--epochs", "n_iters", int),
+                              ("--seed", "seed", int)):
+        if option in k:
+            s[key] = kind(k[option])
     return s
 
 

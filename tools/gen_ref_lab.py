@@ -11,18 +11,14 @@ import json
 
 import torch
 
+from labs import criterion, knobs, lab_data, step
+
 
 def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=15, lr2=0.2, w2=-15.0, b2=-10.0):
-    torch.manual_seed(seed)
-    X = torch.arange(-3, 3, 0.1).view(-1, 1)
-    f = 1 * X - 1
-    Y = f + 0.1 * torch.randn(X.size())
+    X, Y = lab_data(seed)
 
     def forward(x):
         return w * x + b
-
-    def criterion(yhat, y):
-        return torch.mean((yhat - y) ** 2)
 
     def train_model(iter, lr, LOSS):
         for epoch in range(iter):
@@ -30,10 +26,7 @@ def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=15, lr2=0.2, w2=-15.0, b2=-10
             loss = criterion(Yhat, Y)
             LOSS.append(loss.item())
             loss.backward()
-            w.data = w.data - lr * w.grad.data
-            b.data = b.data - lr * b.grad.data
-            w.grad.data.zero_()
-            b.grad.data.zero_()
+            step(w, b, lr)
 
     w = torch.tensor(w0, requires_grad=True)
     b = torch.tensor(b0, requires_grad=True)
@@ -65,13 +58,13 @@ CASES = [
 
 out = []
 for args in CASES:
-    knobs = dict(zip(args[::2], args[1::2]))
-    run = lab(seed=int(knobs.get("--seed", 1)), lr=float(knobs.get("--lr", 0.1)),
-              w0=float(knobs.get("--w", -15.0)), b0=float(knobs.get("--b", -10.0)),
-              epochs=int(knobs.get("--epochs", 15)),
-              lr2=float(knobs.get("--practice-lr", 0.2)),
-              w2=float(knobs.get("--practice-w", -15.0)),
-              b2=float(knobs.get("--practice-b", -10.0)))
+    k = knobs(args)
+    run = lab(seed=int(k.get("--seed", 1)), lr=float(k.get("--lr", 0.1)),
+              w0=float(k.get("--w", -15.0)), b0=float(k.get("--b", -10.0)),
+              epochs=int(k.get("--epochs", 15)),
+              lr2=float(k.get("--practice-lr", 0.2)),
+              w2=float(k.get("--practice-w", -15.0)),
+              b2=float(k.get("--practice-b", -10.0)))
     out.append({"args": args, "expected": run})
 print(json.dumps({"generator": "tools/gen_ref_lab.py", "torch": torch.__version__,
                   "cases": out}, indent=1))

@@ -12,21 +12,17 @@ asks (the lab's hidden solution compares with X).
 import json
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
+
+from labs import Data, criterion, knobs, lab_data, step
 
 
 def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=10, batch_size=1, shuffle=False,
         practice_w=-12.0, practice_b=-10.0):
-    torch.manual_seed(seed)
-    X = torch.arange(-3, 3, 0.1).view(-1, 1)
-    f = 1 * X - 1
-    Y = f + 0.1 * torch.randn(X.size())
+    X, Y = lab_data(seed)
 
     def forward(x):
         return w * x + b
-
-    def criterion(yhat, y):
-        return torch.mean((yhat - y) ** 2)
 
     # Batch gradient descent
     w = torch.tensor(w0, requires_grad=True)
@@ -37,74 +33,41 @@ def lab(seed=1, lr=0.1, w0=-15.0, b0=-10.0, epochs=10, batch_size=1, shuffle=Fal
         loss = criterion(Yhat, Y)
         LOSS_BGD.append(loss)
         loss.backward()
-        w.data = w.data - lr * w.grad.data
-        b.data = b.data - lr * b.grad.data
-        w.grad.data.zero_()
-        b.grad.data.zero_()
+        step(w, b, lr)
     LOSS_BGD_ = [loss.item() for loss in LOSS_BGD]
+
+    def train_model_SGD(epochs, samples, LOSS):
+        """train_model_SGD (samples: zip(X, Y)) and train_model_DataLoader (samples: the
+        loader): the total loss against Y before each epoch, a step for each sample."""
+        for epoch in range(epochs):
+            Yhat = forward(X)
+            LOSS.append(criterion(Yhat, Y).tolist())
+            for x, y in samples:
+                yhat = forward(x)
+                loss = criterion(yhat, y)
+                loss.backward()
+                step(w, b, lr)
 
     # Stochastic gradient descent, sample by sample
     LOSS_SGD = []
     w = torch.tensor(w0, requires_grad=True)
     b = torch.tensor(b0, requires_grad=True)
-    for epoch in range(epochs):
-        Yhat = forward(X)
-        LOSS_SGD.append(criterion(Yhat, Y).tolist())
-        for x, y in zip(X, Y):
-            yhat = forward(x)
-            loss = criterion(yhat, y)
-            loss.backward()
-            w.data = w.data - lr * w.grad.data
-            b.data = b.data - lr * b.grad.data
-            w.grad.data.zero_()
-            b.grad.data.zero_()
+    train_model_SGD(epochs, list(zip(X, Y)), LOSS_SGD)
 
     # SGD with the Data class and a DataLoader
-    class Data(Dataset):
-        def __init__(self):
-            self.x = torch.arange(-3, 3, 0.1).view(-1, 1)
-            self.y = 1 * self.x - 1
-            self.len = self.x.shape[0]
-
-        def __getitem__(self, index):
-            return self.x[index], self.y[index]
-
-        def __len__(self):
-            return self.len
-
     dataset = Data()
     trainloader = DataLoader(dataset=dataset, batch_size=batch_size, shuffle=shuffle)
     w = torch.tensor(w0, requires_grad=True)
     b = torch.tensor(b0, requires_grad=True)
     LOSS_Loader = []
-    for epoch in range(epochs):
-        Yhat = forward(X)
-        LOSS_Loader.append(criterion(Yhat, Y).tolist())
-        for x, y in trainloader:
-            yhat = forward(x)
-            loss = criterion(yhat, y)
-            loss.backward()
-            w.data = w.data - lr * w.grad.data
-            b.data = b.data - lr * b.grad.data
-            w.grad.data.zero_()
-            b.grad.data.zero_()
+    train_model_SGD(epochs, trainloader, LOSS_Loader)
     w_loader, b_loader = w.item(), b.item()
 
     # The practice: the same loader, 10 iterations
     LOSS = []
     w = torch.tensor(practice_w, requires_grad=True)
     b = torch.tensor(practice_b, requires_grad=True)
-    for epoch in range(10):
-        Yhat = forward(X)
-        LOSS.append(criterion(Yhat, Y).tolist())
-        for x, y in trainloader:
-            yhat = forward(x)
-            loss = criterion(yhat, y)
-            loss.backward()
-            w.data = w.data - lr * w.grad.data
-            b.data = b.data - lr * b.grad.data
-            w.grad.data.zero_()
-            b.grad.data.zero_()
+    train_model_SGD(10, trainloader, LOSS)
 
     return {"LOSS_BGD": LOSS_BGD_, "LOSS_SGD": LOSS_SGD, "LOSS_Loader": LOSS_Loader,
             "LOSS": LOSS, "w": w_loader, "b": b_loader,
@@ -130,25 +93,15 @@ CASES = [
     ["--epochs", "0"],
 ]
 
-FLAGS = {"--shuffle"}
-
 out = []
 for args in CASES:
-    knobs, i = {}, 0
-    while i < len(args):
-        if args[i] in FLAGS:
-            knobs[args[i]] = True
-            i += 1
-        else:
-            knobs[args[i]] = args[i + 1]
-            i += 2
-    run = lab(seed=int(knobs.get("--seed", 1)), lr=float(knobs.get("--lr", 0.1)),
-              w0=float(knobs.get("--w", -15.0)), b0=float(knobs.get("--b", -10.0)),
-              epochs=int(knobs.get("--epochs", 10)),
-              batch_size=int(knobs.get("--batch-size", 1)),
-              shuffle=knobs.get("--shuffle", False),
-              practice_w=float(knobs.get("--practice-w", -12.0)),
-              practice_b=float(knobs.get("--practice-b", -10.0)))
+    k = knobs(args, flags={"--shuffle"})
+    run = lab(seed=int(k.get("--seed", 1)), lr=float(k.get("--lr", 0.1)),
+              w0=float(k.get("--w", -15.0)), b0=float(k.get("--b", -10.0)),
+              epochs=int(k.get("--epochs", 10)), batch_size=int(k.get("--batch-size", 1)),
+              shuffle=k.get("--shuffle", False),
+              practice_w=float(k.get("--practice-w", -12.0)),
+              practice_b=float(k.get("--practice-b", -10.0)))
     out.append({"args": args, "expected": run})
 print(json.dumps({"generator": "tools/gen_ref_linreg_sgd.py", "torch": torch.__version__,
                   "cases": out}, indent=1))

@@ -22,6 +22,8 @@ import json
 import torch
 import torch.nn as nn
 
+from labs import knobs
+
 
 def uniform_pair():
     # the lab: torch.tensor([np.random.uniform(-14, 14), np.random.uniform(-14, 14)])
@@ -104,10 +106,9 @@ CASES = [
 
 out = []
 for args in CASES:
-    knobs = dict(zip(args[::2], args[1::2]))
-    run = lab(seed=int(knobs.get("--seed", 0)), lr=float(knobs.get("--lr", 0.1)),
-              iterations=int(knobs.get("--iterations", 1000)),
-              n_data=int(knobs.get("--n", 10000)))
+    k = knobs(args)
+    run = lab(seed=int(k.get("--seed", 0)), lr=float(k.get("--lr", 0.1)),
+              iterations=int(k.get("--iterations", 1000)), n_data=int(k.get("--n", 10000)))
     out.append({"args": args, "expected": run})
 # One line per case, one per list of "after": readable, and a tenth of indent=1's size.
 print('{"generator": "tools/gen_ref_sgd_normal.py", "torch": "%s", "cases": [' % torch.__version__)
