@@ -116,16 +116,8 @@ static bool check_user(const char *op, const ag_dataset *d)
 /* Whether the tensors of a TensorDataset are all live and the ones it was made with. */
 static bool check_tensors(const char *op, const agds *a)
 {
-    for (int k = 0; k < a->base.fields; k++) {
-        if (!ag__check_at(a->t[k], op, "dataset.tensors", k)) return false;
-        if (node(a->t[k])->serial != a->serial[k]) {
-            /* live memory, but a newer tensor's: the one given was released */
-            ag__error("%s: argument dataset.tensors[%d] is a released tensor (freed by "
-                      "ag_release)",
-                      op, k);
-            return false;
-        }
-    }
+    for (int k = 0; k < a->base.fields; k++)
+        if (!ag__check_serial_at(a->t[k], a->serial[k], op, "dataset.tensors", k)) return false;
     return true;
 }
 
