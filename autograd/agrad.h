@@ -243,6 +243,16 @@ AG_API bool ag_is_leaf(const ag_tensor *t);
 /* t.grad_fn's name ("MulBackward0"), or NULL for a leaf. */
 AG_API const char *ag_grad_fn_name(const ag_tensor *t);
 
+/* Names: ag_set_name(w, "w") calls t "w" wherever agrad shows it (the graph picture,
+ * the backward trace, error messages, ag_print) and returns t, so that
+ *     ag_tensor *w = ag_set_name(ag_scalar(-15.0, true), "w");
+ * names a tensor as it is made. The name is copied; NULL or "" removes it. A module's
+ * parameters are named by the modules they hang in ("lin.weight", "0.bias"), unless
+ * named here. ag_name(t) is t's name, or NULL: a name given here lives until t is renamed
+ * or released; a parameter's dotted name, until the next call to ag_name. */
+AG_API ag_tensor *ag_set_name(ag_tensor *t, const char *name);
+AG_API const char *ag_name(const ag_tensor *t);
+
 /* repr(t) as PyTorch prints it: "tensor([[-3.0000],\n        [-2.9000]])", with
  * requires_grad=True or grad_fn=<...> after it. ag_repr returns a string the caller
  * frees with ag_free() (or free() with the default allocator), NULL on error; ag_print

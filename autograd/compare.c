@@ -69,9 +69,9 @@ static bool widen(int *n, int64_t shape[AG_MAX_DIMS], const ag_tensor *t,
             char sc[AG__SHAPE_STR], s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
             ag__error("where: The size of tensor a (%lld) must match the size of tensor b (%lld) "
                       "at non-singleton dimension %d (cond %s, a %s, b %s)",
-                      (long long)sa, (long long)sb, k, ag__shape_str(sc, in[0]->ndim, in[0]->shape),
-                      ag__shape_str(s1, in[1]->ndim, in[1]->shape),
-                      ag__shape_str(s2, in[2]->ndim, in[2]->shape));
+                      (long long)sa, (long long)sb, k, ag__tensor_str(sc, in[0]),
+                      ag__tensor_str(s1, in[1]),
+                      ag__tensor_str(s2, in[2]));
             return false;
         }
         shape[k] = sa == 1 ? sb : sa;
@@ -141,7 +141,7 @@ ag_tensor *ag_where_tt(const ag_tensor *cond, const ag_tensor *a, const ag_tenso
         if (!kept) {
             char s[AG__SHAPE_STR];
             return ag__error("where: out of memory saving the condition (result of shape %s)",
-                             ag__shape_str(s, y->ndim, y->shape));
+                             ag__tensor_str(s, y));
         }
         /* where's inputs are older than y: cond outlives y, as a and b do */
         *kept = (ag__saved){(ag_tensor *)cond, node(node(cond)->base)->version, "condition"};

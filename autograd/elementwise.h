@@ -19,8 +19,8 @@ static inline bool ag__broadcast_shape(const char *op, const ag_tensor *a, const
             char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
             ag__error("%s: The size of tensor a (%lld) must match the size of tensor b (%lld) "
                       "at non-singleton dimension %d (shapes %s and %s)",
-                      op, (long long)sa, (long long)sb, k, ag__shape_str(s1, a->ndim, a->shape),
-                      ag__shape_str(s2, b->ndim, b->shape));
+                      op, (long long)sa, (long long)sb, k, ag__tensor_str(s1, a),
+                      ag__tensor_str(s2, b));
             return false;
         }
         shape[k] = sa == 1 ? sb : sa;

@@ -230,12 +230,12 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
     if (!t->requires_grad) {
         ag__error("backward: element 0 of tensors does not require grad and does not have "
                   "a grad_fn (shape %s)",
-                  ag__shape_str(s1, t->ndim, t->shape));
+                  ag__tensor_str(s1, t));
         return false;
     }
     if (!gradient && t->numel != 1) {
         ag__error("backward: grad can be implicitly created only for scalar outputs (shape %s)",
-                  ag__shape_str(s1, t->ndim, t->shape));
+                  ag__tensor_str(s1, t));
         return false;
     }
     if (gradient &&
@@ -243,8 +243,8 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
         char s2[AG__SHAPE_STR];
         ag__error("backward: Mismatch in shape: grad_output[0] has a shape of %s and "
                   "output[0] has a shape of %s.",
-                  ag__shape_str(s1, gradient->ndim, gradient->shape),
-                  ag__shape_str(s2, t->ndim, t->shape));
+                  ag__tensor_str(s1, gradient),
+                  ag__tensor_str(s2, t));
         return false;
     }
     return true;
@@ -260,7 +260,7 @@ static bool intact(const ag_tensor *t, uint64_t expected, const char *role, cons
     ag__error("backward: one of the variables needed for gradient computation has been "
               "modified by an inplace operation: [FloatTensor %s] is at version %llu; expected "
               "version %llu instead (%s of %s).",
-              ag__shape_str(buf, t->ndim, t->shape), (unsigned long long)version,
+              ag__tensor_str(buf, t), (unsigned long long)version,
               (unsigned long long)expected, role, name);
     return false;
 }
@@ -313,7 +313,7 @@ static bool make_grads(void)
             if (node(eng.visited[j])->flags & AG__F_FRESH) ag__free_grad(eng.visited[j]);
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory allocating the ->grad of a tensor of shape %s",
-                  ag__shape_str(s, t->ndim, t->shape));
+                  ag__tensor_str(s, t));
         return false;
     }
     return true;
@@ -363,7 +363,7 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory at %s (the gradient of a tensor of shape %s)",
                   node(at)->op ? ag_grad_fn_name(at) : "the seed",
-                  ag__shape_str(s, at->ndim, at->shape));
+                  ag__tensor_str(s, at));
     }
     if (ok && cap) collect(cap);
     bool commit = ok && !cap && make_grads();

@@ -60,7 +60,7 @@ ag_tensor *ag_select(const ag_tensor *x, int dim, int64_t index)
     if (i < 0 || i >= size) {
         char s[AG__SHAPE_STR];
         return ag__error("select: index %lld out of range for tensor of size %s at dimension %d",
-                         (long long)index, ag__shape_str(s, x->ndim, x->shape), dim);
+                         (long long)index, ag__tensor_str(s, x), dim);
     }
     return take(AG__OP_SELECT, "select", x, dim, i, 1);
 }
@@ -133,8 +133,8 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
             same = x->shape[i] == first->shape[i] || (!stack && i == dim);
         if (!same) {
             char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
-            ag__shape_str(s1, first->ndim, first->shape);
-            ag__shape_str(s2, x->ndim, x->shape);
+            ag__tensor_str(s1, first);
+            ag__tensor_str(s2, x);
             if (stack)
                 ag__error("%s: stack expects each tensor to be equal size, but got %s at entry 0 "
                           "and %s at entry %d",
@@ -160,7 +160,7 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
     if (!ag__record_n(y, op, xs, n)) {
         char s[AG__SHAPE_STR];
         return ag__error("%s: out of memory recording %d inputs (result of shape %s)", name, n,
-                         ag__shape_str(s, y->ndim, y->shape));
+                         ag__tensor_str(s, y));
     }
     node(y)->arg.join.dim = dim;
     return y;

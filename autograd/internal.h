@@ -120,8 +120,11 @@ typedef enum ag__liveness {
 bool ag__check_failed(ag__liveness why, const char *op, const char *role, int k);
 
 /* Writes "[2, 3]" (or "[]" for a scalar) into buf: at most AG_MAX_DIMS + 1 sizes. */
-enum { AG__SHAPE_STR = 128 };
+enum { AG__SHAPE_STR = 208, AG__NAME_SHOWN = 64 };
 const char *ag__shape_str(char buf[AG__SHAPE_STR], int ndim, const int64_t *shape);
+/* t's shape and, when it has one, its name, for messages: "[2, 3] (w)"; a name longer than
+ * AG__NAME_SHOWN bytes is cut, with "..." (name.c). */
+const char *ag__tensor_str(char buf[AG__SHAPE_STR], const ag_tensor *t);
 /* x as Python's repr(float) writes it, for messages in the words of PyTorch's Python code
  * ("Invalid learning rate: -0.1"): "0.1", "1e-05", "1e+20", "1.0", "-inf", "nan". Returns
  * buf, or a string constant. */
@@ -213,6 +216,15 @@ bool ag__live_check(const ag__live *l, const void *p, const char *op, const char
                     const char *freer);
 void ag__live_remove(ag__live *l, const void *p);
 void ag__live_clear(ag__live *l);
+
+/* ---- names (name.c) ---- */
+
+/* t's name (ag_set_name's, else a module parameter's dotted name written into buf), or
+ * NULL. */
+const char *ag__name_of(const ag_tensor *t, char *buf, size_t size);
+/* Forgets the names of tensors no longer live (ag_release), or all (ag_shutdown). */
+void ag__names_prune(void);
+void ag__names_reset(void);
 
 /* ---- warnings (warning.c) ---- */
 
@@ -375,6 +387,10 @@ extern const ag__op ag__ops[AG__OP_COUNT];
 
 /* Frees every module (ag_shutdown, before the memory their parameters live in). */
 void ag__modules_reset(void);
+/* When t is a live module's parameter: writes its dotted name from its root module
+ * ("0.weight", "lin.bias") into buf, cut to size bytes, and returns the name's whole length;
+ * else 0. buf may be NULL when size is 0. */
+size_t ag__parameter_name(const ag_tensor *t, char *buf, size_t size);
 
 /* ---- optim and data (optim/, data/) ---- */
 

@@ -339,7 +339,7 @@ ag_tensor *ag_t(const ag_tensor *x)
         char s[AG__SHAPE_STR];
         return ag__error("t: t() expects a tensor with <= 2 dimensions, but self is %dD (shape "
                          "%s)",
-                         x->ndim, ag__shape_str(s, x->ndim, x->shape));
+                         x->ndim, ag__tensor_str(s, x));
     }
     return transposed(AG__OP_T, "t", x, 0, x->ndim == 2 ? 1 : 0);
 }
@@ -427,7 +427,7 @@ ag_tensor *ag_inverse(const ag_tensor *x)
 {
     char s[AG__SHAPE_STR];
     if (!ag__check(x, "inverse", "self")) return NULL;
-    ag__shape_str(s, x->ndim, x->shape);
+    ag__tensor_str(s, x);
     if (x->ndim < 2)
         return ag__error("inverse: The input tensor A must have at least 2 dimensions. (shape "
                          "%s)",

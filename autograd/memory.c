@@ -557,6 +557,7 @@ void ag_release(ag_mark mark)
 {
     release_tape(mark);
     if (orphans.n) free_unused_orphans();
+    ag__names_prune();
 }
 
 /* ------------------------------------------------------------------------------------ */

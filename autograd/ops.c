@@ -289,7 +289,7 @@ static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape sh
         char s2[AG__SHAPE_STR];
         return ag__error("%s: shape '%s' is invalid for input of size %lld (input shape %s)", name,
                          ag__shape_str(s, shape.ndim, shape.d), (long long)x->numel,
-                         ag__shape_str(s2, x->ndim, x->shape));
+                         ag__tensor_str(s2, x));
     }
     ag_tensor *y = ag__new(name, shape.ndim, shape.d, x, x->data);
     if (!y) return NULL;
@@ -335,7 +335,7 @@ static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor 
     ag__error("%s: unsupported operation: some elements of the input tensor and the written-to "
               "tensor refer to a single memory location. Please clone() the tensor before "
               "performing the operation. (shapes %s and %s)",
-              name, ag__shape_str(s1, x->ndim, x->shape), ag__shape_str(s2, t->ndim, t->shape));
+              name, ag__tensor_str(s1, x), ag__tensor_str(s2, t));
     return false;
 }
 
@@ -349,7 +349,7 @@ static bool inplace2_check(const char *name, ag_tensor *t, const ag_tensor *x)
     if (ndim != t->ndim || memcmp(shape, t->shape, (size_t)ndim * sizeof *shape)) {
         char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
         ag__error("%s: output with shape %s doesn't match the broadcast shape %s", name,
-                  ag__shape_str(s1, t->ndim, t->shape), ag__shape_str(s2, ndim, shape));
+                  ag__tensor_str(s1, t), ag__shape_str(s2, ndim, shape));
         return false;
     }
     return overlap_check(name, t, x);
@@ -403,15 +403,15 @@ ag_tensor *ag_copy_(ag_tensor *t, const ag_tensor *src)
         return ag__error("copy_: src requires grad, and agrad cannot record a copy into a view "
                          "(self of shape %s shares another tensor's storage; PyTorch records "
                          "it on that tensor, CopySlices): copy into a tensor of its own",
-                         ag__shape_str(s1, t->ndim, t->shape));
+                         ag__tensor_str(s1, t));
     if (record && node(t)->serial < node(src)->serial) {
         char s2[AG__SHAPE_STR];
         return ag__error("copy_: src (shape %s) requires grad and was made after self (shape "
                          "%s); agrad records a copy only into a tensor made after its source, "
                          "so that releasing the source cannot leave self's graph dangling: "
                          "make self after src, or copy under no_grad",
-                         ag__shape_str(s2, src->ndim, src->shape),
-                         ag__shape_str(s1, t->ndim, t->shape));
+                         ag__tensor_str(s2, src),
+                         ag__tensor_str(s1, t));
     }
     if (!ag__inplace_begin(t, "copy_")) return NULL;
     map2(t, t, src, second_f);
@@ -441,8 +441,8 @@ ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src)
         char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
         return ag__error("set_data: new data of shape %s for a tensor of shape %s; agrad "
                          "keeps a tensor's shape",
-                         ag__shape_str(s1, src->ndim, src->shape),
-                         ag__shape_str(s2, t->ndim, t->shape));
+                         ag__tensor_str(s1, src),
+                         ag__tensor_str(s2, t));
     }
     /* `.data =` is how parameters are updated, so it bypasses the leaf rule; the version
      * still moves, so a retained graph that saved t's old values refuses to backward. */

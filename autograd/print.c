@@ -254,6 +254,18 @@ static char *repr(const ag_tensor *t, const char *op)
     } else if (t->requires_grad) {
         put_suffix(&out, "requires_grad=True");
     }
+    /* agrad's own keyword, for a tensor that has a name (ag_set_name): name='w' */
+    char nbuf[AG__NAME_SHOWN + 1];
+    const char *name = ag__name_of(t, nbuf, sizeof nbuf);
+    if (name) {
+        strbuf kw = {0};
+        sb_str(&kw, "name='");
+        sb_str(&kw, name);
+        sb_str(&kw, "'");
+        out.failed = out.failed || kw.failed;
+        if (!kw.failed) put_suffix(&out, kw.s);
+        ag__free(kw.s);
+    }
     sb_str(&out, ")");
     if (out.failed) {
         ag__free(out.s);

@@ -111,7 +111,7 @@ static void *of_nothing(const char *name, const ag_tensor *x, const char *hint)
     char s[AG__SHAPE_STR];
     return ag__error("%s: Expected reduction dim to be specified for input.numel() == 0 (shape "
                      "%s).%s",
-                     name, ag__shape_str(s, x->ndim, x->shape), hint);
+                     name, ag__tensor_str(s, x), hint);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -177,7 +177,7 @@ static int reduced_dim(const char *name, const ag_tensor *x, int dim)
     if (d < 0 || x->shape[d] > 0) return d; /* a 0-d x has size 1 there */
     char sh[AG__SHAPE_STR];
     ag__error("%s: Expected reduction dim %d to have non-zero size (shape %s).", name, d,
-              ag__shape_str(sh, x->ndim, x->shape));
+              ag__tensor_str(sh, x));
     return -1;
 }
 
@@ -215,7 +215,7 @@ static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim,
         if (!at) {
             char sh[AG__SHAPE_STR];
             return ag__error("%s: out of memory keeping the positions of the %s (shape %s)", name,
-                             name, ag__shape_str(sh, y->ndim, y->shape));
+                             name, ag__tensor_str(sh, y));
         }
     }
     scan_dim(x, d, op == AG__OP_MIN_DIM, y->data, idx ? idx->data : NULL, at);

@@ -34,7 +34,7 @@ ag_tensor *ag_unsqueeze(const ag_tensor *x, int dim)
         char s[AG__SHAPE_STR];
         return ag__error("unsqueeze: the result would have %d dimensions; agrad has at most %d "
                          "(self of shape %s)",
-                         x->ndim + 1, AG_MAX_DIMS, ag__shape_str(s, x->ndim, x->shape));
+                         x->ndim + 1, AG_MAX_DIMS, ag__tensor_str(s, x));
     }
     int64_t shape[AG_MAX_DIMS];
     for (int i = 0, j = 0; i <= x->ndim; i++) shape[i] = i == d ? 1 : x->shape[j++];
@@ -85,7 +85,7 @@ ag_tensor *ag_flatten(const ag_tensor *x, int start_dim, int end_dim)
         char sh[AG__SHAPE_STR];
         return ag__error("flatten: flatten() has invalid args: start_dim cannot come after "
                          "end_dim (start_dim %d, end_dim %d, self of shape %s)",
-                         start_dim, end_dim, ag__shape_str(sh, x->ndim, x->shape));
+                         start_dim, end_dim, ag__tensor_str(sh, x));
     }
     if (x->ndim == 0) return reshaped(AG__OP_RESHAPE, "flatten", x, 1, (const int64_t[]){1});
     if (s == e) return (ag_tensor *)x; /* PyTorch's `return self`: x is not copied or changed */

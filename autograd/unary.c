@@ -118,7 +118,7 @@ static bool clamp_bound(const ag_tensor *x, const char *role, double b, float *o
         char s[AG__SHAPE_STR];
         ag__error("clamp: value cannot be converted to type float without overflow (%s = %g, "
                   "input shape %s)",
-                  role, b, ag__shape_str(s, x->ndim, x->shape));
+                  role, b, ag__tensor_str(s, x));
         return false;
     }
     *out = (float)b;

@@ -42,7 +42,7 @@ static loss_ctx *new_ctx(const char *name, const ag_tensor *out, ag_reduction r,
     if (!c) {
         char s[AG__SHAPE_STR];
         return ag__error("%s: out of memory keeping what its backward needs (loss of shape %s)",
-                         name, ag__shape_str(s, out->ndim, out->shape));
+                         name, ag__tensor_str(s, out));
     }
     float *rest = (float *)(c + 1);
     *c = (loss_ctx){r, -100, 0.0f, nw ? rest : NULL, npw ? rest + nw : NULL};
@@ -123,7 +123,7 @@ static bool fits(const char *name, const ag_tensor *x, const ag_tensor *w, bool 
     if (ndim == x->ndim && !memcmp(shape, x->shape, (size_t)ndim * sizeof shape[0])) return true;
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
     ag__error("%s: output with shape %s doesn't match the broadcast shape %s", name,
-              ag__shape_str(s1, x->ndim, x->shape), ag__shape_str(s2, ndim, shape));
+              ag__tensor_str(s1, x), ag__shape_str(s2, ndim, shape));
     return false;
 }
 
@@ -455,13 +455,13 @@ static bool nll_shapes(const char *name, const ag_tensor *x, const ag_tensor *t,
     if (x->ndim > 2) {
         ag__error("%s: input of shape %s: agrad takes an input of shape (N, C) or (C); PyTorch's "
                   "(N, C, d1, ...) is not supported",
-                  name, ag__shape_str(s1, x->ndim, x->shape));
+                  name, ag__tensor_str(s1, x));
         return false;
     }
     if (t->ndim > 1) {
         ag__error("%s: 0D or 1D target tensor expected, multi-target not supported (target of "
                   "shape %s)",
-                  name, ag__shape_str(s1, t->ndim, t->shape));
+                  name, ag__tensor_str(s1, t));
         return false;
     }
     /* (C) takes one target, of shape (); PyTorch accepts a target (C) too and reads only
@@ -469,13 +469,13 @@ static bool nll_shapes(const char *name, const ag_tensor *x, const ag_tensor *t,
     if (x->ndim == 1 ? t->ndim != 0 : (t->ndim == 0 || x->shape[0] != t->shape[0])) {
         char s2[AG__SHAPE_STR];
         ag__error("%s: size mismatch (got input: %s, target: %s)", name,
-                  ag__shape_str(s1, x->ndim, x->shape), ag__shape_str(s2, t->ndim, t->shape));
+                  ag__tensor_str(s1, x), ag__tensor_str(s2, t));
         return false;
     }
     if (w && (w->ndim != 1 || w->numel != classes_of(x))) {
         ag__error("%s: weight tensor should be defined either for all %lld classes or no classes "
                   "but got weight tensor of shape: %s",
-                  name, (long long)classes_of(x), ag__shape_str(s1, w->ndim, w->shape));
+                  name, (long long)classes_of(x), ag__tensor_str(s1, w));
         return false;
     }
     return true;
@@ -642,7 +642,7 @@ ag_tensor *ag_cross_entropy_with(ag_loss_args a)
         return ag__error("%s: a target of the input's shape %s holds class probabilities, which "
                          "agrad does not support; give class indices (shape (N) for an input "
                          "(N, C), () for (C))",
-                         name, ag__shape_str(s, x->ndim, x->shape));
+                         name, ag__tensor_str(s, x));
     }
     if (!nll_shapes(name, x, t, a.weight) || !nll_targets(name, x, t, ignore)) return NULL;
     ag_tensor *logp = ag_log_softmax(x, x->ndim == 1 ? 0 : 1);

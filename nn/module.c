@@ -629,3 +629,48 @@ ag_module *ag_Flatten(int start_dim, int end_dim)
 {
     return new_activation("Flatten", flatten_forward, flatten_repr, start_dim, end_dim);
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* A parameter's name, for the graph picture, the trace and messages                     */
+
+/* The name m has in its parent's children. */
+static const char *child_name(const ag_module *m)
+{
+    const struct ag_module_state *up = m->state->parent->state;
+    for (size_t i = 0; i < up->nchildren; i++)
+        if (up->children[i].m == m) return up->children[i].name;
+    return "?"; /* not reached: a child is always in its parent's list */
+}
+
+/* Copies n bytes of s to buf[at...], the ones that fit before buf[size - 1]. */
+static void put_at(char *buf, size_t size, size_t at, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && at + i + 1 < size; i++) buf[at + i] = s[i];
+}
+
+size_t ag__parameter_name(const ag_tensor *t, char *buf, size_t size)
+{
+    for (size_t k = 0; k < live.n; k++) {
+        const ag_module *m = live.p[k];
+        for (size_t i = 0; i < m->state->nparams; i++) {
+            if (m->state->params[i].t != t) continue;
+            /* "child.grandchild.name" from the root down: its length first, then its
+             * pieces written from the end */
+            const char *name = m->state->params[i].name;
+            size_t len = strlen(name);
+            for (const ag_module *c = m; c->state->parent; c = c->state->parent)
+                len += strlen(child_name(c)) + 1;
+            size_t at = len - strlen(name);
+            put_at(buf, size, at, name, strlen(name));
+            for (const ag_module *c = m; c->state->parent; c = c->state->parent) {
+                const char *piece = child_name(c);
+                put_at(buf, size, --at, ".", 1);
+                at -= strlen(piece);
+                put_at(buf, size, at, piece, strlen(piece));
+            }
+            if (size) buf[len < size ? len : size - 1] = '\0';
+            return len;
+        }
+    }
+    return 0;
+}
