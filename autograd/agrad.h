@@ -265,6 +265,35 @@ AG_API void ag_fprint(FILE *stream, const ag_tensor *t);
 /* Recorded ops. Each returns a new tensor that records its inputs when one of them     */
 /* requires grad; NULL on error (the message names the op and the shapes).              */
 
+/* The call site. Each recorded op is a macro over a function ag_private_<op>_at, which
+ * notes the file and line of the call once the arguments are worked out, runs the op and
+ * forgets them, so that anomaly mode and the trace can say where a node was recorded: three
+ * stores a call. A call made without the macro (through a function pointer, or with the
+ * name in parentheses) has no site. Inside the library, calls keep the site of the user's
+ * call that runs them. Private: do not use. */
+typedef struct ag_private_site_t {
+    const char *file; /* NULL: not known */
+    int line;
+} ag_private_site_t;
+AG_API extern ag_private_site_t ag_private_site;
+#define AG_PRIVATE_SITED(fn, params, args)                                                         \
+    static inline ag_tensor *ag_private_##fn##_at(const char *file, int line,                      \
+                                                  AG_PRIVATE_UNPAREN params)                       \
+    {                                                                                              \
+        ag_private_site.file = file;                                                               \
+        ag_private_site.line = line;                                                               \
+        ag_tensor *result = (fn)args;                                                              \
+        ag_private_site.file = NULL;                                                               \
+        return result;                                                                             \
+    }
+#if defined(AGRAD_BUILDING)
+#define AG_PRIVATE_SITE_FN(fn) fn
+#define AG_PRIVATE_SITE_ARGS
+#else
+#define AG_PRIVATE_SITE_FN(fn) ag_private_##fn##_at
+#define AG_PRIVATE_SITE_ARGS   __FILE__, __LINE__,
+#endif
+
 /* Broadcasting binary ops: tensor-tensor, tensor-scalar, scalar-tensor. */
 AG_API ag_tensor *ag_add_tt(const ag_tensor *a, const ag_tensor *b);
 AG_API ag_tensor *ag_add_ts(const ag_tensor *a, double b);
@@ -290,11 +319,16 @@ AG_API ag_tensor *ag_pow_st(double a, const ag_tensor *b);
              default: (number))
 #define AG_PRIVATE_DISPATCH2(op, a, b)                                                             \
     AG_PRIVATE_TENSOR_OR(a, AG_PRIVATE_TENSOR_OR(b, op##_tt, op##_ts), op##_st)(a, b)
-#define ag_add(a, b) AG_PRIVATE_DISPATCH2(ag_add, a, b)
-#define ag_sub(a, b) AG_PRIVATE_DISPATCH2(ag_sub, a, b)
-#define ag_mul(a, b) AG_PRIVATE_DISPATCH2(ag_mul, a, b)
-#define ag_div(a, b) AG_PRIVATE_DISPATCH2(ag_div, a, b)
-#define ag_pow(a, b) AG_PRIVATE_DISPATCH2(ag_pow, a, b)
+#define AG_PRIVATE_SITED2(op, a, b)                                                                \
+    AG_PRIVATE_TENSOR_OR(                                                                          \
+        a, AG_PRIVATE_TENSOR_OR(b, AG_PRIVATE_SITE_FN(op##_tt), AG_PRIVATE_SITE_FN(op##_ts)),      \
+        AG_PRIVATE_SITE_FN(op##_st))                                                               \
+    (AG_PRIVATE_SITE_ARGS a, b)
+#define ag_add(a, b) AG_PRIVATE_SITED2(ag_add, a, b)
+#define ag_sub(a, b) AG_PRIVATE_SITED2(ag_sub, a, b)
+#define ag_mul(a, b) AG_PRIVATE_SITED2(ag_mul, a, b)
+#define ag_div(a, b) AG_PRIVATE_SITED2(ag_div, a, b)
+#define ag_pow(a, b) AG_PRIVATE_SITED2(ag_pow, a, b)
 
 /* -x */
 AG_API ag_tensor *ag_neg(const ag_tensor *x);
@@ -402,10 +436,12 @@ AG_API ag_tensor *ag_where_tt(const ag_tensor *cond, const ag_tensor *a, const a
 AG_API ag_tensor *ag_where_ts(const ag_tensor *cond, const ag_tensor *a, double b);
 AG_API ag_tensor *ag_where_st(const ag_tensor *cond, double a, const ag_tensor *b);
 AG_API ag_tensor *ag_where_ss(const ag_tensor *cond, double a, double b);
-#define AG_PRIVATE_DISPATCH_WHERE(a, b)                                                            \
-    AG_PRIVATE_TENSOR_OR(a, AG_PRIVATE_TENSOR_OR(b, ag_where_tt, ag_where_ts),                     \
-                         AG_PRIVATE_TENSOR_OR(b, ag_where_st, ag_where_ss))
-#define ag_where(cond, a, b) AG_PRIVATE_DISPATCH_WHERE(a, b)(cond, a, b)
+#define ag_where(cond, a, b)                                                                       \
+    AG_PRIVATE_TENSOR_OR(                                                                          \
+        a,                                                                                         \
+        AG_PRIVATE_TENSOR_OR(b, AG_PRIVATE_SITE_FN(ag_where_tt), AG_PRIVATE_SITE_FN(ag_where_ts)), \
+        AG_PRIVATE_TENSOR_OR(b, AG_PRIVATE_SITE_FN(ag_where_st), AG_PRIVATE_SITE_FN(ag_where_ss))) \
+    (AG_PRIVATE_SITE_ARGS cond, a, b)
 
 /* a > b, a < b, a >= b, a <= b, a == b, a != b: a new tensor holding 1 where true and 0
  * where false (PyTorch's bool result, as a float mask), never recorded and never requiring
@@ -465,6 +501,108 @@ AG_API ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src);
 AG_API ag_tensor *ag_zero_(ag_tensor *t);
 AG_API ag_tensor *ag_fill_(ag_tensor *t, double value);
 AG_API ag_tensor *ag_copy_(ag_tensor *t, const ag_tensor *src);
+
+/* Each recorded op as a macro that notes its call site (see AG_PRIVATE_SITED above). */
+AG_PRIVATE_SITED(ag_add_tt, (const ag_tensor *a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_add_ts, (const ag_tensor *a, double b), (a, b))
+AG_PRIVATE_SITED(ag_add_st, (double a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_sub_tt, (const ag_tensor *a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_sub_ts, (const ag_tensor *a, double b), (a, b))
+AG_PRIVATE_SITED(ag_sub_st, (double a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_mul_tt, (const ag_tensor *a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_mul_ts, (const ag_tensor *a, double b), (a, b))
+AG_PRIVATE_SITED(ag_mul_st, (double a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_div_tt, (const ag_tensor *a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_div_ts, (const ag_tensor *a, double b), (a, b))
+AG_PRIVATE_SITED(ag_div_st, (double a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_pow_tt, (const ag_tensor *a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_pow_ts, (const ag_tensor *a, double b), (a, b))
+AG_PRIVATE_SITED(ag_pow_st, (double a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_where_tt, (const ag_tensor *cond, const ag_tensor *a, const ag_tensor *b),
+                 (cond, a, b))
+AG_PRIVATE_SITED(ag_where_ts, (const ag_tensor *cond, const ag_tensor *a, double b), (cond, a, b))
+AG_PRIVATE_SITED(ag_where_st, (const ag_tensor *cond, double a, const ag_tensor *b), (cond, a, b))
+AG_PRIVATE_SITED(ag_where_ss, (const ag_tensor *cond, double a, double b), (cond, a, b))
+AG_PRIVATE_SITED(ag_neg, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_sum, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_mean, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_exp, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_log, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_sqrt, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_abs, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_relu, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_sigmoid, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_tanh, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_max, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_min, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_t, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_inverse, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_squeeze, (const ag_tensor *x), (x))
+AG_PRIVATE_SITED(ag_view, (const ag_tensor *x, ag_shape shape), (x, shape))
+AG_PRIVATE_SITED(ag_reshape, (const ag_tensor *x, ag_shape shape), (x, shape))
+AG_PRIVATE_SITED(ag_clamp, (const ag_tensor *x, double min, double max), (x, min, max))
+AG_PRIVATE_SITED(ag_map,
+                 (const ag_tensor *x, float (*f)(float), float (*df)(float), const char *name),
+                 (x, f, df, name))
+AG_PRIVATE_SITED(ag_sum_dim, (const ag_tensor *x, int dim, bool keepdim), (x, dim, keepdim))
+AG_PRIVATE_SITED(ag_mean_dim, (const ag_tensor *x, int dim, bool keepdim), (x, dim, keepdim))
+AG_PRIVATE_SITED(ag_max_dim, (const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices),
+                 (x, dim, keepdim, indices))
+AG_PRIVATE_SITED(ag_min_dim, (const ag_tensor *x, int dim, bool keepdim, ag_tensor **indices),
+                 (x, dim, keepdim, indices))
+AG_PRIVATE_SITED(ag_softmax, (const ag_tensor *x, int dim), (x, dim))
+AG_PRIVATE_SITED(ag_log_softmax, (const ag_tensor *x, int dim), (x, dim))
+AG_PRIVATE_SITED(ag_logsumexp, (const ag_tensor *x, int dim, bool keepdim), (x, dim, keepdim))
+AG_PRIVATE_SITED(ag_matmul, (const ag_tensor *a, const ag_tensor *b), (a, b))
+AG_PRIVATE_SITED(ag_transpose, (const ag_tensor *x, int dim0, int dim1), (x, dim0, dim1))
+AG_PRIVATE_SITED(ag_select, (const ag_tensor *x, int dim, int64_t index), (x, dim, index))
+AG_PRIVATE_SITED(ag_slice, (const ag_tensor *x, int dim, int64_t start, int64_t end),
+                 (x, dim, start, end))
+AG_PRIVATE_SITED(ag_cat, (ag_tensor *const *xs, int n, int dim), (xs, n, dim))
+AG_PRIVATE_SITED(ag_stack, (ag_tensor *const *xs, int n, int dim), (xs, n, dim))
+AG_PRIVATE_SITED(ag_unsqueeze, (const ag_tensor *x, int dim), (x, dim))
+AG_PRIVATE_SITED(ag_squeeze_dim, (const ag_tensor *x, int dim), (x, dim))
+AG_PRIVATE_SITED(ag_flatten, (const ag_tensor *x, int start_dim, int end_dim),
+                 (x, start_dim, end_dim))
+AG_PRIVATE_SITED(ag_copy_, (ag_tensor * t, const ag_tensor *src), (t, src))
+#if !defined(AGRAD_BUILDING)
+#define ag_neg(...)         ag_private_ag_neg_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_sum(...)         ag_private_ag_sum_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_mean(...)        ag_private_ag_mean_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_exp(...)         ag_private_ag_exp_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_log(...)         ag_private_ag_log_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_sqrt(...)        ag_private_ag_sqrt_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_abs(...)         ag_private_ag_abs_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_relu(...)        ag_private_ag_relu_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_sigmoid(...)     ag_private_ag_sigmoid_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_tanh(...)        ag_private_ag_tanh_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_max(...)         ag_private_ag_max_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_min(...)         ag_private_ag_min_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_t(...)           ag_private_ag_t_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_inverse(...)     ag_private_ag_inverse_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_squeeze(...)     ag_private_ag_squeeze_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_view(...)        ag_private_ag_view_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_reshape(...)     ag_private_ag_reshape_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_clamp(...)       ag_private_ag_clamp_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_map(...)         ag_private_ag_map_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_sum_dim(...)     ag_private_ag_sum_dim_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_mean_dim(...)    ag_private_ag_mean_dim_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_max_dim(...)     ag_private_ag_max_dim_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_min_dim(...)     ag_private_ag_min_dim_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_softmax(...)     ag_private_ag_softmax_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_log_softmax(...) ag_private_ag_log_softmax_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_logsumexp(...)   ag_private_ag_logsumexp_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_matmul(...)      ag_private_ag_matmul_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_transpose(...)   ag_private_ag_transpose_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_select(...)      ag_private_ag_select_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_slice(...)       ag_private_ag_slice_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_cat(...)         ag_private_ag_cat_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_stack(...)       ag_private_ag_stack_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_unsqueeze(...)   ag_private_ag_unsqueeze_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_squeeze_dim(...) ag_private_ag_squeeze_dim_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_flatten(...)     ag_private_ag_flatten_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ag_copy_(...)       ag_private_ag_copy__at(__FILE__, __LINE__, __VA_ARGS__)
+#endif
 /* t.add_(x), t.sub_(x), t.mul_(x), t.div_(x): x a tensor broadcast to t's shape, or
  * a number. */
 AG_API ag_tensor *ag_iadd_tt(ag_tensor *t, const ag_tensor *x);
@@ -493,6 +631,21 @@ AG_API bool ag_backward(const ag_tensor *t);
 AG_API bool ag_backward_with(const ag_tensor *t, const ag_tensor *gradient, bool retain_graph);
 /* t.retain_grad(): a non-leaf t keeps its gradient in t->grad after backward. */
 AG_API ag_tensor *ag_retain_grad(ag_tensor *t);
+
+/* Seeing backward. ag_set_trace(stderr) prints every backward pass as it runs: each node
+ * in the order the pass takes them, the gradient arriving, the local rule it applies
+ * ("d(a*b)/da = b"), what each input receives and its total so far, and what reaches each
+ * .grad. Tensors show by name (ag_set_name); small ones with their values, large ones as
+ * min, max and norm. NULL turns it off (the default). Returns the stream before.
+ *
+ * ag_set_detect_anomaly(true) is torch.autograd.set_detect_anomaly(True): the first nan
+ * or inf that a recorded op produces, in forward or in backward, is an error naming the op,
+ * the file and line that recorded it (noted by the op macros), its tensors and their
+ * values; a backward pass stopped so gives no .grad anything. Returns the setting before.
+ * Both are free when off, and cannot be changed from inside a backward pass. */
+AG_API FILE *ag_set_trace(FILE *stream);
+AG_API bool ag_set_detect_anomaly(bool on);
+AG_API bool ag_is_anomaly_enabled(void);
 
 /* with torch.no_grad(): between begin and end (nestable) ops record nothing and their
  * results do not require grad. Each begin needs its end; an unmatched end is an error. */

@@ -70,8 +70,7 @@ static bool widen(int *n, int64_t shape[AG_MAX_DIMS], const ag_tensor *t,
             ag__error("where: The size of tensor a (%lld) must match the size of tensor b (%lld) "
                       "at non-singleton dimension %d (cond %s, a %s, b %s)",
                       (long long)sa, (long long)sb, k, ag__tensor_str(sc, in[0]),
-                      ag__tensor_str(s1, in[1]),
-                      ag__tensor_str(s2, in[2]));
+                      ag__tensor_str(s1, in[1]), ag__tensor_str(s2, in[2]));
             return false;
         }
         shape[k] = sa == 1 ? sb : sa;
@@ -147,8 +146,7 @@ ag_tensor *ag_where_tt(const ag_tensor *cond, const ag_tensor *a, const ag_tenso
         *kept = (ag__saved){(ag_tensor *)cond, node(node(cond)->base)->version, "condition"};
         node(y)->ctx = kept;
     }
-    ag__record(y, AG__OP_WHERE, a, b);
-    return y;
+    return ag__record(y, AG__OP_WHERE, a, b);
 }
 
 /* A number on either side becomes a 0-d constant, as PyTorch wraps it, once the tensors

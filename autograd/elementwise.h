@@ -69,8 +69,7 @@ AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const
                              float (*f)(float, float))
 {
     ag_tensor *out = broadcast_map(name, a, b, f);
-    if (out) ag__record(out, op, a, b);
-    return out;
+    return out ? ag__record(out, op, a, b) : NULL;
 }
 
 /* A derivative rule of an elementwise op, one line that reads as the formula in the op's
@@ -140,8 +139,7 @@ AG__INLINE ag_tensor *unary(int op, const char *name, const ag_tensor *x, float 
     ag_tensor *y = ag__new_like(name, x);
     if (!y) return NULL;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i]);
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 #endif /* AGRAD_ELEMENTWISE_H */

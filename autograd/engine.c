@@ -15,9 +15,9 @@ static struct {
 } eng;
 
 const ag__op ag__ops[AG__OP_COUNT] = {
-    [AG__OP_LEAF] = {NULL, {0, 0}, NULL},
-#define AG__OP(id, grad_fn, backward, needs0, needs1)                                              \
-    [AG__OP_##id] = {grad_fn, {needs0, needs1}, backward},
+    [AG__OP_LEAF] = {NULL, {0, 0}, NULL, {NULL, NULL}},
+#define AG__OP(id, grad_fn, backward, needs0, needs1, rule0, rule1)                                \
+    [AG__OP_##id] = {grad_fn, {needs0, needs1}, backward, {rule0, rule1}},
 #include "optable.h"
 #undef AG__OP
 };
@@ -59,10 +59,11 @@ void ag_no_grad_end(void)
 
 bool ag_is_grad_enabled(void) { return eng.no_grad_depth == 0; }
 
-void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b)
+ag_tensor *ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b)
 {
     bool ga = a->requires_grad, gb = b && b->requires_grad;
-    if (eng.no_grad_depth || !(ga || gb)) return;
+    if (eng.no_grad_depth || !(ga || gb))
+        return ag__watching ? ag__watch_forward(out, op, a, b) : out;
     out->requires_grad = true;
     node(out)->op = (uint16_t)op;
     /* The graph keeps its inputs to read them and to give them gradients: their nodes
@@ -75,15 +76,21 @@ void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b)
     const uint16_t *needs = ag__ops[op].needs;
     node(out)->flags |=
         (uint16_t)((ga ? needs[0] | AG__F_EDGE_A : 0) | (gb ? needs[1] | AG__F_EDGE_B : 0));
+    return ag__watching ? ag__watch_forward(out, op, a, b) : out;
 }
 
-bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n)
+ag_tensor *ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n, const char *name)
 {
     bool any = false;
     for (int i = 0; i < n; i++) any = any || inputs[i]->requires_grad;
-    if (eng.no_grad_depth || !any) return true;
+    if (eng.no_grad_depth || !any)
+        return ag__watching ? ag__watch_forward(out, op, NULL, NULL) : out;
     ag_tensor **kept = ag__ctx_alloc((size_t)n * (sizeof *kept + sizeof(bool)));
-    if (!kept) return false;
+    if (!kept) {
+        char s[AG__SHAPE_STR];
+        return ag__error("%s: out of memory recording %d inputs (result of shape %s)", name, n,
+                         ag__tensor_str(s, out));
+    }
     bool *edge = (bool *)(kept + n);
     for (int i = 0; i < n; i++) {
         kept[i] = inputs[i];
@@ -93,7 +100,7 @@ bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n)
     node(out)->op = (uint16_t)op;
     node(out)->ctx = kept;
     node(out)->arg.join.count = n;
-    return true;
+    return ag__watching ? ag__watch_forward(out, op, NULL, NULL) : out;
 }
 
 bool ag__inplace_begin(ag_tensor *t, const char *op)
@@ -243,8 +250,7 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
         char s2[AG__SHAPE_STR];
         ag__error("backward: Mismatch in shape: grad_output[0] has a shape of %s and "
                   "output[0] has a shape of %s.",
-                  ag__tensor_str(s1, gradient),
-                  ag__tensor_str(s2, t));
+                  ag__tensor_str(s1, gradient), ag__tensor_str(s2, t));
         return false;
     }
     return true;
@@ -260,8 +266,8 @@ static bool intact(const ag_tensor *t, uint64_t expected, const char *role, cons
     ag__error("backward: one of the variables needed for gradient computation has been "
               "modified by an inplace operation: [FloatTensor %s] is at version %llu; expected "
               "version %llu instead (%s of %s).",
-              ag__tensor_str(buf, t), (unsigned long long)version,
-              (unsigned long long)expected, role, name);
+              ag__tensor_str(buf, t), (unsigned long long)version, (unsigned long long)expected,
+              role, name);
     return false;
 }
 
@@ -348,26 +354,27 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
     float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
     for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
 
-    bool ok = seed != NULL;
+    bool ok = seed != NULL && (!ag__watching || ag__watch_begin(t, seed));
     const ag_tensor *at = t;
     while (ok && eng.nheap > 0) {
         ag_tensor *n = heap_pop();
         eng.nodes++;
         if (node(n)->op == 0) continue;
         at = n;
-        ok = node_check(n);
+        ok = node_check(n) && (!ag__watching || ag__watch_before(n)); /* the trace, anomaly mode */
         if (ok) ag__ops[node(n)->op].backward(n);
         ok = ok && !eng.failed && !ag__scratch_failed();
+        ok = ok && (!ag__watching || ag__watch_after(n));
     }
     if (!ok && (eng.failed || ag__scratch_failed())) {
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory at %s (the gradient of a tensor of shape %s)",
-                  node(at)->op ? ag_grad_fn_name(at) : "the seed",
-                  ag__tensor_str(s, at));
+                  node(at)->op ? ag_grad_fn_name(at) : "the seed", ag__tensor_str(s, at));
     }
     if (ok && cap) collect(cap);
     bool commit = ok && !cap && make_grads();
     ok = ok && (cap || commit);
+    if (ag__watching) ag__watch_end(ok, eng.visited, eng.nvisited);
 
     /* Gradients reach ->grad only now that nothing can fail. */
     for (size_t i = 0; i < eng.nvisited; i++) {

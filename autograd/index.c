@@ -32,10 +32,9 @@ static ag_tensor *take(int op, const char *name, const ag_tensor *x, int dim, in
         for (int64_t o = 0; y->numel > 0 && o < b.outer; o++)
             memcpy(y->data + o * len * b.inner, x->data + (o * b.n + start) * b.inner,
                    (size_t)(len * b.inner) * sizeof(float));
-    ag__record(y, op, x, NULL);
     node(y)->arg.take.dim = dim;
     node(y)->arg.take.start = start;
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 /* Backward of select and slice: add g into the block of x's gradient it came from. */
@@ -157,13 +156,8 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
             memcpy(y->data + o * row + at, xs[k]->data + o * p, (size_t)p * sizeof(float));
         at += p;
     }
-    if (!ag__record_n(y, op, xs, n)) {
-        char s[AG__SHAPE_STR];
-        return ag__error("%s: out of memory recording %d inputs (result of shape %s)", name, n,
-                         ag__tensor_str(s, y));
-    }
     node(y)->arg.join.dim = dim;
-    return y;
+    return ag__record_n(y, op, xs, n, name);
 }
 
 void ag__cat_backward(ag_tensor *y)

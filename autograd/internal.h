@@ -284,12 +284,13 @@ static inline bool ag__wants(const ag_tensor *y, int k)
 }
 
 /* Sets out's op, inputs and requires_grad when grad mode is on and an input requires
- * grad; otherwise leaves out a leaf. b may be NULL. */
-void ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
+ * grad; otherwise leaves out a leaf. b may be NULL. Returns out, or NULL after anomaly
+ * mode's error (out holds nan or inf), so that an op can end with `return ag__record(...)`. */
+ag_tensor *ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
 /* ag__record for ops of n inputs (cat, stack): node(out)->ctx keeps the inputs, then one
- * bool per input saying whether it takes a gradient. False when out of memory
- * (unreported: the caller names the op). */
-bool ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n);
+ * bool per input saying whether it takes a gradient. NULL after an error naming op name
+ * (out of memory) or anomaly mode's. */
+ag_tensor *ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n, const char *name);
 
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
  * storage version (ag__bump_version). Call it after every other check: false after an
@@ -366,13 +367,13 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
 
 enum {
     AG__OP_LEAF,
-#define AG__OP(id, grad_fn, backward, needs0, needs1) AG__OP_##id,
+#define AG__OP(id, grad_fn, backward, needs0, needs1, rule0, rule1) AG__OP_##id,
 #include "optable.h"
 #undef AG__OP
     AG__OP_COUNT
 };
 
-#define AG__OP(id, grad_fn, backward, needs0, needs1) void backward(ag_tensor *out);
+#define AG__OP(id, grad_fn, backward, needs0, needs1, rule0, rule1) void backward(ag_tensor *out);
 #include "optable.h"
 #undef AG__OP
 
@@ -380,8 +381,54 @@ typedef struct ag__op {
     const char *grad_fn; /* PyTorch's name for the backward node, e.g. "MulBackward0" */
     uint16_t needs[2];   /* what the gradient of input 0, input 1 reads (optable.h) */
     void (*backward)(ag_tensor *out);
+    const char *rule[2]; /* the local derivative of each input, for the trace */
 } ag__op;
 extern const ag__op ag__ops[AG__OP_COUNT];
+
+/* The inputs recorded for t: their number (0 for a leaf), and in *xs their array (cat and
+ * stack keep theirs in ctx, every other op in src). */
+static inline int ag__inputs(const ag_tensor *t, ag_tensor *const **xs)
+{
+    const ag__node *r = node(t);
+    if (r->op == AG__OP_CAT || r->op == AG__OP_STACK) {
+        *xs = r->ctx;
+        return (int)r->arg.join.count;
+    }
+    *xs = r->src;
+    return r->op == 0 ? 0 : r->src[1] ? 2 : 1;
+}
+/* Whether input k of t takes a gradient (ag__wants, or cat's and stack's flags). */
+static inline bool ag__input_wants(const ag_tensor *t, int k)
+{
+    const ag__node *r = node(t);
+    if (r->op == AG__OP_CAT || r->op == AG__OP_STACK)
+        return ((const bool *)((ag_tensor *const *)r->ctx + r->arg.join.count))[k];
+    return ag__wants(t, k);
+}
+
+/* ---- watching the graph: the backward trace and anomaly mode (trace.c) ---- */
+
+/* Whether the trace or anomaly mode is on: the engine calls the functions below only
+ * then, so that both cost one test when off. */
+extern bool ag__watching;
+/* At the end of ag__record: with anomaly mode on, out's values are checked (and its
+ * inputs', to tell which op made a nan); out's call site is kept for messages. Returns
+ * out, or NULL after the error. */
+ag_tensor *ag__watch_forward(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
+/* Around the backward of node n in a pass: the trace notes what n's inputs hold, then
+ * prints what each received; anomaly mode checks the gradients n gave. False after an
+ * error (or out of memory, which ag__scratch_failed then says). */
+bool ag__watch_before(ag_tensor *n);
+bool ag__watch_after(ag_tensor *n);
+/* At the start and the end of a pass from t (seed: its gradient, numel floats). */
+bool ag__watch_begin(const ag_tensor *t, const float *seed);
+/* At the end of a pass (ok: it succeeded) that gave gradients to the n tensors of visited:
+ * the trace prints what reaches each .grad. */
+void ag__watch_end(bool ok, ag_tensor *const *visited, size_t n);
+/* Forgets the call sites kept for tensors made after serial (ag_release), or all, and
+ * turns both modes off (ag_shutdown). */
+void ag__sites_prune(uint64_t serial);
+void ag__watch_reset(void);
 
 /* ---- nn (nn/module.c) ---- */
 

@@ -256,8 +256,7 @@ ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b)
     if (out->numel > 0 && k > 0)
         FOR_BATCH(
             pl, mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p, n, k, p));
-    ag__record(out, pl.op, a, b);
-    return out;
+    return ag__record(out, pl.op, a, b);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -317,8 +316,7 @@ static ag_tensor *transposed(int op, const char *name, const ag_tensor *x, int d
     swap_dims(y->data, x->data, x->ndim, x->shape, d0, d1, false);
     node(y)->arg.swap.dim0 = d0;
     node(y)->arg.swap.dim1 = d1;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 ag_tensor *ag_transpose(const ag_tensor *x, int dim0, int dim1)
@@ -477,7 +475,7 @@ ag_tensor *ag_inverse(const ag_tensor *x)
             for (int64_t i = 0; i < n; i++)
                 for (int64_t j = 0; j < n; j++)
                     y->data[off + i * n + j] = (float)m[off + j * n + i];
-        ag__record(y, AG__OP_INVERSE, x, NULL);
+        y = ag__record(y, AG__OP_INVERSE, x, NULL);
     }
     ag__free(m);
     ag__free(piv);

@@ -558,6 +558,7 @@ void ag_release(ag_mark mark)
     release_tape(mark);
     if (orphans.n) free_unused_orphans();
     ag__names_prune();
+    ag__sites_prune(mark.private_serial);
 }
 
 /* ------------------------------------------------------------------------------------ */

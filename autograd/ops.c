@@ -31,8 +31,7 @@ AG__INLINE ag_tensor *with_number(int op, const char *name, const char *role, co
     float v = (float)s;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i], v);
     node(y)->arg.number = v;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 /* A number on the left of div and pow is rare: it becomes a 0-d constant tensor. */
@@ -167,8 +166,7 @@ ag_tensor *ag_neg(const ag_tensor *x)
     ag_tensor *y = ag__new_like("neg", x);
     if (!y) return NULL;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = -x->data[i];
-    ag__record(y, AG__OP_NEG, x, NULL);
-    return y;
+    return ag__record(y, AG__OP_NEG, x, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -198,8 +196,7 @@ ag_tensor *ag_pow_ts(const ag_tensor *x, double exponent)
     float p = (float)exponent;
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = pow_scalar(x->data[i], p);
     node(y)->arg.number = p;
-    ag__record(y, AG__OP_POW_SCALAR, x, NULL);
-    return y;
+    return ag__record(y, AG__OP_POW_SCALAR, x, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -235,8 +232,7 @@ static ag_tensor *reduce(int op, const char *name, const ag_tensor *x)
      * CPU: sum_out(...).div_(dim_prod)), as mean over a dimension does here */
     float s = (float)total(x);
     y->data[0] = op == AG__OP_MEAN ? s / (float)x->numel : s;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 ag_tensor *ag_sum(const ag_tensor *x) { return reduce(AG__OP_SUM, "sum", x); }
@@ -293,8 +289,7 @@ static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape sh
     }
     ag_tensor *y = ag__new(name, shape.ndim, shape.d, x, x->data);
     if (!y) return NULL;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 ag_tensor *ag_view(const ag_tensor *x, ag_shape shape)
@@ -410,13 +405,11 @@ ag_tensor *ag_copy_(ag_tensor *t, const ag_tensor *src)
                          "%s); agrad records a copy only into a tensor made after its source, "
                          "so that releasing the source cannot leave self's graph dangling: "
                          "make self after src, or copy under no_grad",
-                         ag__tensor_str(s2, src),
-                         ag__tensor_str(s1, t));
+                         ag__tensor_str(s2, src), ag__tensor_str(s1, t));
     }
     if (!ag__inplace_begin(t, "copy_")) return NULL;
     map2(t, t, src, second_f);
-    if (record) ag__record(t, AG__OP_COPY, src, NULL);
-    return t;
+    return record ? ag__record(t, AG__OP_COPY, src, NULL) : t;
 }
 
 ag_tensor *ag_fill_(ag_tensor *t, double value)
@@ -441,8 +434,7 @@ ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src)
         char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
         return ag__error("set_data: new data of shape %s for a tensor of shape %s; agrad "
                          "keeps a tensor's shape",
-                         ag__tensor_str(s1, src),
-                         ag__tensor_str(s2, t));
+                         ag__tensor_str(s1, src), ag__tensor_str(s2, t));
     }
     /* `.data =` is how parameters are updated, so it bypasses the leaf rule; the version
      * still moves, so a retained graph that saved t's old values refuses to backward. */

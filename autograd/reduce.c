@@ -73,8 +73,7 @@ static ag_tensor *sum_or_mean(int op, const char *name, const ag_tensor *x, int 
             y->data[o * s.inner + i] = op == AG__OP_MEAN_DIM ? sum / (float)s.n : sum;
         }
     node(y)->arg.dim = d;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 ag_tensor *ag_sum_dim(const ag_tensor *x, int dim, bool keepdim)
@@ -142,8 +141,7 @@ static ag_tensor *max_all(int op, const char *name, const ag_tensor *x)
     ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
     if (!y) return NULL;
     y->data[0] = x->data[best_at(x->data, x->numel, 1, op == AG__OP_MIN)];
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 ag_tensor *ag_max(const ag_tensor *x) { return max_all(AG__OP_MAX, "max", x); }
@@ -221,7 +219,7 @@ static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim,
     scan_dim(x, d, op == AG__OP_MIN_DIM, y->data, idx ? idx->data : NULL, at);
     node(y)->ctx = at;
     node(y)->arg.dim = d;
-    ag__record(y, op, x, NULL);
+    if (!ag__record(y, op, x, NULL)) return NULL;
     if (indices) *indices = idx;
     return y;
 }

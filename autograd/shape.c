@@ -17,8 +17,7 @@ static ag_tensor *reshaped(int op, const char *name, const ag_tensor *x, int ndi
 {
     ag_tensor *y = ag__new(name, ndim, shape, x, x->data);
     if (!y) return NULL;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -15,6 +15,7 @@ void ag_shutdown(void)
     ag__modules_reset();
     ag__names_reset();
     ag__engine_reset();
+    ag__watch_reset();
     ag__random_reset();
     ag__warning_reset();
     ag__memory_reset();

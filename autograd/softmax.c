@@ -114,8 +114,7 @@ static ag_tensor *softmax_op(int op, const char *name, const ag_tensor *x, int d
             softmax_slice(y->data + at, x->data + at, s.n, s.inner, last, log);
         }
     node(y)->arg.dim = d;
-    ag__record(y, op, x, NULL);
-    return y;
+    return ag__record(y, op, x, NULL);
 }
 
 ag_tensor *ag_softmax(const ag_tensor *x, int dim)
@@ -182,8 +181,7 @@ ag_tensor *ag_logsumexp(const ag_tensor *x, int dim, bool keepdim)
             y->data[o * s.inner + i] = (sum == 0.0f ? -INFINITY : logf(sum)) + m;
         }
     node(y)->arg.dim = d;
-    ag__record(y, AG__OP_LOGSUMEXP, x, NULL);
-    return y;
+    return ag__record(y, AG__OP_LOGSUMEXP, x, NULL);
 }
 
 void ag__logsumexp_backward(ag_tensor *y)

@@ -135,8 +135,7 @@ ag_tensor *ag_clamp(const ag_tensor *x, double min, double max)
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = clamp_f(x->data[i], lo, hi);
     node(y)->arg.clamp.lo = lo;
     node(y)->arg.clamp.hi = hi;
-    ag__record(y, AG__OP_CLAMP, x, NULL);
-    return y;
+    return ag__record(y, AG__OP_CLAMP, x, NULL);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -161,6 +160,5 @@ ag_tensor *ag_map(const ag_tensor *x, float (*f)(float), float (*df)(float), con
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i]);
     node(y)->arg.map.df = df;
     node(y)->arg.map.name = name;
-    ag__record(y, AG__OP_MAP, x, NULL);
-    return y;
+    return ag__record(y, AG__OP_MAP, x, NULL);
 }

@@ -76,6 +76,10 @@ AG_API ag_tensor *ag_add_parameter(void *self, const char *name, const ag_tensor
 
 /* model(x): calls m->forward. NULL on error (NULL or freed m, or forward's error). */
 AG_API ag_tensor *ag_forward(ag_module *m, const ag_tensor *x);
+AG_PRIVATE_SITED(ag_forward, (ag_module * m, const ag_tensor *x), (m, x))
+#if !defined(AGRAD_BUILDING)
+#define ag_forward(...) ag_private_ag_forward_at(__FILE__, __LINE__, __VA_ARGS__)
+#endif
 
 /* model.named_parameters(): every parameter of m and of its children, in registration
  * order, with PyTorch's dotted names ("lin.weight", "0.bias"). The arrays are m's, valid
@@ -172,8 +176,17 @@ typedef struct ag_loss_args {
 } ag_loss_args;
 
 #define AG_PRIVATE_LOSS(fn, ...)                                                                   \
-    fn((ag_loss_args){__VA_ARGS__, .private_file = __FILE__, .private_line = __LINE__,             \
-                      .private_end = 0})
+    ag_private_loss_at(fn, (ag_loss_args){__VA_ARGS__, .private_file = __FILE__,                   \
+                                          .private_line = __LINE__, .private_end = 0})
+/* fn(args) with the call site noted for anomaly mode and the trace (see AG_PRIVATE_SITED) */
+static inline ag_tensor *ag_private_loss_at(ag_tensor *(*fn)(ag_loss_args), ag_loss_args args)
+{
+    ag_private_site.file = args.private_file;
+    ag_private_site.line = args.private_line;
+    ag_tensor *result = fn(args);
+    ag_private_site.file = NULL;
+    return result;
+}
 
 /* The losses of torch.nn.functional, each differentiable with respect to input (and to
  * target where PyTorch's is), recorded as one op with PyTorch's grad_fn name:

@@ -213,8 +213,7 @@ ag_tensor *ag_mse_loss_with(ag_loss_args a)
         put(&rd, io, d * d);
     });
     finish(&rd, n);
-    ag__record(out, AG__OP_MSE_LOSS, x, t);
-    return out;
+    return ag__record(out, AG__OP_MSE_LOSS, x, t);
 }
 
 void ag__mse_loss_backward(ag_tensor *y)
@@ -315,8 +314,7 @@ ag_tensor *ag_binary_cross_entropy_with(ag_loss_args a)
         put(&rd, i, w ? l * c->weight[i] : l);
     }
     finish(&rd, x->numel);
-    ag__record(out, AG__OP_BCE_LOSS, x, t);
-    return out;
+    return ag__record(out, AG__OP_BCE_LOSS, x, t);
 }
 
 void ag__bce_loss_backward(ag_tensor *y)
@@ -392,8 +390,7 @@ ag_tensor *ag_binary_cross_entropy_with_logits_with(ag_loss_args a)
         put(&rd, i, w ? l * c->weight[i] : l);
     }
     finish(&rd, x->numel);
-    ag__record(out, AG__OP_BCE_LOGITS_LOSS, x, t);
-    return out;
+    return ag__record(out, AG__OP_BCE_LOGITS_LOSS, x, t);
 }
 
 void ag__bce_logits_loss_backward(ag_tensor *y)
@@ -468,8 +465,8 @@ static bool nll_shapes(const char *name, const ag_tensor *x, const ag_tensor *t,
      * its first element, agrad refuses it */
     if (x->ndim == 1 ? t->ndim != 0 : (t->ndim == 0 || x->shape[0] != t->shape[0])) {
         char s2[AG__SHAPE_STR];
-        ag__error("%s: size mismatch (got input: %s, target: %s)", name,
-                  ag__tensor_str(s1, x), ag__tensor_str(s2, t));
+        ag__error("%s: size mismatch (got input: %s, target: %s)", name, ag__tensor_str(s1, x),
+                  ag__tensor_str(s2, t));
         return false;
     }
     if (w && (w->ndim != 1 || w->numel != classes_of(x))) {
@@ -578,8 +575,7 @@ static ag_tensor *nll(const char *name, const ag_tensor *x, const ag_tensor *t, 
         c->ignore_index = ignore;
         c->total_weight = total;
     }
-    ag__record(out, AG__OP_NLL_LOSS, x, t);
-    return out;
+    return ag__record(out, AG__OP_NLL_LOSS, x, t);
 }
 
 void ag__nll_loss_backward(ag_tensor *y)
@@ -664,5 +660,8 @@ ag_tensor *ag_loss_at(ag_criterion criterion, const ag_tensor *input, const ag_t
     a.target = target;
     a.private_file = file;
     a.private_line = line;
-    return criterion.fn(a);
+    ag_private_site = (ag_private_site_t){file, line}; /* for anomaly mode and the trace */
+    ag_tensor *y = criterion.fn(a);
+    ag_private_site.file = NULL;
+    return y;
 }

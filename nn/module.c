@@ -344,7 +344,12 @@ ag_tensor *ag_forward(ag_module *m, const ag_tensor *x)
 {
     if (!check_module(m, "forward")) return NULL;
     if (!m->forward) return ag__error("forward: %s has no forward function", m->type);
-    return m->forward(m, x);
+    /* A module's forward written by the user notes its own ops' sites and forgets them:
+     * what the rest of a Sequential records is at the user's call again. */
+    ag_private_site_t site = ag_private_site;
+    ag_tensor *y = m->forward(m, x);
+    ag_private_site = site;
+    return y;
 }
 
 bool ag_module_save(ag_module *m, const char *path)
