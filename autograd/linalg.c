@@ -85,8 +85,8 @@ static void mismatch_error(const ag_tensor *a, const ag_tensor *b, const mm_plan
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
     int da = a->ndim, db = b->ndim;
     int64_t ka = pl->k;
-    ag__shape_str(s1, da, a->shape);
-    ag__shape_str(s2, db, b->shape);
+    ag__tensor_str(s1, a);
+    ag__tensor_str(s2, b);
     if (da == 1 && db == 1) {
         ag__error("matmul: inconsistent tensor size, expected tensor [%lld] and src [%lld] to "
                   "have the same number of elements, but got %lld and %lld elements respectively",
@@ -155,8 +155,8 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
         if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1) {
             ag__error("matmul: The size of tensor a (%lld) must match the size of tensor "
                       "b (%lld) at non-singleton dimension %d (shapes %s and %s)",
-                      (long long)pa[i], (long long)pb[i], i - (2 - nbatch),
-                      ag__shape_str(s1, da, a->shape), ag__shape_str(s2, db, b->shape));
+                      (long long)pa[i], (long long)pb[i], i - (2 - nbatch), ag__tensor_str(s1, a),
+                      ag__tensor_str(s2, b));
             return false;
         }
         pl->nb[i] = pa[i] == 1 ? pb[i] : pa[i];

@@ -392,7 +392,7 @@ void ag__watch_end(bool ok, ag_tensor *const *visited, size_t n)
         bool leaf = node(t)->op == 0;
         if (!(leaf ? t->requires_grad : node(t)->flags & AG__F_RETAIN_GRAD)) continue;
         const char *name = ag__name_of(t, nbuf, sizeof nbuf);
-        const char *op = t->grad ? "+=" : "=";
+        const char *op = node(t)->flags & AG__F_FRESH ? "=" : "+=";
         values(v, node(t)->gbuf, t->numel, !t->ndim);
         if (name)
             fprintf(w.trace, "%s.grad %s %s\n", name, op, v);
