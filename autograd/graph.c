@@ -591,14 +591,18 @@ static bool write_file(const char *path, const text *o, char msg[MSG])
  * with the message in msg. */
 static bool render(const text *o, const char *path, const char *format, char msg[MSG])
 {
-    GVC_t *gvc = gvContext();
+    /* One Graphviz context for the process, made at the first picture and never freed (not
+     * by ag_shutdown either): Graphviz 2.43's pango plugin keeps a pointer to the last font
+     * name it measured, which lives in the context, and a second context would read the
+     * first one's freed name. Held by this static, it is no leak to LeakSanitizer. */
+    static GVC_t *gvc;
+    if (!gvc) gvc = gvContext();
     if (!gvc) {
         snprintf(msg, MSG, "graph_save: Graphviz could not start (gvContext)");
         return false;
     }
     Agraph_t *g = agmemread(o->p);
     if (!g) {
-        gvFreeContext(gvc);
         snprintf(msg, MSG, "graph_save: Graphviz could not read the graph's DOT text");
         return false;
     }
@@ -617,7 +621,6 @@ static bool render(const text *o, const char *path, const char *format, char msg
         gvFreeLayout(gvc, g);
     }
     agclose(g);
-    gvFreeContext(gvc);
     return ok;
 }
 #endif
