@@ -253,6 +253,50 @@ AG_API const char *ag_grad_fn_name(const ag_tensor *t);
 AG_API ag_tensor *ag_set_name(ag_tensor *t, const char *name);
 AG_API const char *ag_name(const ag_tensor *t);
 
+/* The graph, as a picture: every tensor reachable from t through the inputs its ops recorded,
+ * drawn left to right. Tensors are boxes (name, shape, values when at most 6, grad when
+ * they have one), coloured by kind: leaf requiring grad, module parameter, data, result,
+ * and t, the output; ops are ellipses named by their grad_fn. A dashed arrow carries no
+ * gradient (an input that did not require grad, where's condition). The text is the same
+ * for the same graph (nodes numbered in creation order). Any time, even inside backward. */
+/* ag_graph_dot writes the graph as Graphviz DOT text to stream; false on error (t not live,
+ * NULL stream, out of memory, a failed write), with nothing written. */
+AG_API bool ag_graph_dot(const ag_tensor *t, FILE *stream);
+/* Writes the graph to path, its format by its ending: .dot (the text), .png or .svg
+ * (rendered by Graphviz's dot layout). Without Graphviz (ag_graph_rendering false) a .png or
+ * .svg call writes the text to the path ending in .dot instead and fails, saying so. */
+AG_API bool ag_graph_save(const ag_tensor *t, const char *path);
+/* Whether this build renders pictures (agrad was built with Graphviz's libgvc). */
+AG_API bool ag_graph_rendering(void);
+
+/* What a graph holds, for the benchmarking user (ag_graph_stats_of). Bytes are agrad's
+ * memory: a tensor's header and, unless it is a view, its values; what an op kept beside
+ * when agrad knows its size (cat's inputs list, where's condition record; not max's indices). */
+enum { AG_GRAPH_LARGEST = 5 };
+typedef struct ag_graph_tensor {
+    size_t bytes;    /* header and values */
+    int64_t numel;
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    char label[64]; /* its name, else its grad_fn, else "leaf, requires grad" or "data ..." */
+} ag_graph_tensor;
+typedef struct ag_graph_stats {
+    bool ok;                    /* false after an error: everything else is zero */
+    size_t tensors;             /* reachable tensors: ops + leaves */
+    size_t ops;                 /* tensors made by a recorded op (each has one grad_fn) */
+    size_t leaves;              /* tensors without a grad_fn ... */
+    size_t parameters;          /* ... of which module parameters */
+    size_t bytes;               /* held by the graph's tensors and what its ops kept */
+    size_t saved_bytes;         /* the values a backward will read (not yet freed by one) */
+    size_t grad_bytes;          /* the ->grad tensors the graph's tensors hold */
+    size_t nlargest;            /* entries of largest: min(tensors, AG_GRAPH_LARGEST) */
+    ag_graph_tensor largest[AG_GRAPH_LARGEST]; /* by bytes, the older first on a tie */
+} ag_graph_stats;
+/* The statistics of the graph of t; .ok false after an error (t not live, out of memory). */
+AG_API ag_graph_stats ag_graph_stats_of(const ag_tensor *t);
+/* Prints them readably to stream; false on error. */
+AG_API bool ag_graph_print_stats(const ag_tensor *t, FILE *stream);
+
 /* repr(t) as PyTorch prints it: "tensor([[-3.0000],\n        [-2.9000]])", with
  * requires_grad=True or grad_fn=<...> after it. ag_repr returns a string the caller
  * frees with ag_free() (or free() with the default allocator), NULL on error; ag_print

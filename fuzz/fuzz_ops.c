@@ -1115,6 +1115,28 @@ static void small_inputs(ag_tensor *x[2])
     ag_clear_error();
 }
 
+/* The graph of x, seen (graph.c): every call ends in its result or in an error. */
+static void graph_read(ag_tensor *x, unsigned w)
+{
+    bool ok;
+    switch (w % 4) {
+    case 0:
+        ok = ag_graph_dot(x, w & 4 ? dev_null() : NULL);
+        break;
+    case 1:
+        ok = ag_graph_stats_of(x).ok;
+        break;
+    case 2:
+        ok = ag_graph_print_stats(x, w & 4 ? dev_null() : NULL);
+        break;
+    default:
+        if (ag_graph_save(x, w & 4 ? "/nonexistent/agrad/graph.dot" : "graph.jpg"))
+            fail("graph_save wrote where it cannot");
+        ok = false;
+    }
+    if (!ok && !ag_last_error()[0]) fail("a graph call failed without an error");
+}
+
 static void step(void)
 {
     unsigned op = byte();
@@ -1290,6 +1312,13 @@ static void step(void)
             break;
         }
         default: {
+            /* repr, or (the byte's high half) the graph: DOT text, statistics, a save that
+             * must fail (no such folder, no known format: nothing is written) */
+            unsigned w = byte();
+            if (w >= 128) {
+                graph_read(x, w);
+                break;
+            }
             char *s = ag_repr(x);
             if (!s && !ag_last_error()[0]) fail("repr failed without an error");
             ag_free(s);
