@@ -5,7 +5,8 @@
  * ag_shutdown, NaN and Inf, gradcheck, printing, checked and fast mode, refused
  * allocations, softmax and the losses with options they take and options they do not,
  * optimizers and schedules, datasets and loaders, CSV read from memory and from files, the
- * progress line. Every invalid call must end in agrad's error path: never a sanitizer
+ * progress line, names, the backward trace and anomaly mode, the graph's picture and
+ * statistics. Every invalid call must end in agrad's error path: never a sanitizer
  * report, a crash, a hang, a NULL without a message, or a leak.
  *
  * Built with libFuzzer by meson -Dfuzz=enabled (CC=clang): build/fuzz/fuzz_ops. With
@@ -1137,6 +1138,36 @@ static void graph_read(ag_tensor *x, unsigned w)
     if (!ok && !ag_last_error()[0]) fail("a graph call failed without an error");
 }
 
+/* Seeing backward (name.c, trace.c): names given, read and removed, the trace to a stream
+ * or off, anomaly mode on or off (then every op's result is checked: an op may now fail
+ * with its error, which keep takes as any failure). */
+static void watch_step(void)
+{
+    static const char *const names[] = {
+        "w", "", NULL, "a name longer than sixty-four bytes, which messages cut short with dots",
+        "quote\" and\nnewline"};
+    unsigned w = byte();
+    ag_tensor *x = arg();
+    switch (w % 4) {
+    case 0: {
+        ag_tensor *r = ag_set_name(x, names[(w / 4) % 5]);
+        if (r && r != x) fail("set_name returned another tensor");
+        if (!r && !ag_last_error()[0]) fail("set_name failed without an error");
+        break;
+    }
+    case 1: {
+        const char *name = ag_name(x);
+        if (name && !*name) fail("an empty name");
+        break;
+    }
+    case 2:
+        ag_set_trace(w & 4 ? dev_null() : NULL);
+        break;
+    default:
+        ag_set_detect_anomaly(w & 4);
+    }
+}
+
 static void step(void)
 {
     unsigned op = byte();
@@ -1393,6 +1424,9 @@ static void step(void)
         }
         break;
     }
+    case 26:
+        watch_step();
+        break;
     case 27:
         optim_step();
         break;
