@@ -274,22 +274,22 @@ AG_API bool ag_graph_rendering(void);
  * when agrad knows its size (cat's inputs list, where's condition record; not max's indices). */
 enum { AG_GRAPH_LARGEST = 5 };
 typedef struct ag_graph_tensor {
-    size_t bytes;    /* header and values */
+    size_t bytes; /* header and values */
     int64_t numel;
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     char label[64]; /* its name, else its grad_fn, else "leaf, requires grad" or "data ..." */
 } ag_graph_tensor;
 typedef struct ag_graph_stats {
-    bool ok;                    /* false after an error: everything else is zero */
-    size_t tensors;             /* reachable tensors: ops + leaves */
-    size_t ops;                 /* tensors made by a recorded op (each has one grad_fn) */
-    size_t leaves;              /* tensors without a grad_fn ... */
-    size_t parameters;          /* ... of which module parameters */
-    size_t bytes;               /* held by the graph's tensors and what its ops kept */
-    size_t saved_bytes;         /* the values a backward will read (not yet freed by one) */
-    size_t grad_bytes;          /* the ->grad tensors the graph's tensors hold */
-    size_t nlargest;            /* entries of largest: min(tensors, AG_GRAPH_LARGEST) */
+    bool ok;            /* false after an error: everything else is zero */
+    size_t tensors;     /* reachable tensors: ops + leaves */
+    size_t ops;         /* tensors made by a recorded op (each has one grad_fn) */
+    size_t leaves;      /* tensors without a grad_fn ... */
+    size_t parameters;  /* ... of which module parameters */
+    size_t bytes;       /* held by the graph's tensors and what its ops kept */
+    size_t saved_bytes; /* the values a backward will read (not yet freed by one) */
+    size_t grad_bytes;  /* the ->grad tensors the graph's tensors hold */
+    size_t nlargest;    /* entries of largest: min(tensors, AG_GRAPH_LARGEST) */
     ag_graph_tensor largest[AG_GRAPH_LARGEST]; /* by bytes, the older first on a tie */
 } ag_graph_stats;
 /* The statistics of the graph of t; .ok false after an error (t not live, out of memory). */

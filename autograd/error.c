@@ -150,3 +150,47 @@ const char *ag__pyfloat(char buf[AG__PYFLOAT], double x)
     snprintf(buf, AG__PYFLOAT, "%s%s", x < 0 ? "-" : "", fixed);
     return buf;
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Text in memory                                                                        */
+
+void ag__put_n(ag__text *t, const char *s, size_t n)
+{
+    if (t->failed) return;
+    char *grown = ag__grow(t->s, &t->cap, t->len + n + 1, 1);
+    if (!grown) {
+        t->failed = true;
+        return;
+    }
+    t->s = grown;
+    memcpy(t->s + t->len, s, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+void ag__put(ag__text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        t->failed = true;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        ag__put_n(t, small, (size_t)n);
+        return;
+    }
+    char *grown = t->failed ? NULL : ag__grow(t->s, &t->cap, t->len + (size_t)n + 1, 1);
+    if (!grown) {
+        t->failed = true;
+        return;
+    }
+    t->s = grown;
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}

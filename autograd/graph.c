@@ -212,41 +212,6 @@ static bool walk(graph *g, const ag_tensor *t, const char *op)
 /* ------------------------------------------------------------------------------------ */
 /* Text in memory (through the allocation hook)                                          */
 
-typedef struct text {
-    char *p;
-    size_t n, cap;
-    bool failed;
-} text;
-
-static void put(text *o, const char *fmt, ...) AG__PRINTF(2, 3);
-static void put(text *o, const char *fmt, ...)
-{
-    if (o->failed) return;
-    va_list ap;
-    va_start(ap, fmt);
-    char small[256];
-    int len = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (len < 0) {
-        o->failed = true;
-        return;
-    }
-    char *p = ag__grow(o->p, &o->cap, o->n + (size_t)len + 1, 1);
-    if (!p) {
-        o->failed = true;
-        return;
-    }
-    o->p = p;
-    if ((size_t)len < sizeof small) {
-        memcpy(o->p + o->n, small, (size_t)len + 1);
-    } else {
-        va_start(ap, fmt);
-        vsnprintf(o->p + o->n, (size_t)len + 1, fmt, ap);
-        va_end(ap);
-    }
-    o->n += (size_t)len;
-}
-
 /* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
@@ -259,23 +224,23 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 /* s in an HTML-like label: & < > " escaped, a newline or tab shown as \n or \t, other
  * control bytes and bytes that are no UTF-8 as '?'; cut after AG__NAME_SHOWN bytes. */
-static void put_escaped(text *o, const char *s)
+static void put_escaped(ag__text *o, const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         if (i >= AG__NAME_SHOWN) {
-            put(o, "...");
+            ag__put(o, "...");
             return;
         }
         unsigned char c = u[i];
         if (c >= 0x80) {
             size_t len = utf8_len(u + i, n - i);
             if (len) {
-                put(o, "%.*s", (int)len, s + i);
+                ag__put(o, "%.*s", (int)len, s + i);
                 i += len;
             } else {
-                put(o, "?");
+                ag__put(o, "?");
                 i++;
             }
             continue;
@@ -283,25 +248,25 @@ static void put_escaped(text *o, const char *s)
         i++;
         switch (c) {
         case '&':
-            put(o, "&amp;");
+            ag__put(o, "&amp;");
             break;
         case '<':
-            put(o, "&lt;");
+            ag__put(o, "&lt;");
             break;
         case '>':
-            put(o, "&gt;");
+            ag__put(o, "&gt;");
             break;
         case '"':
-            put(o, "&quot;");
+            ag__put(o, "&quot;");
             break;
         case '\n':
-            put(o, "\\n");
+            ag__put(o, "\\n");
             break;
         case '\t':
-            put(o, "\\t");
+            ag__put(o, "\\t");
             break;
         default:
-            put(o, "%c", c < 0x20 || c == 0x7f ? '?' : c);
+            ag__put(o, "%c", c < 0x20 || c == 0x7f ? '?' : c);
         }
     }
 }
@@ -310,10 +275,10 @@ enum { SMALL = 6 }; /* tensors of at most this many elements show their values *
 
 /* The values v of a tensor of t's shape: "1.5", "[1, 2, 3]", "[[1, 2], [3, 4]]" when few,
  * else "min -1.2  max 3"; %.4g each. */
-static void put_values(text *o, const ag_tensor *t, const float *v)
+static void put_values(ag__text *o, const ag_tensor *t, const float *v)
 {
     if (t->numel == 0) {
-        put(o, "empty");
+        ag__put(o, "empty");
         return;
     }
     if (t->numel > SMALL) {
@@ -322,7 +287,7 @@ static void put_values(text *o, const ag_tensor *t, const float *v)
             lo = v[i] < lo || isnan(v[i]) ? v[i] : lo;
             hi = v[i] > hi || isnan(v[i]) ? v[i] : hi;
         }
-        put(o, "min %.4g  max %.4g", (double)lo, (double)hi);
+        ag__put(o, "min %.4g  max %.4g", (double)lo, (double)hi);
         return;
     }
     for (int64_t i = 0; i < t->numel; i++) {
@@ -334,7 +299,7 @@ static void put_values(text *o, const ag_tensor *t, const float *v)
             open += i % span == 0;
             close += (i + 1) % span == 0;
         }
-        put(o, "%s%.*s%.4g%.*s", i ? ", " : "", open, "[[[[", (double)v[i], close, "]]]]");
+        ag__put(o, "%s%.*s%.4g%.*s", i ? ", " : "", open, "[[[[", (double)v[i], close, "]]]]");
     }
 }
 
@@ -366,127 +331,128 @@ static kind kind_of(const ag_tensor *t)
     return t->requires_grad ? K_LEAF : K_DATA;
 }
 
-static void put_tensor(text *o, const ag_tensor *t, size_t id, bool output)
+static void put_tensor(ag__text *o, const ag_tensor *t, size_t id, bool output)
 {
     kind k = kind_of(t);
-    put(o,
-        "  t%zu [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", color=\"%s\"%s, "
-        "label=<",
-        id, output ? OUT_FILL : kinds[k].fill, output ? OUT_LINE : kinds[k].line,
-        output ? ", penwidth=2.5" : "");
+    ag__put(o,
+            "  t%zu [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", color=\"%s\"%s, "
+            "label=<",
+            id, output ? OUT_FILL : kinds[k].fill, output ? OUT_LINE : kinds[k].line,
+            output ? ", penwidth=2.5" : "");
     char nbuf[AG__NAME_SHOWN + 8];
     const char *name = ag__name_of(t, nbuf, sizeof nbuf);
     if (name) {
-        put(o, "<b>");
+        ag__put(o, "<b>");
         put_escaped(o, name);
-        put(o, "</b><br/>");
+        ag__put(o, "</b><br/>");
     }
     char s[AG__SHAPE_STR];
     /* a 0-d tensor says so in words: "[]" reads as nothing to a newcomer */
-    put(o, "%s <font point-size=\"9\" color=\"#555555\">%s%s</font>",
-        t->ndim ? ag__shape_str(s, t->ndim, t->shape) : "scalar", output ? "output, " : "",
-        kinds[k].words);
-    put(o, "<br/>");
+    ag__put(o, "%s <font point-size=\"9\" color=\"#555555\">%s%s</font>",
+            t->ndim ? ag__shape_str(s, t->ndim, t->shape) : "scalar", output ? "output, " : "",
+            kinds[k].words);
+    ag__put(o, "<br/>");
     put_values(o, t, t->data);
     const ag_tensor *g = grad_of(t);
     if (g) {
-        put(o, "<br/><font color=\"#a61c00\">grad ");
+        ag__put(o, "<br/><font color=\"#a61c00\">grad ");
         put_values(o, g, g->data);
-        put(o, "</font>");
+        ag__put(o, "</font>");
     }
-    put(o, ">];\n");
+    ag__put(o, ">];\n");
 }
 
 /* What an op's number or dimension argument was, for its label. */
-static void put_op_arg(text *o, const ag_tensor *t)
+static void put_op_arg(ag__text *o, const ag_tensor *t)
 {
     const ag__node *n = node(t);
     double x = n->arg.number;
     switch (n->op) {
     case AG__OP_ADD_NUMBER:
-        put(o, "<br/>x + %.4g", x);
+        ag__put(o, "<br/>x + %.4g", x);
         break;
     case AG__OP_SUB_NUMBER:
-        put(o, "<br/>x - %.4g", x);
+        ag__put(o, "<br/>x - %.4g", x);
         break;
     case AG__OP_RSUB:
-        put(o, "<br/>%.4g - x", x);
+        ag__put(o, "<br/>%.4g - x", x);
         break;
     case AG__OP_MUL_NUMBER:
-        put(o, "<br/>x * %.4g", x);
+        ag__put(o, "<br/>x * %.4g", x);
         break;
     case AG__OP_DIV_NUMBER:
-        put(o, "<br/>x / %.4g", x);
+        ag__put(o, "<br/>x / %.4g", x);
         break;
     case AG__OP_POW_SCALAR:
-        put(o, "<br/>x ^ %.4g", x);
+        ag__put(o, "<br/>x ^ %.4g", x);
         break;
     case AG__OP_SUM_DIM:
     case AG__OP_MEAN_DIM:
     case AG__OP_MAX_DIM:
     case AG__OP_MIN_DIM:
-        put(o, "<br/>dim %lld", (long long)n->arg.dim);
+        ag__put(o, "<br/>dim %lld", (long long)n->arg.dim);
         break;
     case AG__OP_SELECT:
-        put(o, "<br/>dim %lld, index %lld", (long long)n->arg.take.dim,
-            (long long)n->arg.take.start);
+        ag__put(o, "<br/>dim %lld, index %lld", (long long)n->arg.take.dim,
+                (long long)n->arg.take.start);
         break;
     case AG__OP_SLICE:
-        put(o, "<br/>dim %lld, from %lld", (long long)n->arg.take.dim,
-            (long long)n->arg.take.start);
+        ag__put(o, "<br/>dim %lld, from %lld", (long long)n->arg.take.dim,
+                (long long)n->arg.take.start);
         break;
     case AG__OP_CAT:
     case AG__OP_STACK:
-        put(o, "<br/>dim %lld", (long long)n->arg.join.dim);
+        ag__put(o, "<br/>dim %lld", (long long)n->arg.join.dim);
         break;
     case AG__OP_TRANSPOSE:
-        put(o, "<br/>dims %lld, %lld", (long long)n->arg.swap.dim0, (long long)n->arg.swap.dim1);
+        ag__put(o, "<br/>dims %lld, %lld", (long long)n->arg.swap.dim0,
+                (long long)n->arg.swap.dim1);
         break;
     case AG__OP_CLAMP:
-        if (!isinf(n->arg.clamp.lo)) put(o, "<br/>min %.4g", (double)n->arg.clamp.lo);
-        if (!isinf(n->arg.clamp.hi)) put(o, "<br/>max %.4g", (double)n->arg.clamp.hi);
+        if (!isinf(n->arg.clamp.lo)) ag__put(o, "<br/>min %.4g", (double)n->arg.clamp.lo);
+        if (!isinf(n->arg.clamp.hi)) ag__put(o, "<br/>max %.4g", (double)n->arg.clamp.hi);
         break;
     default:
         break;
     }
 }
 
-static void put_op(text *o, const graph *g, const ag_tensor *t, size_t id)
+static void put_op(ag__text *o, const graph *g, const ag_tensor *t, size_t id)
 {
     const ag__node *n = node(t);
     const char *grad_fn = n->op == AG__OP_MAP ? n->arg.map.name : ag__ops[n->op].grad_fn;
-    put(o,
-        "  op%zu [shape=ellipse, style=filled, fillcolor=\"" OP_FILL "\", color=\"" OP_LINE
-        "\", label=<",
-        id);
+    ag__put(o,
+            "  op%zu [shape=ellipse, style=filled, fillcolor=\"" OP_FILL "\", color=\"" OP_LINE
+            "\", label=<",
+            id);
     put_escaped(o, grad_fn ? grad_fn : "?");
     put_op_arg(o, t);
     bool saves = n->flags & (AG__F_SAVED_A | AG__F_SAVED_B | AG__F_SAVED_OUT | AG__F_SAVED_CTX |
                              AG__F_SAVED_EXT);
     if (saves && !reads_saved(t))
-        put(o, "<br/><font point-size=\"9\" color=\"#555555\">saved values freed</font>");
-    put(o, ">];\n");
+        ag__put(o, "<br/><font point-size=\"9\" color=\"#555555\">saved values freed</font>");
+    ag__put(o, ">];\n");
     int64_t count = input_count(t);
     for (int64_t k = 0; k < count; k++) {
         ginput in = input_at(t, k);
         if (ag__liveness_of(in.t) != AG__LIVE) continue;
-        put(o, "  t%zu -> op%zu", index_of(g, in.t), id);
+        ag__put(o, "  t%zu -> op%zu", index_of(g, in.t), id);
         bool label = in.role || (in.index >= 0 && count > 1);
         if (label || !in.grad) {
-            put(o, " [");
+            ag__put(o, " [");
             if (in.index >= 0 && count > 1)
-                put(o, "label=\"%lld\"", (long long)in.index);
+                ag__put(o, "label=\"%lld\"", (long long)in.index);
             else if (in.role)
-                put(o, "label=\"%s\"", in.role);
-            if (!in.grad) put(o, "%sstyle=dashed, color=\"#999999\"", label ? ", " : "");
-            put(o, "]");
+                ag__put(o, "label=\"%s\"", in.role);
+            if (!in.grad) ag__put(o, "%sstyle=dashed, color=\"#999999\"", label ? ", " : "");
+            ag__put(o, "]");
         }
-        put(o, ";\n");
+        ag__put(o, ";\n");
     }
-    put(o, "  op%zu -> t%zu;\n", id, id);
+    ag__put(o, "  op%zu -> t%zu;\n", id, id);
 }
 
-static void put_legend(text *o, const graph *g, const ag_tensor *out)
+static void put_legend(ag__text *o, const graph *g, const ag_tensor *out)
 {
     bool has[K_COUNT] = {0}, ops = false, dashed = false;
     for (size_t i = 0; i < g->n; i++) {
@@ -495,40 +461,41 @@ static void put_legend(text *o, const graph *g, const ag_tensor *out)
         ops = ops || node(t)->op;
         for (int64_t k = 0, n = input_count(t); k < n; k++) dashed = dashed || !input_at(t, k).grad;
     }
-    put(o, "  graph [labelloc=b, fontsize=10, label=<<table border=\"0\" cellspacing=\"4\"><tr>");
+    ag__put(o,
+            "  graph [labelloc=b, fontsize=10, label=<<table border=\"0\" cellspacing=\"4\"><tr>");
     for (int k = 0; k < K_COUNT; k++)
         if (has[k])
-            put(o, "<td bgcolor=\"%s\" border=\"1\" color=\"%s\" style=\"rounded\">%s</td>",
-                kinds[k].fill, kinds[k].line, kinds[k].words);
-    put(o, "<td bgcolor=\"" OUT_FILL "\" border=\"1\" color=\"" OUT_LINE
-           "\" style=\"rounded\">output</td>");
+            ag__put(o, "<td bgcolor=\"%s\" border=\"1\" color=\"%s\" style=\"rounded\">%s</td>",
+                    kinds[k].fill, kinds[k].line, kinds[k].words);
+    ag__put(o, "<td bgcolor=\"" OUT_FILL "\" border=\"1\" color=\"" OUT_LINE
+               "\" style=\"rounded\">output</td>");
     if (ops)
-        put(o,
-            "<td bgcolor=\"" OP_FILL "\" border=\"1\" color=\"" OP_LINE "\">op (its grad_fn)</td>");
-    if (dashed) put(o, "<td>dashed arrow: no gradient</td>");
-    put(o, "</tr></table>>];\n");
+        ag__put(o, "<td bgcolor=\"" OP_FILL "\" border=\"1\" color=\"" OP_LINE
+                   "\">op (its grad_fn)</td>");
+    if (dashed) ag__put(o, "<td>dashed arrow: no gradient</td>");
+    ag__put(o, "</tr></table>>];\n");
 }
 
 /* The DOT text of t's graph into o. False after an error naming op, with o freed. */
-static bool write_dot(text *o, const ag_tensor *t, const char *op)
+static bool write_dot(ag__text *o, const ag_tensor *t, const char *op)
 {
     graph g;
     if (!walk(&g, t, op)) return false;
-    put(o, "digraph agrad {\n"
-           "  graph [rankdir=LR, fontname=\"Helvetica\", nodesep=0.3, ranksep=0.4];\n"
-           "  node [fontname=\"Helvetica\", fontsize=11, penwidth=1.2];\n"
-           "  edge [color=\"#444444\", arrowsize=0.7, fontname=\"Helvetica\", fontsize=9];\n");
+    ag__put(o, "digraph agrad {\n"
+               "  graph [rankdir=LR, fontname=\"Helvetica\", nodesep=0.3, ranksep=0.4];\n"
+               "  node [fontname=\"Helvetica\", fontsize=11, penwidth=1.2];\n"
+               "  edge [color=\"#444444\", arrowsize=0.7, fontname=\"Helvetica\", fontsize=9];\n");
     put_legend(o, &g, t);
     for (size_t i = 0; i < g.n; i++) {
         const ag_tensor *x = g.v[i].t;
         put_tensor(o, x, i, x == t);
         if (node(x)->op) put_op(o, &g, x, i);
     }
-    put(o, "}\n");
+    ag__put(o, "}\n");
     graph_free(&g);
     if (o->failed) {
-        ag__free(o->p);
-        *o = (text){0};
+        ag__free(o->s);
+        *o = (ag__text){0};
         char s[AG__SHAPE_STR];
         ag__error("%s: out of memory writing the graph of a tensor of shape %s", op,
                   ag__tensor_str(s, t));
@@ -541,14 +508,14 @@ bool ag_graph_dot(const ag_tensor *t, FILE *stream)
 {
     if (!ag__check(t, "graph_dot", "self")) return false;
     if (!stream) return ag__error("graph_dot: the stream is NULL"), false;
-    text o = {0};
+    ag__text o = {0};
     bool ok = write_dot(&o, t, "graph_dot");
-    if (ok && (fwrite(o.p, 1, o.n, stream) != o.n || fflush(stream) != 0)) {
+    if (ok && (fwrite(o.s, 1, o.len, stream) != o.len || fflush(stream) != 0)) {
         int err = errno;
-        ag__free(o.p);
+        ag__free(o.s);
         return ag__error("graph_dot: cannot write the graph: %s", strerror(err)), false;
     }
-    ag__free(o.p);
+    ag__free(o.s);
     return ok;
 }
 
@@ -569,14 +536,14 @@ bool ag_graph_rendering(void)
 enum { MSG = 512 };
 
 /* Writes o's text to path; false with the message in msg. */
-static bool write_file(const char *path, const text *o, char msg[MSG])
+static bool write_file(const char *path, const ag__text *o, char msg[MSG])
 {
     FILE *f = fopen(path, "wb");
     if (!f) {
         snprintf(msg, MSG, "graph_save: cannot write '%s': %s", path, strerror(errno));
         return false;
     }
-    bool ok = fwrite(o->p, 1, o->n, f) == o->n;
+    bool ok = fwrite(o->s, 1, o->len, f) == o->len;
     int err = errno;
     if (fclose(f) != 0 && ok) {
         ok = false;
@@ -589,7 +556,7 @@ static bool write_file(const char *path, const text *o, char msg[MSG])
 #ifdef AG_HAVE_GRAPHVIZ
 /* Lays out the DOT text with dot and renders it to path in format ("png", "svg"); false
  * with the message in msg. */
-static bool render(const text *o, const char *path, const char *format, char msg[MSG])
+static bool render(const ag__text *o, const char *path, const char *format, char msg[MSG])
 {
     /* One Graphviz context for the process, made at the first picture and never freed (not
      * by ag_shutdown either): Graphviz 2.43's pango plugin keeps a pointer to the last font
@@ -601,7 +568,7 @@ static bool render(const text *o, const char *path, const char *format, char msg
         snprintf(msg, MSG, "graph_save: Graphviz could not start (gvContext)");
         return false;
     }
-    Agraph_t *g = agmemread(o->p);
+    Agraph_t *g = agmemread(o->s);
     if (!g) {
         snprintf(msg, MSG, "graph_save: Graphviz could not read the graph's DOT text");
         return false;
@@ -644,7 +611,7 @@ bool ag_graph_save(const ag_tensor *t, const char *path)
                          ".dot, .png or .svg",
                          path),
                false;
-    text o = {0};
+    ag__text o = {0};
     if (!write_dot(&o, t, "graph_save")) return false;
     char msg[MSG] = "";
     bool ok;
@@ -672,7 +639,7 @@ bool ag_graph_save(const ag_tensor *t, const char *path)
         }
 #endif
     }
-    ag__free(o.p);
+    ag__free(o.s);
     if (!ok) ag__error("%s", msg);
     return ok;
 }

@@ -131,6 +131,17 @@ const char *ag__tensor_str(char buf[AG__SHAPE_STR], const ag_tensor *t);
 enum { AG__PYFLOAT = 80 };
 const char *ag__pyfloat(char buf[AG__PYFLOAT], double x);
 
+/* A growing string in memory from the allocation hook, for text agrad builds (repr, the
+ * graph's DOT text). After a failed allocation, writes are dropped and failed says so: the
+ * writer checks once, at the end, and frees s. */
+typedef struct ag__text {
+    char *s; /* NUL-terminated once anything was written */
+    size_t len, cap;
+    bool failed;
+} ag__text;
+void ag__put(ag__text *t, const char *fmt, ...) AG__PRINTF(2, 3);
+void ag__put_n(ag__text *t, const char *s, size_t n);
+
 /* Restores the default handler and clears the message (ag_shutdown). */
 void ag__error_reset(void);
 
@@ -193,6 +204,11 @@ bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *list
  * one in the memory of the one given, which is reported as released. */
 bool ag__check_serial_at(const ag_tensor *t, uint64_t serial, const char *op, const char *list,
                          int k);
+
+/* In items, n records of size bytes that each begin with a uint64_t serial, in serial
+ * order: the index of the first whose serial is >= serial (n if none). For the tables kept
+ * beside tensors (names, call sites). */
+size_t ag__serial_bound(const void *items, size_t n, size_t size, uint64_t serial);
 
 /* Frees all memory (ag_shutdown); fills the memory fields of st. */
 void ag__memory_reset(void);

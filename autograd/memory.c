@@ -618,6 +618,21 @@ bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
     return why == AG__LIVE || ag__check_failed(why, op, list, k);
 }
 
+size_t ag__serial_bound(const void *items, size_t n, size_t size, uint64_t serial)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t s;
+        memcpy(&s, (const char *)items + mid * size, sizeof s);
+        if (s < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *list)
 {
     for (int k = 0; k < n; k++)

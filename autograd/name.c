@@ -11,8 +11,8 @@
 #include <string.h>
 
 typedef struct named {
+    uint64_t serial; /* first: the table is searched by it */
     const ag_tensor *t;
-    uint64_t serial;
     char *name;
 } named;
 
@@ -26,15 +26,7 @@ static struct {
 /* The index of the first entry whose serial is >= serial. */
 static size_t lower_bound(uint64_t serial)
 {
-    size_t lo = 0, hi = names.n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (names.v[mid].serial < serial)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return ag__serial_bound(names.v, names.n, sizeof *names.v, serial);
 }
 
 static named *find(const ag_tensor *t)
@@ -74,7 +66,7 @@ ag_tensor *ag_set_name(ag_tensor *t, const char *name)
     names.v = grown;
     size_t i = lower_bound(node(t)->serial); /* usually the end: the newest tensor */
     memmove(names.v + i + 1, names.v + i, (names.n - i) * sizeof *names.v);
-    names.v[i] = (named){t, node(t)->serial, copy};
+    names.v[i] = (named){node(t)->serial, t, copy};
     names.n++;
     return t;
 }

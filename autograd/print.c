@@ -19,38 +19,11 @@ enum {
     AG__PRINT_MAX_SHOWN = 6 * 6 * 6 * 6,
 };
 
-/* A growing string. After a failed allocation writes are dropped and the caller reports
- * and gives up at the end, so the printers need no checks. */
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} strbuf;
+static void sb_str(ag__text *b, const char *s) { ag__put_n(b, s, strlen(s)); }
 
-static void sb_put(strbuf *b, const char *s, size_t n)
+static void sb_spaces(ag__text *b, int n)
 {
-    if (b->failed) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = ag__realloc(b->s, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_spaces(strbuf *b, int n)
-{
-    for (; n > 0; n--) sb_put(b, " ", 1);
+    for (; n > 0; n--) ag__put_n(b, " ", 1);
 }
 
 /* PyTorch's _Formatter: one number style for the whole tensor, chosen from its
@@ -112,7 +85,7 @@ static int64_t shown_index(int64_t size, bool summarize, int64_t k)
 }
 
 typedef struct printer {
-    strbuf *out;
+    ag__text *out;
     const ag_tensor *t;
     int64_t stride[AG_MAX_DIMS];
     bool summarize;
@@ -124,7 +97,7 @@ static void put_value(printer *p, float v)
     char buf[64];
     int len = fmt_value(buf, &p->f, v);
     sb_spaces(p->out, p->f.width - len);
-    sb_put(p->out, buf, (size_t)len);
+    ag__put_n(p->out, buf, (size_t)len);
 }
 
 /* The slice of p->t at offset that spans dimensions dim.., indent columns in: PyTorch's
@@ -176,7 +149,7 @@ static void put_slice(printer *p, int dim, int64_t offset, int indent)
 }
 
 /* The body of a non-empty tensor, from "[" (or the scalar) to the matching "]". */
-static void put_tensor(strbuf *out, const ag_tensor *t)
+static void put_tensor(ag__text *out, const ag_tensor *t)
 {
     printer p = {out, t, {0}, t->numel > AG__PRINT_THRESHOLD, {true, false, 1}};
     int64_t stride = 1;
@@ -206,7 +179,7 @@ static void put_tensor(strbuf *out, const ag_tensor *t)
 
 /* PyTorch's _add_suffixes: ", suffix" on the last line, or on a new line indented
  * under "tensor(" when the line would pass the line width. */
-static void put_suffix(strbuf *out, const char *suffix)
+static void put_suffix(ag__text *out, const char *suffix)
 {
     if (out->failed) return;
     /* PyTorch measures the last line as len - rfind("\n") + 1 (rfind is -1 when there
@@ -227,7 +200,7 @@ static void put_suffix(strbuf *out, const char *suffix)
 static char *repr(const ag_tensor *t, const char *op)
 {
     if (!ag__check(t, op, "self")) return NULL;
-    strbuf out = {0};
+    ag__text out = {0};
     sb_str(&out, "tensor(");
     if (t->numel > 0) {
         put_tensor(&out, t);
@@ -258,7 +231,7 @@ static char *repr(const ag_tensor *t, const char *op)
     char nbuf[AG__NAME_SHOWN + 1];
     const char *name = ag__name_of(t, nbuf, sizeof nbuf);
     if (name) {
-        strbuf kw = {0};
+        ag__text kw = {0};
         sb_str(&kw, "name='");
         sb_str(&kw, name);
         sb_str(&kw, "'");

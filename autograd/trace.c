@@ -18,7 +18,7 @@ bool ag__watching;
 ag_private_site_t ag_private_site;
 
 typedef struct site {
-    uint64_t serial;
+    uint64_t serial; /* first: the table is searched by it */
     const char *file;
     int line;
 } site;
@@ -77,15 +77,7 @@ FILE *ag_set_trace(FILE *stream)
 
 static size_t site_index(uint64_t serial)
 {
-    size_t lo = 0, hi = w.nsites;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (w.sites[mid].serial < serial)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return ag__serial_bound(w.sites, w.nsites, sizeof *w.sites, serial);
 }
 
 /* Keeps where t was recorded. Out of memory, the site is not kept (messages then say

@@ -369,57 +369,28 @@ bool ag_module_load(ag_module *m, const char *path)
 /* ------------------------------------------------------------------------------------ */
 /* repr                                                                                  */
 
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} text;
-
-static void put(text *t, const char *fmt, ...) AG__PRINTF(2, 3);
-static void put(text *t, const char *fmt, ...)
-{
-    if (t->failed) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *grown = n < 0 ? NULL : ag__grow(t->s, &t->cap, t->len + (size_t)n + 1, 1);
-    if (!grown) {
-        t->failed = true;
-        return;
-    }
-    t->s = grown;
-    va_start(ap, fmt);
-    vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
-/* nn.Module.__repr__: the type, then either the extra repr inline, or each line of the
- * extra repr and each child "(name): repr" on lines of their own, indented by two more
- * spaces per level. */
-static void repr(text *t, const ag_module *m, int indent)
+static void repr(ag__text *t, const ag_module *m, int indent)
 {
     char extra[512] = "";
     if (m->extra_repr) m->extra_repr(m, extra, sizeof extra);
     const struct ag_module_state *st = m->state;
-    put(t, "%s(", m->type);
+    ag__put(t, "%s(", m->type);
     if (!st->nchildren) {
-        put(t, "%s)", extra);
+        ag__put(t, "%s)", extra);
         return;
     }
-    if (extra[0]) put(t, "\n%*s%s", indent + 2, "", extra);
+    if (extra[0]) ag__put(t, "\n%*s%s", indent + 2, "", extra);
     for (size_t i = 0; i < st->nchildren; i++) {
-        put(t, "\n%*s(%s): ", indent + 2, "", st->children[i].name);
+        ag__put(t, "\n%*s(%s): ", indent + 2, "", st->children[i].name);
         repr(t, st->children[i].m, indent + 2);
     }
-    put(t, "\n%*s)", indent, "");
+    ag__put(t, "\n%*s)", indent, "");
 }
 
 char *ag_module_repr(const ag_module *m)
 {
     if (!check_module(m, "module_repr")) return NULL;
-    text t = {0};
+    ag__text t = {0};
     repr(&t, m, 0);
     if (t.failed) {
         ag__free(t.s);
