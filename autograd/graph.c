@@ -111,30 +111,24 @@ typedef struct ginput {
 /* Ops whose inputs' order matters to the reader: their edges say which input is which. */
 static bool ordered(int op) { return op != AG__OP_ADD && op != AG__OP_MUL; }
 
+/* The inputs ag__inputs gives, and where's condition after them. */
 static int64_t input_count(const ag_tensor *t)
 {
-    const ag__node *n = node(t);
-    if (!n->op) return 0;
-    if (n->op == AG__OP_CAT || n->op == AG__OP_STACK) return n->ctx ? n->arg.join.count : 0;
-    return (n->src[0] != NULL) + (n->src[1] != NULL) + (n->op == AG__OP_WHERE && n->ctx);
+    ag_tensor *const *xs;
+    return ag__inputs(t, &xs) + (node(t)->op == AG__OP_WHERE && node(t)->ctx);
 }
 
 static ginput input_at(const ag_tensor *t, int64_t k)
 {
     const ag__node *n = node(t);
-    if (n->op == AG__OP_CAT || n->op == AG__OP_STACK) {
-        ag_tensor *const *kept = n->ctx;
-        const bool *edge = (const bool *)(kept + n->arg.join.count);
-        return (ginput){kept[k], edge[k], false, NULL, k};
-    }
-    bool two = n->src[1] != NULL;
-    if (k < 2 && (k == 0 || two)) {
-        int i = (int)k;
-        bool grad = ag__wants(t, i);
+    ag_tensor *const *xs;
+    int count = ag__inputs(t, &xs);
+    if (k < count) {
+        bool joined = n->op == AG__OP_CAT || n->op == AG__OP_STACK;
         /* what the gradients of the inputs that take one read (ag__record set the flags) */
-        bool saved = n->flags & (AG__F_SAVED_A << i);
-        const char *role = two && ordered(n->op) ? (i ? "other" : "self") : NULL;
-        return (ginput){n->src[i], grad, saved, role, -1};
+        bool saved = !joined && (n->flags & (AG__F_SAVED_A << k));
+        const char *role = !joined && count == 2 && ordered(n->op) ? (k ? "other" : "self") : NULL;
+        return (ginput){xs[k], ag__input_wants(t, (int)k), saved, role, joined ? k : -1};
     }
     const ag__saved *cond = n->ctx; /* where's condition: read, never differentiated */
     return (ginput){cond->t, false, (n->flags & AG__F_SAVED_EXT) != 0, cond->role, -1};
