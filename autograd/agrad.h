@@ -326,7 +326,7 @@ AG_API extern ag_private_site_t ag_private_site;
     {                                                                                              \
         ag_private_site.file = file;                                                               \
         ag_private_site.line = line;                                                               \
-        ag_tensor *result = (fn)args;                                                              \
+        ag_tensor *result = (fn)(AG_PRIVATE_UNPAREN args);                                                              \
         ag_private_site.file = NULL;                                                               \
         return result;                                                                             \
     }

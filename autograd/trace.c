@@ -237,10 +237,12 @@ ag_tensor *ag__watch_forward(ag_tensor *out, int op, const ag_tensor *a, const a
                          node(in[k])->op ? ", made while anomaly mode was off"
                                          : ": it came into the graph so, from a leaf");
     }
-    char l3[LABEL_STR], v2[VALUES_STR], more[LABEL_STR + VALUES_STR + 32] = "";
-    if (b)
+    char more[LABEL_STR + VALUES_STR + 32] = "";
+    if (b) {
+        char l3[LABEL_STR], v2[VALUES_STR];
         snprintf(more, sizeof more, "; input 1 (%s) holds %s", label(l3, b),
                  values(v2, b->data, b->numel, !b->ndim));
+    }
     if (!a) /* cat and stack: the inputs are a list */
         return ag__error("anomaly mode: %s, at %s, produced %s at element %s of its result %s", fn,
                          site, num(nb, out->data[i]), index_str(ix, out, i),
@@ -258,10 +260,11 @@ ag_tensor *ag__watch_forward(ag_tensor *out, int op, const ag_tensor *a, const a
 bool ag__watch_begin(const ag_tensor *t, const float *seed)
 {
     w.step = 0;
-    char l[LABEL_STR], v1[VALUES_STR], v2[VALUES_STR];
-    if (w.trace)
+    if (w.trace) {
+        char l[LABEL_STR], v1[VALUES_STR], v2[VALUES_STR];
         fprintf(w.trace, "backward from %s = %s, seeded with %s\n", label(l, t),
                 values(v1, t->data, t->numel, !t->ndim), values(v2, seed, t->numel, !t->ndim));
+    }
     int64_t i = w.anomaly ? first_bad(seed, t->numel) : -1;
     if (i < 0) return true;
     char ix[AG__SHAPE_STR];
@@ -307,7 +310,7 @@ bool ag__watch_before(ag_tensor *n)
 /* Prints what input k of n received and its total, and adds back what was set aside. */
 static void trace_input(const ag_tensor *n, int k, const held *h)
 {
-    char l[LABEL_STR], v1[VALUES_STR], v2[VALUES_STR];
+    char l[LABEL_STR], v2[VALUES_STR];
     const ag_tensor *x = h->x;
     bool scalar = !x->ndim;
     if (!ag__input_wants(n, k)) {
@@ -317,6 +320,7 @@ static void trace_input(const ag_tensor *n, int k, const held *h)
     float *g = node(x)->gbuf;
     if (!(node(x)->flags & AG__F_PENDING)) return; /* out of memory: the engine reports */
     if (h->alone) {
+        char v1[VALUES_STR];
         fprintf(w.trace, "    input %d, %s: receives %s", k, label(l, x),
                 values(v1, g, x->numel, scalar));
         if (h->before) {

@@ -156,7 +156,8 @@ bool ag__dataset_view(const char *op, void *ds, ag__view *v)
         agds *of = block_of(a->of);
         if (!of) {
             ag_dataset *d = a->of;
-            if (!check_user(op, d)) return false;
+            if (!check_user(op, d) || !d)
+                return false; /* check_user refuses NULL: said again for the analyzer */
             if (d->fields != a->base.fields) {
                 ag__error("%s: the Subset's dataset has fields=%d, %d when the Subset was made", op,
                           d->fields, a->base.fields);

@@ -95,6 +95,11 @@ static void same_from_a_file(const uint8_t *data, size_t size, options o, const 
     if (!t != !f) fail("a file and the same bytes in memory read differently");
     if (t && !same_values(t, f)) fail("a file and the same bytes in memory gave other values");
     if (t) return;
+    if (strstr(msg, "built without libcsv")) { /* then each call says so in its own words */
+        if (!strstr(ag_last_error(), "built without libcsv"))
+            fail("a file and the same bytes in memory say otherwise without libcsv");
+        return;
+    }
     /* "read_csv_bytes: <memory> line 2..." is "read_csv: '/proc/self/fd/3' line 2..." */
     const char *rest = msg + strlen("read_csv_bytes: ");
     const char *where = o.name ? "'in.csv'" : "<memory>";
