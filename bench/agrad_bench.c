@@ -1,0 +1,368 @@
+/* agrad's graph overhead, measured: each workload timed for a stable median beside the same
+ * work written by hand in C, as a table or as JSON (bench/compare_torch.py puts PyTorch's
+ * figures beside them). bench/README.md says what each figure means.
+ *
+ *   agrad-bench                      the table
+ *   agrad-bench --json               the figures as one JSON object
+ *   agrad-bench --only NAME --steps N
+ *                                    exactly N steps of one workload and nothing else, for
+ *                                    callgrind's instructions per step:
+ *       valgrind --tool=callgrind agrad-bench --only sgd_step --steps 1000   (and 2000:
+ *       the difference over 1000 is the cost of one step, without the setup)
+ *
+ * Workloads (NAME): sgd_step, sgd_step_handwritten, node, bgd_1e6, bgd_1e6_handwritten,
+ * matmul_256, mlp_784_128_10. */
+#include <agrad.h>
+#include <agrad_nn.h>
+#include <agrad_optim.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n samples (sorted in place). */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A workload: make its state once, then run `steps` steps of it; the sink keeps the compiler
+ * from dropping hand-written loops. */
+typedef struct workload {
+    const char *name;
+    void (*setup)(void);
+    void (*run)(long steps);
+    long steps; /* per timed repetition */
+    double per; /* the figure is ns per step divided by this (1e6: ms) */
+    const char *unit;
+} workload;
+
+static volatile float sink;
+
+/* ------------------------------------------------------------------------------------ */
+/* The SGD lab's step: record mean((w*x + b - y)^2) for one sample, backward, update under */
+/* no_grad, zero the grads, release the graph.                                            */
+
+static struct {
+    ag_tensor *X, *Y, *w, *b;
+    ag_mark graph;
+    int64_t n, i;
+} sgd;
+
+static void sgd_setup(void)
+{
+    ag_manual_seed(1);
+    sgd.X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
+    sgd.Y = ag_add(ag_sub(sgd.X, 1), ag_mul(0.1, ag_randn(ag_size(sgd.X))));
+    sgd.w = ag_scalar(-15.0, true);
+    sgd.b = ag_scalar(-10.0, true);
+    sgd.n = sgd.X->numel;
+    sgd.i = 0;
+    sgd.graph = ag_mark_now();
+}
+
+static void sgd_run(long steps)
+{
+    const double lr = 0.01;
+    for (long s = 0; s < steps; s++, sgd.i = (sgd.i + 1) % sgd.n) {
+        ag_tensor *x = ag_tensor_from(sgd.X->data + sgd.i, AG_SHAPE(1));
+        ag_tensor *y = ag_tensor_from(sgd.Y->data + sgd.i, AG_SHAPE(1));
+        ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2));
+        ag_backward(loss);
+        AG_NO_GRAD
+        {
+            ag_sub_(sgd.w, ag_mul(lr, sgd.w->grad));
+            ag_sub_(sgd.b, ag_mul(lr, sgd.b->grad));
+        }
+        ag_zero_(sgd.w->grad);
+        ag_zero_(sgd.b->grad);
+        ag_release(sgd.graph);
+    }
+}
+
+static struct {
+    float w, b;
+} hand;
+
+static void hand_setup(void)
+{
+    sgd_setup();
+    hand.w = -15.0f;
+    hand.b = -10.0f;
+}
+
+static void hand_run(long steps)
+{
+    const float lr = 0.01f;
+    const float *X = sgd.X->data, *Y = sgd.Y->data;
+    for (long s = 0; s < steps; s++, sgd.i = (sgd.i + 1) % sgd.n) {
+        float d = hand.w * X[sgd.i] + hand.b - Y[sgd.i];
+        hand.w -= lr * (2.0f * d * X[sgd.i]);
+        hand.b -= lr * (2.0f * d);
+    }
+    sink = hand.w + hand.b;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* One scalar node, forward and backward: a chain of 1000 multiply-adds from a leaf, then  */
+/* its backward; the figure is per node (2 nodes per link).                               */
+
+enum { CHAIN = 1000 };
+static struct {
+    ag_tensor *x;
+    ag_mark start;
+    size_t bytes_per_node;
+} node;
+
+static void node_setup(void)
+{
+    node.x = ag_scalar(0.5, true);
+    node.start = ag_mark_now();
+    /* bytes per node as the graph's statistics count them: header, value, alignment */
+    ag_tensor *y = node.x;
+    for (int k = 0; k < CHAIN; k++) y = ag_add(ag_mul(y, 0.999), 0.001);
+    ag_graph_stats st = ag_graph_stats_of(y);
+    node.bytes_per_node = st.ops ? st.bytes / st.tensors : 0;
+    ag_release(node.start);
+}
+
+static void node_run(long steps) /* steps: nodes, rounded to whole chains */
+{
+    for (long done = 0; done < steps; done += 2 * CHAIN) {
+        ag_tensor *y = node.x;
+        for (int k = 0; k < CHAIN; k++) y = ag_add(ag_mul(y, 0.999), 0.001);
+        ag_backward(y);
+        ag_zero_(node.x->grad);
+        ag_release(node.start);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* One batch-GD epoch over 10^6 points: yhat = w*X + b, mean((yhat - Y)^2), backward,     */
+/* update; beside it the same epoch fused by hand into one loop.                          */
+
+enum { BGD_N = 1000000 };
+static struct {
+    ag_tensor *X, *Y, *w, *b;
+    ag_mark graph;
+} bgd;
+
+static void bgd_setup(void)
+{
+    ag_manual_seed(1);
+    bgd.X = ag_rand(AG_SHAPE(BGD_N));
+    bgd.Y = ag_add(ag_mul(bgd.X, 2.0), ag_mul(0.1, ag_randn(AG_SHAPE(BGD_N))));
+    bgd.w = ag_scalar(0.0, true);
+    bgd.b = ag_scalar(0.0, true);
+    bgd.graph = ag_mark_now();
+}
+
+static void bgd_run(long steps)
+{
+    for (long s = 0; s < steps; s++) {
+        ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(bgd.w, bgd.X), bgd.b), bgd.Y), 2));
+        ag_backward(loss);
+        AG_NO_GRAD
+        {
+            ag_sub_(bgd.w, ag_mul(0.1, bgd.w->grad));
+            ag_sub_(bgd.b, ag_mul(0.1, bgd.b->grad));
+        }
+        ag_zero_(bgd.w->grad);
+        ag_zero_(bgd.b->grad);
+        ag_release(bgd.graph);
+    }
+}
+
+static void bgd_hand_run(long steps)
+{
+    const float *X = bgd.X->data, *Y = bgd.Y->data;
+    float w = 0, b = 0;
+    for (long s = 0; s < steps; s++) {
+        double gw = 0, gb = 0;
+        for (int i = 0; i < BGD_N; i++) {
+            float d = w * X[i] + b - Y[i];
+            gw += d * X[i];
+            gb += d;
+        }
+        w -= 0.1f * (float)(2.0 * gw / BGD_N);
+        b -= 0.1f * (float)(2.0 * gb / BGD_N);
+    }
+    sink = w + b;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* A 256x256 matmul, forward and backward (sum of the product as the loss).               */
+
+static struct {
+    ag_tensor *A, *B;
+    ag_mark graph;
+} mm;
+
+static void mm_setup(void)
+{
+    ag_manual_seed(1);
+    mm.A = ag_randn(AG_SHAPE(256, 256), .requires_grad = true);
+    mm.B = ag_randn(AG_SHAPE(256, 256), .requires_grad = true);
+    mm.graph = ag_mark_now();
+}
+
+static void mm_run(long steps)
+{
+    for (long s = 0; s < steps; s++) {
+        ag_backward(ag_sum(ag_matmul(mm.A, mm.B)));
+        ag_zero_(mm.A->grad);
+        ag_zero_(mm.B->grad);
+        ag_release(mm.graph);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* An MLP training step: Linear(784, 128), ReLU, Linear(128, 10), cross entropy over a    */
+/* batch of 64, backward, SGD step, zero_grad.                                            */
+
+static struct {
+    ag_module *model;
+    ag_optimizer *opt;
+    ag_tensor *X, *T;
+    ag_mark graph;
+} mlp;
+
+static void mlp_setup(void)
+{
+    ag_manual_seed(1);
+    mlp.model = ag_sequential_new(
+        (ag_module *[]){ag_linear_new(784, 128, true), ag_ReLU(), ag_linear_new(128, 10, true)}, 3);
+    mlp.opt = ag_SGD(ag_parameters(mlp.model), .lr = 0.01);
+    mlp.X = ag_randn(AG_SHAPE(64, 784));
+    float t[64];
+    for (int i = 0; i < 64; i++) t[i] = (float)(i % 10);
+    mlp.T = ag_tensor_from(t, AG_SHAPE(64));
+    mlp.graph = ag_mark_now();
+}
+
+static void mlp_run(long steps)
+{
+    for (long s = 0; s < steps; s++) {
+        ag_tensor *loss = ag_cross_entropy(ag_forward(mlp.model, mlp.X), mlp.T);
+        ag_backward(loss);
+        ag_step(mlp.opt);
+        ag_zero_grad(mlp.opt);
+        ag_release(mlp.graph);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+static const workload workloads[] = {
+    {"sgd_step", sgd_setup, sgd_run, 20000, 1, "ns"},
+    {"sgd_step_handwritten", hand_setup, hand_run, 2000000, 1, "ns"},
+    {"node", node_setup, node_run, 200000, 1, "ns"},
+    {"bgd_1e6", bgd_setup, bgd_run, 2, 1e6, "ms"},
+    {"bgd_1e6_handwritten", bgd_setup, bgd_hand_run, 4, 1e6, "ms"},
+    {"matmul_256", mm_setup, mm_run, 4, 1e6, "ms"},
+    {"mlp_784_128_10", mlp_setup, mlp_run, 10, 1e6, "ms"},
+};
+enum { NWORK = sizeof workloads / sizeof workloads[0], REPS = 7 };
+
+/* The median over REPS repetitions of one workload, in its unit per step (after one
+ * repetition to warm up: the arena and the pools have their steady size then). */
+static double measure(const workload *wl)
+{
+    double t[REPS];
+    wl->setup();
+    wl->run(wl->steps);
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now_ns();
+        wl->run(wl->steps);
+        t[r] = (now_ns() - t0) / (double)wl->steps / wl->per;
+    }
+    ag_shutdown();
+    return median(t, REPS);
+}
+
+/* System allocations per SGD step in steady state. */
+static double allocs_per_step(void)
+{
+    sgd_setup();
+    sgd_run(1000);
+    size_t before = ag_memory_stats().system_allocs;
+    sgd_run(10000);
+    double a = (double)(ag_memory_stats().system_allocs - before) / 10000;
+    ag_shutdown();
+    return a;
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL;
+    long steps = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json = true;
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            char *end;
+            steps = strtol(argv[++i], &end, 10);
+            if (*end || steps <= 0) {
+                fprintf(stderr, "agrad-bench: --steps needs a whole number > 0\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: %s [--json] [--only NAME --steps N]\n", argv[0]);
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (only) {
+        for (int k = 0; k < NWORK; k++) {
+            if (strcmp(only, workloads[k].name)) continue;
+            workloads[k].setup();
+            workloads[k].run(steps ? steps : workloads[k].steps);
+            ag_shutdown();
+            return 0;
+        }
+        fprintf(stderr, "agrad-bench: no workload '%s'\n", only);
+        return 2;
+    }
+
+    double fig[NWORK];
+    for (int k = 0; k < NWORK; k++) fig[k] = measure(&workloads[k]);
+    node_setup(); /* the bytes per node, measured apart */
+    size_t node_bytes = node.bytes_per_node;
+    ag_shutdown();
+    double allocs = allocs_per_step();
+
+    if (json) {
+        printf("{");
+        for (int k = 0; k < NWORK; k++)
+            printf("\"%s_%s\": %.6g, ", workloads[k].name, workloads[k].unit, fig[k]);
+        printf("\"sgd_step_replay_ns\": null, \"node_bytes\": %zu, \"allocs_per_step\": %g}\n",
+               node_bytes, allocs);
+        return 0;
+    }
+    printf("%-24s %12s\n", "workload", "median");
+    for (int k = 0; k < NWORK; k++)
+        printf("%-24s %9.4g %-2s per step\n", workloads[k].name, fig[k], workloads[k].unit);
+    printf("%-24s %9zu B  per recorded scalar node\n", "node_bytes", node_bytes);
+    printf("%-24s %9g    system allocations per SGD step in steady state\n", "allocs_per_step",
+           allocs);
+    printf("sgd_step / handwritten: %.0f x; bgd_1e6 / handwritten: %.1f x\n", fig[0] / fig[1],
+           fig[3] / fig[4]);
+    return 0;
+}
