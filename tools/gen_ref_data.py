@@ -25,9 +25,10 @@ import os
 import warnings
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset, random_split
+from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from cref import c_float
+from labs import Data
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref",
                    "data_ref.h")
@@ -129,21 +130,6 @@ def split_cases():
         values = [int(p[i][1]) for p in parts for i in range(len(p))]
         out.append((name, seed, n, lengths, outer, sizes, values, torch.rand(1).item()))
     return out
-
-
-class Data(Dataset):
-    """The lab's dataset class."""
-
-    def __init__(self):
-        self.x = torch.arange(-3, 3, 0.1).view(-1, 1)
-        self.y = 1 * self.x - 1
-        self.len = self.x.shape[0]
-
-    def __getitem__(self, index):
-        return self.x[index], self.y[index]
-
-    def __len__(self):
-        return self.len
 
 
 SLICES = [(0, 3), (-3, 2**63 - 1), (5, 2), (2, 100), (-100, 2), (57, -1), (0, 2**63 - 1),
