@@ -89,37 +89,41 @@ AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const
 #define RULE1(name, x) RULE(name, x, number)
 typedef float (*rule_fn)(float a, float b, float y, float g);
 
-/* Backward of y = f(a, b): each input that wants a gradient gets d(a, b, y, g) at every
- * element of y, summed back to its own shape. A NULL rule means the gradient passes
- * through unchanged. An input of y's shape takes its gradient directly; only a broadcast
- * one needs a buffer of y's shape to sum from. */
-AG__INLINE void backward2(ag_tensor *y, rule_fn da, rule_fn db)
+/* The gradient of input k of y = f(a, b): d(a, b, y, g) at every element of y, summed back
+ * to the input's own shape. A NULL rule means the gradient passes through unchanged. An
+ * input of y's shape takes its gradient directly; only a broadcast one needs a buffer of
+ * y's shape to sum from. Inlined with d a constant, so that the rule is folded into the
+ * loop rather than called per element. */
+AG__INLINE void backward_input(ag_tensor *y, int k, rule_fn d)
 {
+    if (!ag__wants(y, k)) return;
     ag_tensor *in[2] = {node(y)->src[0], node(y)->src[1]};
-    rule_fn d[2] = {da, db};
     const float *g = node(y)->gbuf, *a = in[0]->data, *b = in[1]->data, *o = y->data;
+    if (!d) {
+        ag__accum(in[k], y, g);
+        return;
+    }
     int64_t p[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
     ag__pad(y->ndim, y->shape, p);
     ag__bstrides(in[0], sa);
     ag__bstrides(in[1], sb);
-    for (int k = 0; k < 2; k++) {
-        if (!ag__wants(y, k)) continue;
-        if (!d[k]) {
-            ag__accum(in[k], y, g);
-            continue;
-        }
-        rule_fn f = d[k];
-        if (in[k]->numel == y->numel) {
-            float *dx = ag__grad_of(in[k]);
-            if (!dx) return;
-            AG__FOR_BCAST(p, sa, sb, dx[io] += f(a[ia], b[ib], o[io], g[io]));
-            continue;
-        }
-        float *t = ag__scratch_floats(y->numel);
-        if (!t) return;
-        AG__FOR_BCAST(p, sa, sb, t[io] = f(a[ia], b[ib], o[io], g[io]));
-        ag__accum(in[k], y, t);
+    if (in[k]->numel == y->numel) {
+        float *dx = ag__grad_of(in[k]);
+        if (!dx) return;
+        AG__FOR_BCAST(p, sa, sb, dx[io] += d(a[ia], b[ib], o[io], g[io]));
+        return;
     }
+    float *t = ag__scratch_floats(y->numel);
+    if (!t) return;
+    AG__FOR_BCAST(p, sa, sb, t[io] = d(a[ia], b[ib], o[io], g[io]));
+    ag__accum(in[k], y, t);
+}
+
+/* Backward of y = f(a, b): each input that wants a gradient gets its rule's. */
+AG__INLINE void backward2(ag_tensor *y, rule_fn da, rule_fn db)
+{
+    backward_input(y, 0, da);
+    backward_input(y, 1, db);
 }
 
 /* Same for y = f(x), or f(x, s) for the op's number s: d(x, s, y, g). */
