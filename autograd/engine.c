@@ -361,10 +361,12 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
         eng.nodes++;
         if (node(n)->op == 0) continue;
         at = n;
-        ok = node_check(n) && (!ag__watching || ag__watch_before(n)); /* the trace, anomaly mode */
-        if (ok) ag__ops[node(n)->op].backward(n);
+        ok = node_check(n);
+        if (ok && ag__watching)
+            ok = ag__watch_backward(n); /* the backward, with the trace or anomaly mode */
+        else if (ok)
+            ag__ops[node(n)->op].backward(n);
         ok = ok && !eng.failed && !ag__scratch_failed();
-        ok = ok && (!ag__watching || ag__watch_after(n));
     }
     if (!ok && (eng.failed || ag__scratch_failed())) {
         char s[AG__SHAPE_STR];

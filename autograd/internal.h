@@ -431,11 +431,10 @@ extern bool ag__watching;
  * inputs', to tell which op made a nan); out's call site is kept for messages. Returns
  * out, or NULL after the error. */
 ag_tensor *ag__watch_forward(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b);
-/* Around the backward of node n in a pass: the trace notes what n's inputs hold, then
- * prints what each received; anomaly mode checks the gradients n gave. False after an
- * error (or out of memory, which ag__scratch_failed then says). */
-bool ag__watch_before(ag_tensor *n);
-bool ag__watch_after(ag_tensor *n);
+/* The backward of node n in a pass, watched: the trace notes what n's inputs hold before
+ * and prints what each received after; anomaly mode checks the gradients n gave. False after
+ * an error (out of memory: the engine reports it, as for any node). */
+bool ag__watch_backward(ag_tensor *n);
 /* At the start and the end of a pass from t (seed: its gradient, numel floats). */
 bool ag__watch_begin(const ag_tensor *t, const float *seed);
 /* At the end of a pass (ok: it succeeded) that gave gradients to the n tensors of visited:

@@ -275,7 +275,7 @@ bool ag__watch_begin(const ag_tensor *t, const float *seed)
 }
 
 /* Sets aside the gradient each input of n has received so far (trace only). */
-bool ag__watch_before(ag_tensor *n)
+static bool watch_before(ag_tensor *n)
 {
     if (!w.trace) return true;
     ag_tensor *const *xs;
@@ -336,7 +336,7 @@ static void trace_input(const ag_tensor *n, int k, const held *h)
 }
 
 /* Checks the gradients n gave (anomaly mode); prints them (trace). */
-bool ag__watch_after(ag_tensor *n)
+static bool watch_after(ag_tensor *n)
 {
     ag_tensor *const *xs;
     int count = ag__inputs(n, &xs);
@@ -373,6 +373,13 @@ bool ag__watch_after(ag_tensor *n)
         return false;
     }
     return true;
+}
+
+bool ag__watch_backward(ag_tensor *n)
+{
+    if (!watch_before(n)) return false;
+    ag__ops[node(n)->op].backward(n);
+    return ag__scratch_failed() || watch_after(n); /* out of memory: the engine says so */
 }
 
 void ag__watch_end(bool ok, ag_tensor *const *visited, size_t n)

@@ -76,22 +76,28 @@ static void sgd_setup(void)
     sgd.graph = ag_mark_now();
 }
 
+/* After backward: w -= lr * w.grad and b -= lr * b.grad under no_grad, zero the grads,
+ * release the step's graph (both lab workloads end their steps so). */
+static void update(ag_tensor *w, ag_tensor *b, double lr, ag_mark graph)
+{
+    AG_NO_GRAD
+    {
+        ag_sub_(w, ag_mul(lr, w->grad));
+        ag_sub_(b, ag_mul(lr, b->grad));
+    }
+    ag_zero_(w->grad);
+    ag_zero_(b->grad);
+    ag_release(graph);
+}
+
 static void sgd_run(long steps)
 {
     const double lr = 0.01;
     for (long s = 0; s < steps; s++, sgd.i = (sgd.i + 1) % sgd.n) {
         ag_tensor *x = ag_tensor_from(sgd.X->data + sgd.i, AG_SHAPE(1));
         ag_tensor *y = ag_tensor_from(sgd.Y->data + sgd.i, AG_SHAPE(1));
-        ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2));
-        ag_backward(loss);
-        AG_NO_GRAD
-        {
-            ag_sub_(sgd.w, ag_mul(lr, sgd.w->grad));
-            ag_sub_(sgd.b, ag_mul(lr, sgd.b->grad));
-        }
-        ag_zero_(sgd.w->grad);
-        ag_zero_(sgd.b->grad);
-        ag_release(sgd.graph);
+        ag_backward(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2)));
+        update(sgd.w, sgd.b, lr, sgd.graph);
     }
 }
 
@@ -175,16 +181,8 @@ static void bgd_setup(void)
 static void bgd_run(long steps)
 {
     for (long s = 0; s < steps; s++) {
-        ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(bgd.w, bgd.X), bgd.b), bgd.Y), 2));
-        ag_backward(loss);
-        AG_NO_GRAD
-        {
-            ag_sub_(bgd.w, ag_mul(0.1, bgd.w->grad));
-            ag_sub_(bgd.b, ag_mul(0.1, bgd.b->grad));
-        }
-        ag_zero_(bgd.w->grad);
-        ag_zero_(bgd.b->grad);
-        ag_release(bgd.graph);
+        ag_backward(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(bgd.w, bgd.X), bgd.b), bgd.Y), 2)));
+        update(bgd.w, bgd.b, 0.1, bgd.graph);
     }
 }
 

@@ -27,6 +27,14 @@ def timed(setup, run, steps):
 
 
 def workloads(torch):
+    def update(w, b, lr):
+        """w -= lr * w.grad, b likewise, under no_grad; then zero the grads."""
+        with torch.no_grad():
+            w.sub_(lr * w.grad)
+            b.sub_(lr * b.grad)
+        w.grad.zero_()
+        b.grad.zero_()
+
     def sgd_setup():
         torch.manual_seed(1)
         X = torch.arange(-3, 3, 0.1).view(-1, 1)
@@ -39,13 +47,8 @@ def workloads(torch):
         n = X.shape[0]
         for _ in range(steps):
             i = s["i"]
-            loss = torch.mean((w * X[i] + b - Y[i]) ** 2)
-            loss.backward()
-            with torch.no_grad():
-                w.sub_(0.01 * w.grad)
-                b.sub_(0.01 * b.grad)
-            w.grad.zero_()
-            b.grad.zero_()
+            torch.mean((w * X[i] + b - Y[i]) ** 2).backward()
+            update(w, b, 0.01)
             s["i"] = (i + 1) % n
 
     def node_setup():
@@ -68,13 +71,8 @@ def workloads(torch):
     def bgd_run(s, steps):
         X, Y, w, b = s
         for _ in range(steps):
-            loss = torch.mean((w * X + b - Y) ** 2)
-            loss.backward()
-            with torch.no_grad():
-                w.sub_(0.1 * w.grad)
-                b.sub_(0.1 * b.grad)
-            w.grad.zero_()
-            b.grad.zero_()
+            torch.mean((w * X + b - Y) ** 2).backward()
+            update(w, b, 0.1)
 
     def mm_setup():
         torch.manual_seed(1)
