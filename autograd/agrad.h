@@ -326,7 +326,7 @@ AG_API extern ag_private_site_t ag_private_site;
     {                                                                                              \
         ag_private_site.file = file;                                                               \
         ag_private_site.line = line;                                                               \
-        ag_tensor *result = (fn)(AG_PRIVATE_UNPAREN args);                                                              \
+        ag_tensor *result = (fn)(AG_PRIVATE_UNPAREN args);                                         \
         ag_private_site.file = NULL;                                                               \
         return result;                                                                             \
     }
@@ -675,6 +675,25 @@ AG_API bool ag_backward(const ag_tensor *t);
 AG_API bool ag_backward_with(const ag_tensor *t, const ag_tensor *gradient, bool retain_graph);
 /* t.retain_grad(): a non-leaf t keeps its gradient in t->grad after backward. */
 AG_API ag_tensor *ag_retain_grad(ag_tensor *t);
+
+/* Replay: a recorded step run again without recording or allocating. ag_replay_new keeps
+ * the graph of loss (one element, recorded, not yet released); inputs, n of them (n may
+ * be 0), are leaves of that graph whose values each run replaces (the data x and y).
+ * Each ag_replay_run(r, values, n) copies values[k] into inputs[k] (the same shape, else an
+ * error naming both), runs every recorded op forward again into the tensor it made, then
+ * backward as ag_backward(loss) would: the same floats, gradients accumulated into the
+ * ->grad of the leaves that require grad. Every other leaf (w and b after an optimizer's
+ * step) is read as it is now. A graph holding an op a replay cannot run yet, or reading a
+ * tensor computed from the graph without being recorded (under no_grad, a comparison)
+ * that is not an input, is refused by ag_replay_new. The replay belongs to the caller:
+ * ag_replay_free it before releasing its graph (a run after the release is an error).
+ *     ag_replay *step = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
+ *     for (...) { ag_replay_run(step, (ag_tensor *[]){X_i, Y_i}, 2); ...step, zero... }
+ * ag_replay_new returns NULL and ag_replay_run false on error (no ->grad changed). */
+typedef struct ag_replay ag_replay;
+AG_API ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n);
+AG_API bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n);
+AG_API void ag_replay_free(ag_replay *r);
 
 /* Seeing backward. ag_set_trace(stderr) prints every backward pass as it runs: each node
  * in the order the pass takes them, the gradient arriving, the local rule it applies

@@ -24,6 +24,14 @@ AG__INLINE ag_tensor *compare_number(const char *name, const char *role, const a
     float v = (float)s;
     for (int64_t i = 0; i < x->numel; i++)
         y->data[i] = number_left ? f(v, x->data[i]) : f(x->data[i], v);
+    ag__derive(y);
+    return y;
+}
+
+/* a op b for tensors: not recorded, like every comparison. */
+static ag_tensor *compared(ag_tensor *y)
+{
+    if (y) ag__derive(y);
     return y;
 }
 
@@ -31,7 +39,7 @@ AG__INLINE ag_tensor *compare_number(const char *name, const char *role, const a
     static float op##_f(float a, float b) { return (expr) ? 1.0f : 0.0f; }                         \
     ag_tensor *ag_##op##_tt(const ag_tensor *a, const ag_tensor *b)                                \
     {                                                                                              \
-        return broadcast_map(#op, a, b, op##_f);                                                   \
+        return compared(broadcast_map(#op, a, b, op##_f));                                         \
     }                                                                                              \
     ag_tensor *ag_##op##_ts(const ag_tensor *a, double b)                                          \
     {                                                                                              \

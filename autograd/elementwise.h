@@ -51,6 +51,28 @@ AG__INLINE void map2(ag_tensor *out, const ag_tensor *a, const ag_tensor *b,
     }
 }
 
+/* out[i] = f(x[i]), and out[i] = f(x[i], s) for a number s. */
+AG__INLINE void map1(ag_tensor *out, const ag_tensor *x, float (*f)(float))
+{
+    for (int64_t i = 0; i < x->numel; i++) out->data[i] = f(x->data[i]);
+}
+AG__INLINE void map_number(ag_tensor *out, const ag_tensor *x, float s, float (*f)(float, float))
+{
+    for (int64_t i = 0; i < x->numel; i++) out->data[i] = f(x->data[i], s);
+}
+
+/* An elementwise op's forward run again by a replay, on its recorded inputs: the loops
+ * of its first run (map2, map1, map_number), so the same floats. */
+AG__INLINE void forward2(ag_tensor *y, float (*f)(float, float))
+{
+    map2(y, node(y)->src[0], node(y)->src[1], f);
+}
+AG__INLINE void forward1(ag_tensor *y, float (*f)(float)) { map1(y, node(y)->src[0], f); }
+AG__INLINE void forward_number(ag_tensor *y, float (*f)(float, float))
+{
+    map_number(y, node(y)->src[0], node(y)->arg.number, f);
+}
+
 /* out = f(a, b) elementwise over the broadcast shape, not recorded (comparisons use it
  * as it is); NULL after an error naming op. */
 AG__INLINE ag_tensor *broadcast_map(const char *name, const ag_tensor *a, const ag_tensor *b,
@@ -142,7 +164,7 @@ AG__INLINE ag_tensor *unary(int op, const char *name, const ag_tensor *x, float 
     if (!ag__check(x, name, "self")) return NULL;
     ag_tensor *y = ag__new_like(name, x);
     if (!y) return NULL;
-    for (int64_t i = 0; i < x->numel; i++) y->data[i] = f(x->data[i]);
+    map1(y, x, f);
     return ag__record(y, op, x, NULL);
 }
 

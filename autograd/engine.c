@@ -15,9 +15,9 @@ static struct {
 } eng;
 
 const ag__op ag__ops[AG__OP_COUNT] = {
-    [AG__OP_LEAF] = {NULL, {0, 0}, NULL, {NULL, NULL}},
-#define AG__OP(id, grad_fn, backward, needs0, needs1, rule0, rule1)                                \
-    [AG__OP_##id] = {grad_fn, {needs0, needs1}, backward, {rule0, rule1}},
+    [AG__OP_LEAF] = {NULL, {0, 0}, NULL, NULL, {NULL, NULL}},
+#define AG__OP(id, grad_fn, forward, backward, needs0, needs1, rule0, rule1)                       \
+    [AG__OP_##id] = {grad_fn, {needs0, needs1}, forward, backward, {rule0, rule1}},
 #include "optable.h"
 #undef AG__OP
 };
@@ -62,8 +62,10 @@ bool ag_is_grad_enabled(void) { return eng.no_grad_depth == 0; }
 ag_tensor *ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tensor *b)
 {
     bool ga = a->requires_grad, gb = b && b->requires_grad;
-    if (eng.no_grad_depth || !(ga || gb))
+    if (eng.no_grad_depth || !(ga || gb)) {
+        ag__derive(out);
         return ag__watching ? ag__watch_forward(out, op, a, b) : out;
+    }
     out->requires_grad = true;
     node(out)->op = (uint16_t)op;
     /* The graph keeps its inputs to read them and to give them gradients: their nodes
@@ -83,8 +85,10 @@ ag_tensor *ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n,
 {
     bool any = false;
     for (int i = 0; i < n; i++) any = any || inputs[i]->requires_grad;
-    if (eng.no_grad_depth || !any)
+    if (eng.no_grad_depth || !any) {
+        ag__derive(out);
         return ag__watching ? ag__watch_forward(out, op, NULL, NULL) : out;
+    }
     ag_tensor **kept = ag__ctx_alloc((size_t)n * (sizeof *kept + sizeof(bool)));
     if (!kept) {
         char s[AG__SHAPE_STR];
@@ -184,6 +188,11 @@ float *ag__grad_of(ag_tensor *x)
     if (!reserve()) {
         eng.failed = true;
         return NULL;
+    }
+    if (node(x)->flags & AG__F_SET_ASIDE) { /* a replay's pass: zeroed, no heap */
+        node(x)->flags |= AG__F_PENDING;
+        eng.visited[eng.nvisited++] = x;
+        return node(x)->gbuf;
     }
     float *buf = ag__scratch_floats(x->numel); /* a failure is ag__scratch_failed's */
     if (!buf) return NULL;
@@ -344,30 +353,11 @@ static void collect(const capture *cap)
     }
 }
 
-/* One backward pass from t, seeded with gradient (or 1). Gradients reach ->grad (or,
- * with cap, cap's buffers) only when the whole pass succeeds. */
-static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, const capture *cap)
+/* The end of a pass, eager or replayed: ok says whether every node's backward ran, at is
+ * the node it stopped at. Gradients reach ->grad (or, with cap, cap's buffers) only when
+ * the whole pass succeeded. */
+static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capture *cap)
 {
-    eng.failed = false;
-    eng.nodes = 0;
-    eng.running = true;
-    float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
-    for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
-
-    bool ok = seed != NULL && (!ag__watching || ag__watch_begin(t, seed));
-    const ag_tensor *at = t;
-    while (ok && eng.nheap > 0) {
-        ag_tensor *n = heap_pop();
-        eng.nodes++;
-        if (node(n)->op == 0) continue;
-        at = n;
-        ok = node_check(n);
-        if (ok && ag__watching)
-            ok = ag__watch_backward(n); /* the backward, with the trace or anomaly mode */
-        else if (ok)
-            ag__ops[node(n)->op].backward(n);
-        ok = ok && !eng.failed && !ag__scratch_failed();
-    }
     if (!ok && (eng.failed || ag__scratch_failed())) {
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory at %s (the gradient of a tensor of shape %s)",
@@ -392,6 +382,51 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
     eng.running = false;
     ag__scratch_reset();
     return ok;
+}
+
+/* One backward pass from t, seeded with gradient (or 1). */
+static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, const capture *cap)
+{
+    eng.failed = false;
+    eng.nodes = 0;
+    eng.running = true;
+    float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
+    for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
+
+    bool ok = seed != NULL && (!ag__watching || ag__watch_begin(t, seed));
+    const ag_tensor *at = t;
+    while (ok && eng.nheap > 0) {
+        ag_tensor *n = heap_pop();
+        eng.nodes++;
+        if (node(n)->op == 0) continue;
+        at = n;
+        ok = node_check(n);
+        if (ok && ag__watching)
+            ok = ag__watch_backward(n); /* the backward, with the trace or anomaly mode */
+        else if (ok)
+            ag__ops[node(n)->op].backward(n);
+        ok = ok && !eng.failed && !ag__scratch_failed();
+    }
+    return pass_end(ok, at, retain_graph, cap);
+}
+
+bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n)
+{
+    eng.failed = false;
+    eng.running = true;
+    float *seed = ag__grad_of(loss);
+    if (seed) seed[0] = 1.0f;
+    bool ok = seed != NULL;
+    const ag_tensor *at = loss;
+    /* newest first, as the heap takes them; a node no gradient reached is skipped */
+    for (size_t i = n; ok && i-- > 0;) {
+        if (!(node(nodes[i])->flags & AG__F_PENDING)) continue;
+        at = nodes[i];
+        ag__ops[node(at)->op].backward(nodes[i]);
+        ok = !eng.failed && !ag__scratch_failed();
+    }
+    eng.nodes = eng.nvisited;
+    return pass_end(ok, at, true, NULL);
 }
 
 bool ag_backward_with(const ag_tensor *t, const ag_tensor *gradient, bool retain_graph)

@@ -60,6 +60,9 @@ enum {
     AG__F_EDGE_B = 1 << 9,      /* ... input 1 */
     AG__F_FRESH = 1 << 10,      /* its ->grad was made by the current backward pass */
     AG__F_SAVED_EXT = 1 << 11,  /* backward will read a third tensor, kept as an ag__saved */
+    AG__F_DERIVED = 1 << 12,    /* a leaf computed by an op that was not recorded */
+    AG__F_SET_ASIDE = 1 << 13,  /* a replay set gbuf aside, zeroed, for its next pass */
+    AG__F_SEEN = 1 << 14,       /* marked by a walk over a graph (replay.c), then cleared */
 };
 
 /* A tensor an op's backward reads besides its two inputs (where's condition), which
@@ -308,6 +311,28 @@ ag_tensor *ag__record(ag_tensor *out, int op, const ag_tensor *a, const ag_tenso
  * (out of memory) or anomaly mode's. */
 ag_tensor *ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n, const char *name);
 
+/* out was computed by an op without being recorded (no input required grad, or no_grad
+ * was on): it is marked AG__F_DERIVED, a leaf that a replay cannot compute again, unlike
+ * one a factory filled. A view's values are its storage's, so a view is marked only when
+ * the tensor it views is. */
+static inline void ag__derive(ag_tensor *out)
+{
+    const ag_tensor *base = node(out)->base;
+    if (base == out || (node(base)->flags & AG__F_DERIVED)) node(out)->flags |= AG__F_DERIVED;
+}
+
+/* The backward pass of a replay (replay.c): nodes, the program's recorded tensors oldest
+ * first, their gradient buffers (and their inputs') set aside and zeroed (AG__F_SET_ASIDE).
+ * The same pass as ag_backward(loss, retain_graph) without the heap: the same nodes in the
+ * same order, so the same floats. False after an error (no ->grad changed). */
+bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n);
+/* The forward of an op a replay cannot run (optable.h), and of a view, whose values are
+ * its input's storage: nothing to compute. */
+void ag__no_replay(ag_tensor *out);
+void ag__view_forward(ag_tensor *out);
+/* Frees every replay (ag_shutdown). */
+void ag__replay_reset(void);
+
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
  * storage version (ag__bump_version). Call it after every other check: false after an
  * error. */
@@ -383,19 +408,22 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
 
 enum {
     AG__OP_LEAF,
-#define AG__OP(id, grad_fn, backward, needs0, needs1, rule0, rule1) AG__OP_##id,
+#define AG__OP(id, grad_fn, forward, backward, needs0, needs1, rule0, rule1) AG__OP_##id,
 #include "optable.h"
 #undef AG__OP
     AG__OP_COUNT
 };
 
-#define AG__OP(id, grad_fn, backward, needs0, needs1, rule0, rule1) void backward(ag_tensor *out);
+#define AG__OP(id, grad_fn, forward, backward, needs0, needs1, rule0, rule1)                       \
+    void forward(ag_tensor *out);                                                                  \
+    void backward(ag_tensor *out);
 #include "optable.h"
 #undef AG__OP
 
 typedef struct ag__op {
-    const char *grad_fn; /* PyTorch's name for the backward node, e.g. "MulBackward0" */
-    uint16_t needs[2];   /* what the gradient of input 0, input 1 reads (optable.h) */
+    const char *grad_fn;             /* PyTorch's name for the backward node, e.g. "MulBackward0" */
+    uint16_t needs[2];               /* what the gradient of input 0, input 1 reads (optable.h) */
+    void (*forward)(ag_tensor *out); /* the values again, for a replay (optable.h) */
     void (*backward)(ag_tensor *out);
     const char *rule[2]; /* the local derivative of each input, for the trace */
 } ag__op;

@@ -220,6 +220,7 @@ static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim,
     node(y)->ctx = at;
     node(y)->arg.dim = d;
     if (!ag__record(y, op, x, NULL)) return NULL;
+    if (idx) ag__derive(idx);
     if (indices) *indices = idx;
     return y;
 }
@@ -243,7 +244,9 @@ static ag_tensor *arg_all(const char *name, const ag_tensor *x, bool is_min)
     if (!ag__check(x, name, "self")) return NULL;
     if (x->numel == 0) return of_nothing(name, x, "");
     ag_tensor *y = ag__new(name, 0, NULL, NULL, NULL);
-    if (y) y->data[0] = (float)best_at(x->data, x->numel, 1, is_min);
+    if (!y) return NULL;
+    y->data[0] = (float)best_at(x->data, x->numel, 1, is_min);
+    ag__derive(y);
     return y;
 }
 
@@ -256,7 +259,9 @@ static ag_tensor *arg_dim(const char *name, const ag_tensor *x, int dim, bool ke
     int d = reduced_dim(name, x, dim);
     if (d < 0) return NULL;
     ag_tensor *y = new_reduced(name, x, d, keepdim);
-    if (y) scan_dim(x, d, is_min, NULL, y->data, NULL);
+    if (!y) return NULL;
+    scan_dim(x, d, is_min, NULL, y->data, NULL);
+    ag__derive(y);
     return y;
 }
 

@@ -13,6 +13,7 @@ void ag_shutdown(void)
     ag__progress_reset();
     ag__optim_reset();
     ag__modules_reset();
+    ag__replay_reset();
     ag__names_reset();
     ag__engine_reset();
     ag__watch_reset();

@@ -16,6 +16,7 @@
 /* exp: y = e^x                            dy/dx = y                                     */
 
 static float exp_f(float x) { return expf(x); }
+void ag__exp_forward(ag_tensor *y) { forward1(y, exp_f); }
 RULE1(exp_dx, x) { return g * y; }
 void ag__exp_backward(ag_tensor *y) { backward1(y, exp_dx); }
 
@@ -27,6 +28,7 @@ ag_tensor *ag_exp(const ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f
 /* error, as in PyTorch.                                                                 */
 
 static float log_f(float x) { return logf(x); }
+void ag__log_forward(ag_tensor *y) { forward1(y, log_f); }
 RULE1(log_dx, x) { return g / x; }
 void ag__log_backward(ag_tensor *y) { backward1(y, log_dx); }
 
@@ -36,6 +38,7 @@ ag_tensor *ag_log(const ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f
 /* sqrt: y = x^(1/2)                       dy/dx = 1 / (2 y)                             */
 
 static float sqrt_f(float x) { return sqrtf(x); }
+void ag__sqrt_forward(ag_tensor *y) { forward1(y, sqrt_f); }
 RULE1(sqrt_dx, x) { return g / (2.0f * y); }
 void ag__sqrt_backward(ag_tensor *y) { backward1(y, sqrt_dx); }
 
@@ -45,6 +48,7 @@ ag_tensor *ag_sqrt(const ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sq
 /* abs: y = |x|                            dy/dx = sgn(x), 0 at 0 (and at nan)           */
 
 static float abs_f(float x) { return fabsf(x); }
+void ag__abs_forward(ag_tensor *y) { forward1(y, abs_f); }
 /* PyTorch multiplies by sgn(x) rather than selecting g or -g, so that an inf or nan
  * gradient still turns into nan at x == 0. */
 RULE1(abs_dx, x) { return g * (float)((0.0f < x) - (x < 0.0f)); }
@@ -59,6 +63,7 @@ ag_tensor *ag_abs(const ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f
 /* gradient passes.                                                                      */
 
 static float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
+void ag__relu_forward(ag_tensor *y) { forward1(y, relu_f); }
 RULE1(relu_dx, x) { return y <= 0.0f ? 0.0f : g; }
 void ag__relu_backward(ag_tensor *y) { backward1(y, relu_dx); }
 
@@ -70,6 +75,7 @@ ag_tensor *ag_relu(const ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, re
 /* g * (1 - y) * y, evaluated left to right as PyTorch's sigmoid_backward does.          */
 
 static float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+void ag__sigmoid_forward(ag_tensor *y) { forward1(y, sigmoid_f); }
 RULE1(sigmoid_dx, x) { return g * (1.0f - y) * y; }
 void ag__sigmoid_backward(ag_tensor *y) { backward1(y, sigmoid_dx); }
 
@@ -81,6 +87,7 @@ ag_tensor *ag_sigmoid(const ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoi
 /* 1 - y*y once, as a fused multiply-add; fmaf gives the same bits on any machine.       */
 
 static float tanh_f(float x) { return tanhf(x); }
+void ag__tanh_forward(ag_tensor *y) { forward1(y, tanh_f); }
 RULE1(tanh_dx, x) { return g * fmaf(-y, y, 1.0f); }
 void ag__tanh_backward(ag_tensor *y) { backward1(y, tanh_dx); }
 
@@ -96,6 +103,15 @@ static float clamp_f(float x, float lo, float hi)
 {
     float r = (x < lo || isnan(lo)) ? lo : x;
     return (r > hi || isnan(hi)) ? hi : r;
+}
+
+static void clamp_into(ag_tensor *y, const ag_tensor *x, float lo, float hi)
+{
+    for (int64_t i = 0; i < x->numel; i++) y->data[i] = clamp_f(x->data[i], lo, hi);
+}
+void ag__clamp_forward(ag_tensor *y)
+{
+    clamp_into(y, node(y)->src[0], node(y)->arg.clamp.lo, node(y)->arg.clamp.hi);
 }
 
 void ag__clamp_backward(ag_tensor *y)
@@ -132,7 +148,7 @@ ag_tensor *ag_clamp(const ag_tensor *x, double min, double max)
     if (!clamp_bound(x, "min", min, &lo) || !clamp_bound(x, "max", max, &hi)) return NULL;
     ag_tensor *y = ag__new_like("clamp", x);
     if (!y) return NULL;
-    for (int64_t i = 0; i < x->numel; i++) y->data[i] = clamp_f(x->data[i], lo, hi);
+    clamp_into(y, x, lo, hi);
     node(y)->arg.clamp.lo = lo;
     node(y)->arg.clamp.hi = hi;
     return ag__record(y, AG__OP_CLAMP, x, NULL);

@@ -1,0 +1,321 @@
+/* Replay: a recorded graph run again, forward and backward, on new values of its leaves,
+ * without recording anything or allocating.
+ *
+ * ag_replay_new walks the graph of loss once and keeps it as a program: its recorded
+ * tensors oldest first (a topological order), and one block of gradient buffers for every
+ * tensor the backward pass gives a gradient. ag_replay_run copies the new values into the
+ * graph's input leaves, runs each node's forward (ag__ops[op].forward, the loops of its
+ * first run) into the tensor it recorded, then the backward pass over the same nodes in
+ * the same order as ag_backward's, with the buffers set aside instead of taken from the
+ * scratch arena and a heap. The floats are the eager ones, bit for bit.
+ *
+ * The graph's leaves are read as they are at each run: parameters after an optimizer's
+ * step, and the inputs given anew. Only recorded ops run again: a leaf that an unrecorded
+ * op computed (under no_grad, on data alone, a comparison, argmax) after the graph's
+ * inputs or parameters were made may have been computed from them, so a graph that reads
+ * one is refused unless it is one of the inputs. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ag_replay {
+    ag_tensor *loss;
+    uint64_t serial;    /* loss's: a released graph is told from a live one */
+    ag_tensor **nodes;  /* the recorded tensors loss depends on, oldest first */
+    size_t nnodes;      /* ... the first nnodes of tensors */
+    ag_tensor **takers; /* every tensor the pass gives a gradient: loss, nodes' inputs */
+    size_t ntakers;
+    float *grads; /* their gradient buffers, one after another */
+    size_t nfloats;
+    ag_tensor **inputs; /* the leaves each run takes new values for, and their serials */
+    uint64_t *input_serials;
+    int ninputs;
+};
+
+static ag__live replays; /* every live replay, so a freed one passed again is reported */
+
+void ag__no_replay(ag_tensor *out) { AG__UNUSED(out); }
+
+/* A list of tensors that grows through the allocation hook. */
+typedef struct list {
+    ag_tensor **t;
+    size_t n, cap;
+} list;
+
+static bool push(list *l, ag_tensor *t)
+{
+    ag_tensor **grown = ag__grow(l->t, &l->cap, l->n + 1, sizeof *l->t);
+    if (!grown) return false;
+    l->t = grown;
+    l->t[l->n++] = t;
+    return true;
+}
+
+static int by_serial(const void *a, const void *b)
+{
+    uint64_t x = node(*(ag_tensor *const *)a)->serial, y = node(*(ag_tensor *const *)b)->serial;
+    return (x > y) - (x < y);
+}
+
+/* Every tensor loss's value depends on through recorded ops, into seen (each once, marked
+ * AG__F_SEEN: the caller clears the marks). Iterative: a stack, not recursion. */
+static bool walk(ag_tensor *loss, list *seen)
+{
+    list stack = {0};
+    bool ok = push(&stack, loss);
+    while (ok && stack.n > 0) {
+        ag_tensor *t = stack.t[--stack.n];
+        if (node(t)->flags & AG__F_SEEN) continue;
+        ok = push(seen, t); /* marked once listed, so that the caller clears every mark */
+        if (ok) node(t)->flags |= AG__F_SEEN;
+        ag_tensor *const *xs;
+        int n = ag__inputs(t, &xs);
+        for (int k = 0; ok && k < n; k++) ok = push(&stack, xs[k]);
+        if (ok && (node(t)->flags & AG__F_SAVED_EXT)) /* where's condition */
+            ok = push(&stack, ((const ag__saved *)node(t)->ctx)->t);
+    }
+    ag__free(stack.t);
+    return ok;
+}
+
+/* Whether the graph (its tensors ts) can be replayed with these inputs; else the error.
+ * Checked before anything is kept. */
+static bool program_check(ag_tensor *const *ts, size_t n, ag_tensor *const *inputs, int ninputs)
+{
+    char s[AG__SHAPE_STR];
+    for (int k = 0; k < ninputs; k++) {
+        if (!ag__check_at(inputs[k], "replay_new", "inputs", k)) return false;
+        if (node(inputs[k])->op) {
+            ag__error("replay_new: inputs[%d] (%s) was made by %s: the inputs are leaves "
+                      "of the graph, whose values each run replaces",
+                      k, ag__tensor_str(s, inputs[k]), ag__ops[node(inputs[k])->op].grad_fn);
+            return false;
+        }
+        if (!(node(inputs[k])->flags & AG__F_SEEN)) {
+            ag__error("replay_new: inputs[%d] (%s) is not in the graph of loss", k,
+                      ag__tensor_str(s, inputs[k]));
+            return false;
+        }
+        for (int j = 0; j < k; j++)
+            if (inputs[j] == inputs[k]) {
+                ag__error("replay_new: inputs[%d] and inputs[%d] are the same tensor", j, k);
+                return false;
+            }
+    }
+    /* A leaf computed by an unrecorded op after the oldest input or parameter may have
+     * been computed from them: a replay would read its old values. */
+    uint64_t oldest = UINT64_MAX;
+    for (int k = 0; k < ninputs; k++)
+        if (node(inputs[k])->serial < oldest) oldest = node(inputs[k])->serial;
+    for (size_t i = 0; i < n; i++)
+        if (!node(ts[i])->op && ts[i]->requires_grad && node(ts[i])->serial < oldest)
+            oldest = node(ts[i])->serial;
+    for (size_t i = 0; i < n; i++) {
+        const ag_tensor *t = ts[i];
+        int op = node(t)->op;
+        if (op && ag__ops[op].forward == ag__no_replay) {
+            ag__error("replay_new: the graph of loss holds %s (a tensor of shape %s), which a "
+                      "replay cannot run yet; ag_backward can",
+                      ag_grad_fn_name(t), ag__tensor_str(s, t));
+            return false;
+        }
+        if (op || t->requires_grad || !(node(t)->flags & AG__F_DERIVED) || node(t)->serial < oldest)
+            continue;
+        bool given = false;
+        for (int k = 0; k < ninputs; k++) given = given || inputs[k] == t;
+        if (!given) {
+            ag__error("replay_new: the graph of loss reads a tensor of shape %s that an unrecorded "
+                      "op (under no_grad, on data only, a comparison, argmax) computed after its "
+                      "inputs or parameters were made, maybe from them; a replay cannot compute it "
+                      "again: give it as an input, with its new values at each run",
+                      ag__tensor_str(s, t));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The program: nodes oldest first, the takers of a gradient and their buffers. */
+static bool program_make(ag_replay *r, list *all)
+{
+    qsort(all->t, all->n, sizeof *all->t, by_serial);
+    size_t nodes = 0;
+    for (size_t i = 0; i < all->n; i++)
+        if (node(all->t[i])->op) all->t[nodes++] = all->t[i];
+    r->nodes = ag__malloc((nodes ? nodes : 1) * sizeof *r->nodes);
+    r->takers = ag__malloc(all->n * sizeof *r->takers);
+    if (!r->nodes || !r->takers) return false;
+    memcpy(r->nodes, all->t, nodes * sizeof *r->nodes);
+    r->nnodes = nodes;
+    /* loss and every input a node gives a gradient to, each once (SET_ASIDE marks them) */
+    node(r->loss)->flags |= AG__F_SET_ASIDE;
+    r->takers[r->ntakers++] = r->loss;
+    for (size_t i = nodes; i-- > 0;) {
+        ag_tensor *const *xs;
+        int n = ag__inputs(r->nodes[i], &xs);
+        for (int k = 0; k < n; k++) {
+            if (!ag__input_wants(r->nodes[i], k) || (node(xs[k])->flags & AG__F_SET_ASIDE))
+                continue;
+            node(xs[k])->flags |= AG__F_SET_ASIDE;
+            r->takers[r->ntakers++] = xs[k];
+        }
+    }
+    for (size_t i = 0; i < r->ntakers; i++) {
+        node(r->takers[i])->flags &= (uint16_t)~AG__F_SET_ASIDE;
+        r->nfloats += (size_t)r->takers[i]->numel;
+    }
+    r->grads = ag__malloc((r->nfloats ? r->nfloats : 1) * sizeof *r->grads);
+    return r->grads != NULL;
+}
+
+void ag_replay_free(ag_replay *r)
+{
+    if (!r) return;
+    if (!ag__live_check(&replays, r, "replay_free", "replay", "ag_replay_free")) return;
+    ag__live_remove(&replays, r);
+    ag__free(r->nodes);
+    ag__free(r->takers);
+    ag__free(r->grads);
+    ag__free(r->inputs);
+    ag__free(r->input_serials);
+    ag__free(r);
+}
+
+ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
+{
+    char s[AG__SHAPE_STR];
+    if (!ag__check(loss, "replay_new", "loss")) return NULL;
+    if (n < 0 || (n > 0 && !inputs))
+        return ag__error("replay_new: %d inputs given from %s", n, inputs ? "a list" : "NULL");
+    if (!node(loss)->op)
+        return ag__error("replay_new: loss (%s) was made by no recorded op: there is no graph to "
+                         "replay",
+                         ag__tensor_str(s, loss));
+    if (loss->numel != 1)
+        return ag__error("replay_new: grad can be implicitly created only for scalar outputs "
+                         "(loss has shape %s)",
+                         ag__tensor_str(s, loss));
+    ag_replay *r = ag__malloc(sizeof *r);
+    list all = {0};
+    bool ok = r != NULL;
+    if (ok) {
+        *r = (ag_replay){.loss = (ag_tensor *)loss, .serial = node(loss)->serial, .ninputs = n};
+        ok = walk(r->loss, &all);
+    }
+    bool fits = !ok || program_check(all.t, all.n, inputs, n);
+    for (size_t i = 0; i < all.n; i++) node(all.t[i])->flags &= (uint16_t)~AG__F_SEEN;
+    if (ok && fits) {
+        r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs);
+        r->input_serials = ag__malloc((n ? (size_t)n : 1) * sizeof *r->input_serials);
+        ok = r->inputs && r->input_serials && program_make(r, &all) && ag__live_add(&replays, r);
+    }
+    ag__free(all.t);
+    if (!ok || !fits) {
+        if (r) {
+            ag__free(r->nodes);
+            ag__free(r->takers);
+            ag__free(r->grads);
+            ag__free(r->inputs);
+            ag__free(r->input_serials);
+            ag__free(r);
+        }
+        return ok ? NULL
+                  : ag__error("replay_new: out of memory keeping the graph of loss (%zu tensors)",
+                              all.n);
+    }
+    for (int k = 0; k < n; k++) {
+        r->inputs[k] = inputs[k];
+        r->input_serials[k] = node(inputs[k])->serial;
+    }
+    return r;
+}
+
+/* Everything run reads is still what the replay was made from, and values fit. */
+static bool run_check(const ag_replay *r, ag_tensor *const *values, int n)
+{
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    if (ag__deferring()) {
+        ag__error("replay_run: " AG__INSIDE);
+        return false;
+    }
+    if (ag__watching) {
+        ag__error("replay_run: the backward trace and anomaly mode watch ag_backward, not a "
+                  "replay: turn them off, or run the step eagerly");
+        return false;
+    }
+    if (ag__liveness_of(r->loss) != AG__LIVE || node(r->loss)->serial != r->serial) {
+        ag__error("replay_run: the replay's graph was released (ag_release freed its loss): "
+                  "record the step again and make a new replay");
+        return false;
+    }
+    if (n != r->ninputs || (n > 0 && !values))
+        return ag__error("replay_run: the replay takes %d inputs; %d given%s", r->ninputs, n,
+                         n > 0 && !values ? " from NULL" : ""),
+               false;
+    for (int k = 0; k < n; k++) {
+        if (!ag__check_serial_at(r->inputs[k], r->input_serials[k], "replay_run", "inputs", k) ||
+            !ag__check_at(values[k], "replay_run", "values", k))
+            return false;
+        const ag_tensor *x = r->inputs[k], *v = values[k];
+        if (v->ndim != x->ndim || memcmp(v->shape, x->shape, sizeof v->shape)) {
+            ag__error("replay_run: values[%d] has shape %s, but input %d of the replay "
+                      "was recorded with shape %s",
+                      k, ag__tensor_str(s1, v), k, ag__tensor_str(s2, x));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A node's forward ran again: what it read is as recorded, and its saved values are back. */
+static void refresh(ag_tensor *t)
+{
+    ag__node *r = node(t);
+    for (int k = 0; k < 2 && r->src[k]; k++)
+        r->src_version[k] = node(node(r->src[k])->base)->version;
+    if (r->flags & AG__F_SAVED_EXT) {
+        ag__saved *extra = r->ctx;
+        extra->version = node(node(extra->t)->base)->version;
+    }
+    if (r->base == t) r->version = 0; /* its values are new, as a new tensor's */
+    r->flags &= (uint16_t)~AG__F_FREED;
+}
+
+bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
+{
+    if (!ag__live_check(&replays, r, "replay_run", "replay", "ag_replay_free")) return false;
+    if (!run_check(r, values, n)) return false;
+    for (int k = 0; k < n; k++) {
+        ag_tensor *x = r->inputs[k];
+        if (values[k]->data != x->data)
+            memmove(x->data, values[k]->data, (size_t)x->numel * sizeof *x->data);
+        ag__bump_version(x);
+    }
+    for (size_t i = 0; i < r->nnodes; i++) {
+        ag_tensor *t = r->nodes[i];
+        ag__ops[node(t)->op].forward(t);
+        refresh(t);
+    }
+    memset(r->grads, 0, r->nfloats * sizeof *r->grads);
+    float *g = r->grads;
+    for (size_t i = 0; i < r->ntakers; i++) {
+        node(r->takers[i])->gbuf = g;
+        node(r->takers[i])->flags |= AG__F_SET_ASIDE;
+        g += r->takers[i]->numel;
+    }
+    ag__defer_begin();
+    bool ok = ag__replay_pass(r->loss, r->nodes, r->nnodes);
+    for (size_t i = 0; i < r->ntakers; i++) {
+        node(r->takers[i])->gbuf = NULL;
+        node(r->takers[i])->flags &= (uint16_t)~AG__F_SET_ASIDE;
+    }
+    ag__defer_end();
+    return ok;
+}
+
+void ag__replay_reset(void)
+{
+    while (replays.n > 0) ag_replay_free(replays.p[replays.n - 1]);
+    ag__live_clear(&replays);
+}

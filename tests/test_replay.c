@@ -1,0 +1,324 @@
+/* Replay: a recorded graph run again gives the eager results bit for bit (the SGD lab's
+ * trajectory, and a graph of every op a replay runs, with broadcasts and a tensor used
+ * twice), allocates nothing in steady state, and refuses what it cannot do. */
+#include <agrad.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "agrad_test.h"
+
+TestSuite(replay, .init = record_errors);
+
+static bool same_bits(const ag_tensor *a, const ag_tensor *b)
+{
+    return a->numel == b->numel && !memcmp(a->data, b->data, (size_t)a->numel * sizeof(float));
+}
+
+/* The SGD lab's step: mean((w*x + b - y)^2). */
+static ag_tensor *lab(ag_tensor *w, ag_tensor *b, ag_tensor *x, ag_tensor *y)
+{
+    return ag_mean(ag_pow(ag_sub(ag_add(ag_mul(w, x), b), y), 2));
+}
+
+/* w -= lr * w.grad under no_grad, and the grad zeroed. */
+static void step(ag_tensor *w, double lr)
+{
+    AG_NO_GRAD { ag_sub_(w, ag_mul(lr, w->grad)); }
+    ag_zero_(w->grad);
+}
+
+Test(replay, sgd_lab_trajectory_is_eager_bit_for_bit)
+{
+    ag_manual_seed(1);
+    ag_tensor *X = ag_view(ag_arange(-3, 3, 0.1), AG_SHAPE(-1, 1));
+    ag_tensor *Y = ag_add(ag_sub(X, 1), ag_mul(0.1, ag_randn(ag_size(X))));
+    ag_tensor *w1 = ag_scalar(-15.0, true), *b1 = ag_scalar(-10.0, true);
+    ag_tensor *w2 = ag_scalar(-15.0, true), *b2 = ag_scalar(-10.0, true);
+    ag_tensor *rows[60], *targets[60];
+    for (int i = 0; i < 60; i++) {
+        rows[i] = ag_select(X, 0, i);
+        targets[i] = ag_select(Y, 0, i);
+    }
+    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
+    ag_tensor *loss2 = lab(w2, b2, x, y);
+    ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){x, y}, 2);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    ag_mark start = ag_mark_now();
+    for (int epoch = 0; epoch < 3; epoch++)
+        for (int i = 0; i < 60; i++) {
+            ag_tensor *loss1 = lab(w1, b1, rows[i], targets[i]);
+            cr_assert(ag_backward(loss1));
+            cr_assert(ag_replay_run(r, (ag_tensor *[]){rows[i], targets[i]}, 2), "%s",
+                      ag_last_error());
+            cr_assert(same_bits(loss1, loss2), "epoch %d, sample %d: loss %.9g vs %.9g", epoch, i,
+                      (double)loss1->data[0], (double)loss2->data[0]);
+            cr_assert(same_bits(w1->grad, w2->grad) && same_bits(b1->grad, b2->grad),
+                      "epoch %d, sample %d: grads differ", epoch, i);
+            step(w1, 0.01);
+            step(b1, 0.01);
+            step(w2, 0.01);
+            step(b2, 0.01);
+            ag_release(start);
+        }
+    cr_assert(same_bits(w1, w2) && same_bits(b1, b2));
+    /* on the way from (-15, -10) to the data's (1, -1) */
+    cr_assert(fabsf(w2->data[0] - 1.0f) < 0.1f && fabsf(b2->data[0] + 1.0f) < 0.5f, "w %g, b %g",
+              (double)w2->data[0], (double)b2->data[0]);
+    ag_replay_free(r);
+    test_finish();
+}
+
+/* Every op a replay runs, with broadcasts ([3,1] by [1,4]), a tensor used twice, views and
+ * numbers on either side. */
+static ag_tensor *every_op(ag_tensor *p, ag_tensor *q, ag_tensor *x, ag_tensor *y)
+{
+    ag_tensor *h = ag_mul(x, p); /* [3,1] * [1,4]: [3,4] */
+    h = ag_add(h, ag_div(ag_tanh(h), ag_add(ag_exp(ag_neg(ag_mul(y, p))), 1.5)));
+    h = ag_sub(ag_sigmoid(h), ag_mul(ag_relu(ag_sub(ag_mul(y, q), 0.2)), q));
+    h = ag_add(ag_pow(ag_abs(h), 1.5), ag_sqrt(ag_add(ag_mul(h, h), 1)));
+    h = ag_clamp(ag_log(ag_add(h, 2)), -1, 0.9);
+    ag_tensor *v = ag_unsqueeze(ag_view(h, AG_SHAPE(12)), 0);        /* [1,12] */
+    ag_tensor *u = ag_reshape(ag_squeeze_dim(v, 0), AG_SHAPE(4, 3)); /* [4,3] */
+    ag_tensor *z = ag_squeeze(ag_unsqueeze(ag_div(ag_sub(1.0, u), 3), 2));
+    ag_tensor *e = ag_pow(ag_add(ag_abs(q), 1), ag_mean(ag_mul(2.0, z)));
+    return ag_add(ag_sum(ag_pow(ag_sub(z, 0.5), 2)), ag_mul(e, ag_div(1.0, ag_add(q, 4))));
+}
+
+Test(replay, every_op_is_eager_bit_for_bit)
+{
+    ag_manual_seed(3);
+    ag_tensor *p1 = ag_randn(AG_SHAPE(1, 4), .requires_grad = true);
+    ag_tensor *q1 = ag_scalar(0.7, true);
+    ag_tensor *p2 = ag_tensor_from(p1->data, AG_SHAPE(1, 4), true), *q2 = ag_scalar(0.7, true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(3, 1)), *y = ag_zeros(AG_SHAPE(3, 4));
+    ag_tensor *loss2 = every_op(p2, q2, x, y);
+    ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){x, y}, 2);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    ag_mark start = ag_mark_now();
+    for (int k = 0; k < 5; k++) {
+        ag_tensor *xk = ag_randn(AG_SHAPE(3, 1)), *yk = ag_randn(AG_SHAPE(3, 4));
+        ag_tensor *loss1 = every_op(p1, q1, xk, yk);
+        cr_assert(ag_backward(loss1));
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){xk, yk}, 2), "%s", ag_last_error());
+        cr_assert(isfinite(loss1->data[0]));
+        cr_assert(same_bits(loss1, loss2), "run %d: loss %.9g vs %.9g", k, (double)loss1->data[0],
+                  (double)loss2->data[0]);
+        cr_assert(same_bits(p1->grad, p2->grad) && same_bits(q1->grad, q2->grad),
+                  "run %d: grads differ", k);
+        /* not zeroed every time: gradients accumulate across runs as across backward calls */
+        if (k % 2) {
+            step(p1, 0.1);
+            step(q1, 0.1);
+            step(p2, 0.1);
+            step(q2, 0.1);
+        }
+        ag_release(start);
+    }
+    ag_replay_free(r);
+    test_finish();
+}
+
+Test(replay, gradients_match_finite_differences)
+{
+    /* d/dw of mean((w*x + b - y)^2) = 2 (w x + b - y) x, by hand, at new x, y */
+    ag_tensor *w = ag_scalar(2.0, true), *b = ag_scalar(0.5, true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
+    ag_tensor *loss = lab(w, b, x, y);
+    ag_replay *r = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
+    ag_tensor *xv = VEC(false, 3.0f), *yv = VEC(false, 1.0f);
+    cr_assert(ag_replay_run(r, (ag_tensor *[]){xv, yv}, 2), "%s", ag_last_error());
+    CHECK("loss", loss, 0, 30.25f);            /* (6 + 0.5 - 1)^2 */
+    CHECK("w.grad", w->grad, 0, 2 * 5.5f * 3); /* 33 */
+    CHECK("b.grad", b->grad, 0, 2 * 5.5f);     /* 11 */
+    CHECK("x", x, 0, 3.0f);                    /* the input holds the values given */
+    ag_replay_free(r);
+    test_finish();
+}
+
+Test(replay, retain_grad_and_a_second_eager_backward)
+{
+    ag_tensor *w = ag_scalar(2.0, true), *x = ag_zeros(AG_SHAPE(2));
+    ag_tensor *h = ag_retain_grad(ag_mul(w, x));
+    ag_tensor *loss = ag_sum(ag_mul(h, h));
+    cr_assert(ag_backward(loss)); /* eager first: frees the saved values */
+    ag_zero_(w->grad);
+    ag_zero_(h->grad);
+    ag_replay *r = ag_replay_new(loss, (ag_tensor *[]){x}, 1);
+    cr_assert(ag_replay_run(r, (ag_tensor *[]){VEC(false, 1.0f, 2.0f)}, 1), "%s", ag_last_error());
+    CHECK("loss", loss, 0, 20.0f);           /* (2*1)^2 + (2*2)^2 */
+    CHECK("h.grad", h->grad, 0, 4.0f, 8.0f); /* 2 h */
+    CHECK("w.grad", w->grad, 0, 20.0f);      /* sum 2 h x = 4 + 16 */
+    /* the replay put the saved values back: an eager backward through the graph works */
+    cr_assert(ag_backward(loss), "%s", ag_last_error());
+    CHECK("w.grad", w->grad, 0, 40.0f);
+    ag_replay_free(r);
+    test_finish();
+}
+
+Test(replay, no_system_allocation_in_steady_state)
+{
+    ag_tensor *w = ag_randn(AG_SHAPE(8), .requires_grad = true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(16, 8)), *y = ag_zeros(AG_SHAPE(16, 1));
+    ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_sum_dim(ag_mul(x, w), 1, true), y), 2));
+    ag_replay *r = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
+    cr_assert_null(r); /* sum over a dimension is not replayable yet */
+    EXPECT_ERROR("replay_new", "replay_new: the graph of loss holds SumBackward1",
+                 "a replay cannot run yet");
+    loss = ag_mean(ag_pow(ag_sub(ag_mul(x, w), y), 2));
+    r = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    ag_tensor *xv = ag_randn(AG_SHAPE(16, 8)), *yv = ag_randn(AG_SHAPE(16, 1));
+    ag_replay_run(r, (ag_tensor *[]){xv, yv}, 2);
+    size_t before = ag_memory_stats().system_allocs;
+    for (int k = 0; k < 100; k++) cr_assert(ag_replay_run(r, (ag_tensor *[]){xv, yv}, 2));
+    cr_assert_eq(ag_memory_stats().system_allocs, before);
+    ag_replay_free(r);
+    test_finish();
+}
+
+static float twice(float x) { return 2 * x; }
+static float two(float x)
+{
+    (void)x;
+    return 2;
+}
+
+Test(replay, refusals)
+{
+    ag_tensor *w = ag_scalar(2.0, true), *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
+    ag_tensor *loss = lab(w, ag_scalar(0.0, true), x, y);
+    cr_assert_null(ag_replay_new(NULL, NULL, 0));
+    EXPECT_ERROR("replay_new", "replay_new: argument loss is NULL");
+    cr_assert_null(ag_replay_new(w, NULL, 0));
+    EXPECT_ERROR("replay_new", "replay_new: loss ([]) was made by no recorded op");
+    ag_replay *one = ag_replay_new(ag_mul(w, x), NULL, 0); /* shape [1]: one element, fine */
+    cr_assert_not_null(one, "%s", ag_last_error());
+    ag_replay_free(one);
+    cr_assert_null(ag_replay_new(ag_mul(w, ag_zeros(AG_SHAPE(2))), NULL, 0));
+    EXPECT_ERROR("replay_new", "grad can be implicitly created only for scalar outputs", "[2]");
+    cr_assert_null(ag_replay_new(loss, NULL, 1));
+    EXPECT_ERROR("replay_new", "replay_new: 1 inputs given from NULL");
+    cr_assert_null(ag_replay_new(loss, (ag_tensor *[]){ag_zeros(AG_SHAPE(3))}, 1));
+    EXPECT_ERROR("replay_new", "inputs[0] ([3]) is not in the graph of loss");
+    cr_assert_null(ag_replay_new(loss, (ag_tensor *[]){x, x}, 2));
+    EXPECT_ERROR("replay_new", "inputs[0] and inputs[1] are the same tensor");
+    ag_tensor *h = ag_mul(w, x);
+    cr_assert_null(ag_replay_new(ag_sum(h), (ag_tensor *[]){h}, 1));
+    EXPECT_ERROR("replay_new", "inputs[0] ([1]) was made by MulBackward0");
+    cr_assert_null(ag_replay_new(ag_sum(ag_map(h, twice, two, "Twice")), NULL, 0));
+    EXPECT_ERROR("replay_new", "holds Twice", "a replay cannot run yet");
+    /* a tensor computed from the graph without being recorded */
+    ag_tensor *mask = ag_gt(h, 0);
+    cr_assert_null(ag_replay_new(ag_sum(ag_mul(h, mask)), NULL, 0));
+    EXPECT_ERROR("replay_new", "reads a tensor of shape [1] that an unrecorded op",
+                 "computed after its inputs or parameters were made");
+    ag_tensor *scaled;
+    AG_NO_GRAD { scaled = ag_mul(w, 3); }
+    cr_assert_null(ag_replay_new(ag_sum(ag_mul(h, scaled)), NULL, 0));
+    EXPECT_ERROR("replay_new", "unrecorded op", "give it as an input");
+    /* so is one computed from an input, and one computed from data made before */
+    ag_tensor *x2 = ag_mul(x, 2);
+    ag_tensor *both = ag_sum(ag_add(ag_mul(w, x), ag_mul(w, x2)));
+    cr_assert_null(ag_replay_new(both, (ag_tensor *[]){x}, 1));
+    EXPECT_ERROR("replay_new", "unrecorded op", "give it as an input");
+    ag_tensor *old = ag_mul(ag_zeros(AG_SHAPE(1)), 2), *w3 = ag_scalar(1.0, true);
+    ag_replay *fine = ag_replay_new(ag_sum(ag_mul(w3, old)), NULL, 0);
+    cr_assert_not_null(fine, "%s", ag_last_error());
+    ag_replay_free(fine);
+    /* given as an input, it is fine: each run takes its new values */
+    ag_replay *r = ag_replay_new(ag_sum(ag_mul(h, mask)), (ag_tensor *[]){mask}, 1);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    ag_replay_free(r);
+
+    r = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
+    cr_assert_not_null(r);
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x}, 1));
+    EXPECT_ERROR("replay_run", "replay_run: the replay takes 2 inputs; 1 given");
+    cr_assert(!ag_replay_run(r, NULL, 2));
+    EXPECT_ERROR("replay_run", "the replay takes 2 inputs; 2 given from NULL");
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x, ag_zeros(AG_SHAPE(2))}, 2));
+    EXPECT_ERROR("replay_run", "values[1] has shape [2], but input 1 of the replay was recorded "
+                               "with shape [1]");
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x, ag_zeros(AG_SHAPE(1, 1))}, 2));
+    EXPECT_ERROR("replay_run", "values[1] has shape [1, 1]");
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x, NULL}, 2));
+    EXPECT_ERROR("replay_run", "replay_run: argument values[1] is NULL");
+    cr_assert_null(w->grad, "a refused run changed no gradient");
+    /* the trace and anomaly mode watch ag_backward only */
+    ag_set_detect_anomaly(true);
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x, y}, 2));
+    EXPECT_ERROR("replay_run", "the backward trace and anomaly mode watch ag_backward");
+    ag_set_detect_anomaly(false);
+    cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
+    ag_replay_free(r);
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x, y}, 2));
+    EXPECT_ERROR("replay_run", "replay_run: the replay is not a live replay (freed by "
+                               "ag_replay_free or ag_shutdown");
+    ag_replay_free(r);
+    EXPECT_ERROR("replay_free", "replay_free: the replay is not a live replay");
+    ag_replay_free(NULL); /* like free(NULL) */
+    cr_assert_str_empty(ag_last_error());
+    test_finish();
+}
+
+Test(replay, released_graph)
+{
+    ag_tensor *w = ag_scalar(2.0, true);
+    ag_mark m = ag_mark_now();
+    ag_tensor *x = ag_zeros(AG_SHAPE(1));
+    ag_replay *r = ag_replay_new(ag_sum(ag_mul(w, x)), (ag_tensor *[]){x}, 1);
+    cr_assert_not_null(r);
+    ag_release(m);
+    ag_tensor *v = ag_zeros(AG_SHAPE(1));
+    ag_sum(ag_mul(w, v)); /* new tensors in the released memory */
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){v}, 1));
+    EXPECT_ERROR("replay_run", "the replay's graph was released (ag_release freed its loss)");
+    ag_replay_free(r);
+    test_finish();
+}
+
+static ag_replay *inner;
+static ag_tensor *inner_x;
+static float calls_replay(float x)
+{
+    cr_assert(!ag_replay_run(inner, (ag_tensor *[]){inner_x}, 1));
+    return x;
+}
+
+Test(replay, not_from_inside_backward)
+{
+    ag_tensor *w = ag_scalar(2.0, true);
+    inner_x = ag_zeros(AG_SHAPE(1));
+    inner = ag_replay_new(ag_sum(ag_mul(w, inner_x)), (ag_tensor *[]){inner_x}, 1);
+    cr_assert(ag_backward(ag_sum(ag_map(w, twice, calls_replay, "Calls"))));
+    EXPECT_ERROR("replay_run", "replay_run: called from inside ag_backward");
+    cr_assert(ag_replay_run(inner, (ag_tensor *[]){inner_x}, 1), "%s", ag_last_error());
+    test_finish(); /* ag_shutdown frees the replay */
+}
+
+Test(replay, out_of_memory_everywhere)
+{
+    ag_tensor *w = ag_scalar(2.0, true), *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
+    ag_tensor *loss = lab(w, ag_scalar(1.0, true), x, y);
+    ag_set_allocator(agt_faulty_realloc, NULL);
+    bool done = false;
+    for (long k = 1; !done && k < 100; k++) {
+        agt_arm(k);
+        ag_replay *r = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
+        if (fault.failed) {
+            cr_assert_null(r);
+            EXPECT_ERROR("replay_new", "replay_new: out of memory keeping the graph of loss");
+            continue;
+        }
+        cr_assert_not_null(r, "%s", ag_last_error());
+        agt_arm(0);
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
+        ag_replay_free(r);
+        done = true;
+    }
+    cr_assert(done);
+    agt_arm(0);
+    ag_set_allocator(NULL, NULL);
+    test_finish();
+}
