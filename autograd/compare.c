@@ -117,6 +117,28 @@ void ag__where_backward(ag_tensor *y)
     }
 }
 
+/* y = b, then a where cond holds, all broadcast to y's shape. */
+static void where_into(ag_tensor *y, const ag_tensor *cond, const ag_tensor *a, const ag_tensor *b)
+{
+    int64_t p[AG_MAX_DIMS], sc[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
+    ag__pad(y->ndim, y->shape, p);
+    ag__bstrides(cond, sc);
+    ag__bstrides(a, sa);
+    ag__bstrides(b, sb);
+    float *o = y->data;
+    const float *c = cond->data, *av = a->data, *bv = b->data;
+    AG__FOR_BCAST(p, sa, sb, {
+        o[io] = bv[ib];
+        AG__UNUSED(ia);
+    });
+    AG__FOR_BCAST(p, sc, sa, if (c[ia] != 0) o[io] = av[ib]);
+}
+bool ag__where_forward(ag_tensor *y)
+{
+    where_into(y, ((const ag__saved *)node(y)->ctx)->t, node(y)->src[0], node(y)->src[1]);
+    return true;
+}
+
 ag_tensor *ag_where_tt(const ag_tensor *cond, const ag_tensor *a, const ag_tensor *b)
 {
     if (!ag__check(cond, "where", "cond") || !ag__check(a, "where", "a") ||
@@ -129,19 +151,7 @@ ag_tensor *ag_where_tt(const ag_tensor *cond, const ag_tensor *a, const ag_tenso
     if (!widen(&ndim, shape, a, in) || !widen(&ndim, shape, b, in)) return NULL;
     ag_tensor *y = ag__new("where", ndim, shape, NULL, NULL);
     if (!y) return NULL;
-    /* y = b, then a where cond holds */
-    int64_t p[AG_MAX_DIMS], sc[AG_MAX_DIMS], sa[AG_MAX_DIMS], sb[AG_MAX_DIMS];
-    ag__pad(ndim, shape, p);
-    ag__bstrides(cond, sc);
-    ag__bstrides(a, sa);
-    ag__bstrides(b, sb);
-    float *o = y->data;
-    const float *c = cond->data, *av = a->data, *bv = b->data;
-    AG__FOR_BCAST(p, sa, sb, {
-        o[io] = bv[ib];
-        AG__UNUSED(ia);
-    });
-    AG__FOR_BCAST(p, sc, sa, if (c[ia] != 0) o[io] = av[ib]);
+    where_into(y, cond, a, b);
 
     if (ag__grad_mode() && (a->requires_grad || b->requires_grad)) {
         ag__saved *kept = ag__ctx_alloc(sizeof *kept);

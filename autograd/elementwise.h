@@ -63,14 +63,20 @@ AG__INLINE void map_number(ag_tensor *out, const ag_tensor *x, float s, float (*
 
 /* An elementwise op's forward run again by a replay, on its recorded inputs: the loops
  * of its first run (map2, map1, map_number), so the same floats. */
-AG__INLINE void forward2(ag_tensor *y, float (*f)(float, float))
+AG__INLINE bool forward2(ag_tensor *y, float (*f)(float, float))
 {
     map2(y, node(y)->src[0], node(y)->src[1], f);
+    return true;
 }
-AG__INLINE void forward1(ag_tensor *y, float (*f)(float)) { map1(y, node(y)->src[0], f); }
-AG__INLINE void forward_number(ag_tensor *y, float (*f)(float, float))
+AG__INLINE bool forward1(ag_tensor *y, float (*f)(float))
+{
+    map1(y, node(y)->src[0], f);
+    return true;
+}
+AG__INLINE bool forward_number(ag_tensor *y, float (*f)(float, float))
 {
     map_number(y, node(y)->src[0], node(y)->arg.number, f);
+    return true;
 }
 
 /* out = f(a, b) elementwise over the broadcast shape, not recorded (comparisons use it

@@ -13,6 +13,23 @@
 /* select / slice: y = x[..., start:start+len, ...] along dim (select drops the dim)     */
 /* dy/dx: the gradient lands on the selected elements, zero elsewhere                    */
 
+/* Copies the block into y; along dim 0, y is a view of it, with nothing to copy. */
+static void take_into(ag_tensor *y, const ag_tensor *x, int dim, int64_t start, int64_t len)
+{
+    ag__split b = ag__split_at(x, dim);
+    if (dim != 0)
+        for (int64_t o = 0; y->numel > 0 && o < b.outer; o++)
+            memcpy(y->data + o * len * b.inner, x->data + (o * b.n + start) * b.inner,
+                   (size_t)(len * b.inner) * sizeof(float));
+}
+bool ag__take_forward(ag_tensor *y)
+{
+    int dim = (int)node(y)->arg.take.dim;
+    take_into(y, node(y)->src[0], dim, node(y)->arg.take.start,
+              node(y)->op == AG__OP_SLICE ? y->shape[dim] : 1);
+    return true;
+}
+
 static ag_tensor *take(int op, const char *name, const ag_tensor *x, int dim, int64_t start,
                        int64_t len)
 {
@@ -28,10 +45,7 @@ static ag_tensor *take(int op, const char *name, const ag_tensor *x, int dim, in
     ag_tensor *y = dim == 0 ? ag__new(name, ndim, shape, x, x->data + start * b.inner)
                             : ag__new(name, ndim, shape, NULL, NULL);
     if (!y) return NULL;
-    if (dim != 0)
-        for (int64_t o = 0; y->numel > 0 && o < b.outer; o++)
-            memcpy(y->data + o * len * b.inner, x->data + (o * b.n + start) * b.inner,
-                   (size_t)(len * b.inner) * sizeof(float));
+    take_into(y, x, dim, start, len);
     node(y)->arg.take.dim = dim;
     node(y)->arg.take.start = start;
     return ag__record(y, op, x, NULL);
@@ -105,6 +119,23 @@ static int64_t block_of(const ag_tensor *x, int dim)
     return s.n * s.inner;
 }
 
+/* The inputs' blocks side by side in y. */
+static void join_into(ag_tensor *y, ag_tensor *const *xs, int n, int dim)
+{
+    int64_t outer = ag__split_at(xs[0], dim).outer, row = y->numel / (outer ? outer : 1), at = 0;
+    for (int k = 0; y->numel > 0 && k < n; k++) {
+        int64_t p = block_of(xs[k], dim);
+        for (int64_t o = 0; p > 0 && o < outer; o++)
+            memcpy(y->data + o * row + at, xs[k]->data + o * p, (size_t)p * sizeof(float));
+        at += p;
+    }
+}
+bool ag__join_forward(ag_tensor *y)
+{
+    join_into(y, node(y)->ctx, (int)node(y)->arg.join.count, (int)node(y)->arg.join.dim);
+    return true;
+}
+
 static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, int dim)
 {
     bool stack = op == AG__OP_STACK;
@@ -149,13 +180,7 @@ static ag_tensor *join(int op, const char *name, ag_tensor *const *xs, int n, in
 
     ag_tensor *y = ag__new(name, ndim, shape, NULL, NULL);
     if (!y) return NULL;
-    int64_t outer = ag__split_at(first, dim).outer, row = y->numel / (outer ? outer : 1), at = 0;
-    for (int k = 0; y->numel > 0 && k < n; k++) {
-        int64_t p = block_of(xs[k], dim);
-        for (int64_t o = 0; p > 0 && o < outer; o++)
-            memcpy(y->data + o * row + at, xs[k]->data + o * p, (size_t)p * sizeof(float));
-        at += p;
-    }
+    join_into(y, xs, n, dim);
     node(y)->arg.join.dim = dim;
     return ag__record_n(y, op, xs, n, name);
 }

@@ -328,8 +328,8 @@ static inline void ag__derive(ag_tensor *out)
 bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n);
 /* The forward of an op a replay cannot run (optable.h), and of a view, whose values are
  * its input's storage: nothing to compute. */
-void ag__no_replay(ag_tensor *out);
-void ag__view_forward(ag_tensor *out);
+bool ag__no_replay(ag_tensor *out);
+bool ag__view_forward(ag_tensor *out);
 /* Frees every replay (ag_shutdown). */
 void ag__replay_reset(void);
 
@@ -415,7 +415,7 @@ enum {
 };
 
 #define AG__OP(id, grad_fn, forward, backward, needs0, needs1, rule0, rule1)                       \
-    void forward(ag_tensor *out);                                                                  \
+    bool forward(ag_tensor *out);                                                                  \
     void backward(ag_tensor *out);
 #include "optable.h"
 #undef AG__OP
@@ -423,7 +423,7 @@ enum {
 typedef struct ag__op {
     const char *grad_fn;             /* PyTorch's name for the backward node, e.g. "MulBackward0" */
     uint16_t needs[2];               /* what the gradient of input 0, input 1 reads (optable.h) */
-    void (*forward)(ag_tensor *out); /* the values again, for a replay (optable.h) */
+    bool (*forward)(ag_tensor *out); /* the values again, for a replay (optable.h) */
     void (*backward)(ag_tensor *out);
     const char *rule[2]; /* the local derivative of each input, for the trace */
 } ag__op;

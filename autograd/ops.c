@@ -49,8 +49,8 @@ static ag_tensor *number_left(const char *name, double s, const ag_tensor *x,
 /* with a number: y = x + s                dy/dx = 1                                     */
 
 static float add_f(float a, float b) { return a + b; }
-void ag__add_forward(ag_tensor *y) { forward2(y, add_f); }
-void ag__add_number_forward(ag_tensor *y) { forward_number(y, add_f); }
+bool ag__add_forward(ag_tensor *y) { return forward2(y, add_f); }
+bool ag__add_number_forward(ag_tensor *y) { return forward_number(y, add_f); }
 void ag__add_backward(ag_tensor *y) { backward2(y, NULL, NULL); }
 RULE1(add_number_dx, x) { return g; }
 void ag__add_number_backward(ag_tensor *y) { backward1(y, add_number_dx); }
@@ -74,13 +74,13 @@ ag_tensor *ag_add_st(double a, const ag_tensor *b)
 /* rsub, a number on the left: y = s - x   dy/dx = -1  (PyTorch's RsubBackward1)         */
 
 static float sub_f(float a, float b) { return a - b; }
-void ag__sub_forward(ag_tensor *y) { forward2(y, sub_f); }
-void ag__sub_number_forward(ag_tensor *y) { forward_number(y, sub_f); }
+bool ag__sub_forward(ag_tensor *y) { return forward2(y, sub_f); }
+bool ag__sub_number_forward(ag_tensor *y) { return forward_number(y, sub_f); }
 RULE(sub_db, a, b) { return -g; }
 void ag__sub_backward(ag_tensor *y) { backward2(y, NULL, sub_db); }
 
 static float rsub_f(float x, float s) { return s - x; }
-void ag__rsub_forward(ag_tensor *y) { forward_number(y, rsub_f); }
+bool ag__rsub_forward(ag_tensor *y) { return forward_number(y, rsub_f); }
 RULE1(rsub_dx, x) { return -g; }
 void ag__rsub_backward(ag_tensor *y) { backward1(y, rsub_dx); }
 
@@ -102,8 +102,8 @@ ag_tensor *ag_sub_st(double a, const ag_tensor *b)
 /* with a number: y = x * s                dy/dx = s                                     */
 
 static float mul_f(float a, float b) { return a * b; }
-void ag__mul_forward(ag_tensor *y) { forward2(y, mul_f); }
-void ag__mul_number_forward(ag_tensor *y) { forward_number(y, mul_f); }
+bool ag__mul_forward(ag_tensor *y) { return forward2(y, mul_f); }
+bool ag__mul_number_forward(ag_tensor *y) { return forward_number(y, mul_f); }
 RULE(mul_da, a, b) { return g * b; }
 RULE(mul_db, a, b) { return g * a; }
 RULE(mul_number_dx, x, s) { return g * s; }
@@ -128,8 +128,8 @@ ag_tensor *ag_mul_st(double a, const ag_tensor *b)
 /* with a number: y = x / s                dy/dx = 1 / s                                 */
 
 static float div_f(float a, float b) { return a / b; }
-void ag__div_forward(ag_tensor *y) { forward2(y, div_f); }
-void ag__div_number_forward(ag_tensor *y) { forward_number(y, div_f); }
+bool ag__div_forward(ag_tensor *y) { return forward2(y, div_f); }
+bool ag__div_number_forward(ag_tensor *y) { return forward_number(y, div_f); }
 RULE(div_da, a, b) { return g / b; }
 RULE(div_db, a, b) { return -g * ((a / b) / b); } /* in PyTorch's order of operations */
 RULE(div_number_dx, x, s) { return g / s; }
@@ -152,7 +152,7 @@ ag_tensor *ag_div_st(double a, const ag_tensor *b) { return number_left("div", a
 /* which avoid 0 * inf).                                                                 */
 
 static float pow_f(float x, float p) { return powf(x, p); }
-void ag__pow_tensor_forward(ag_tensor *y) { forward2(y, pow_f); }
+bool ag__pow_tensor_forward(ag_tensor *y) { return forward2(y, pow_f); }
 RULE(pow_dx, x, p) { return p == 0.0f ? 0.0f : g * (p * powf(x, p - 1.0f)); }
 RULE(pow_dp, x, p) { return (x == 0.0f && p >= 0.0f) ? 0.0f : g * (y * logf(x)); }
 void ag__pow_tensor_backward(ag_tensor *y) { backward2(y, pow_dx, pow_dp); }
@@ -167,7 +167,7 @@ ag_tensor *ag_pow_st(double a, const ag_tensor *b) { return number_left("pow", a
 /* neg: y = -x                             dy/dx = -1                                    */
 
 static float neg_f(float x) { return -x; }
-void ag__neg_forward(ag_tensor *y) { forward1(y, neg_f); }
+bool ag__neg_forward(ag_tensor *y) { return forward1(y, neg_f); }
 RULE1(neg_dx, x) { return -g; }
 void ag__neg_backward(ag_tensor *y) { backward1(y, neg_dx); }
 
@@ -189,7 +189,7 @@ static float pow_scalar(float x, float p)
     if (p == -2.0f) return 1.0f / (x * x);
     return powf(x, p);
 }
-void ag__pow_scalar_forward(ag_tensor *y) { forward_number(y, pow_scalar); }
+bool ag__pow_scalar_forward(ag_tensor *y) { return forward_number(y, pow_scalar); }
 RULE(pow_number_dx, x, p) { return p == 0.0f ? 0.0f : g * (p * pow_scalar(x, p - 1.0f)); }
 void ag__pow_scalar_backward(ag_tensor *y) { backward1(y, pow_number_dx); }
 
@@ -229,8 +229,16 @@ static void sum_into(ag_tensor *y, const ag_tensor *x, bool mean)
     float s = (float)total(x);
     y->data[0] = mean ? s / (float)x->numel : s;
 }
-void ag__sum_forward(ag_tensor *y) { sum_into(y, node(y)->src[0], false); }
-void ag__mean_forward(ag_tensor *y) { sum_into(y, node(y)->src[0], true); }
+bool ag__sum_forward(ag_tensor *y)
+{
+    sum_into(y, node(y)->src[0], false);
+    return true;
+}
+bool ag__mean_forward(ag_tensor *y)
+{
+    sum_into(y, node(y)->src[0], true);
+    return true;
+}
 
 static ag_tensor *reduce(int op, const char *name, const ag_tensor *x)
 {
@@ -247,7 +255,8 @@ ag_tensor *ag_mean(const ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); 
 /* ------------------------------------------------------------------------------------ */
 /* view / reshape: y shares x's storage    dy/dx = identity, read in x's shape           */
 
-void ag__view_forward(ag_tensor *y) { AG__UNUSED(y); } /* its values are its input's */
+/* its values are its input's storage: nothing to compute */
+bool ag__view_forward(ag_tensor *y) { return AG__UNUSED(y), true; }
 void ag__view_backward(ag_tensor *y) { ag__accum(node(y)->src[0], y, node(y)->gbuf); }
 
 static ag_tensor *view(int op, const char *name, const ag_tensor *x, ag_shape shape)

@@ -5,9 +5,10 @@
  *
  * id        AG__OP_<id>, stored in a recorded tensor's node(t)->op
  * grad_fn   PyTorch's name for the backward node, as printed in grad_fn=<...>
- * forward   void forward(ag_tensor *out): computes out's values again from its recorded
+ * forward   bool forward(ag_tensor *out): computes out's values again from its recorded
  *           inputs (node(out)->src, arg, ctx) in place, with the loops the op's first run
- *           used, so that the floats are the same; a replay (replay.c) runs it.
+ *           used, so that the floats are the same; a replay (replay.c) runs it. False
+ *           after an error naming the op (values it refuses, as nll_loss's targets).
  *           ag__view_forward for a view (its values are its input's); ag__no_replay for
  *           an op a replay cannot run yet.
  * backward  void backward(ag_tensor *out): node(out)->gbuf holds d loss / d out; the
@@ -80,19 +81,19 @@ AG__OP(MAP, "MapBackward", ag__no_replay, ag__map_backward, AG__A, 0,
        "d f(x)/dx = df(x), the derivative given to ag_map", NULL)
 
 /* reduce.c: reductions over one dimension, max and min */
-AG__OP(SUM_DIM, "SumBackward1", ag__no_replay, ag__sum_dim_backward, 0, 0,
+AG__OP(SUM_DIM, "SumBackward1", ag__sum_dim_forward, ag__sum_dim_backward, 0, 0,
        "d sum(x, dim)/dx = 1, spread along dim", NULL)
 /* PyTorch 1.13's MeanBackward1 saves its input (though it reads only the sizes), so a
  * second backward, or an in-place change of the input, is an error there: here too. */
-AG__OP(MEAN_DIM, "MeanBackward1", ag__no_replay, ag__mean_dim_backward, AG__A, 0,
+AG__OP(MEAN_DIM, "MeanBackward1", ag__mean_dim_forward, ag__mean_dim_backward, AG__A, 0,
        "d mean(x, dim)/dx = 1/n, spread along dim", NULL)
-AG__OP(MAX, "MaxBackward1", ag__no_replay, ag__max_backward, AG__A | AG__OUT, 0,
+AG__OP(MAX, "MaxBackward1", ag__max_forward, ag__max_backward, AG__A | AG__OUT, 0,
        "d max(x)/dx = 1 at the maximum (shared among ties), else 0", NULL)
-AG__OP(MIN, "MinBackward1", ag__no_replay, ag__max_backward, AG__A | AG__OUT, 0,
+AG__OP(MIN, "MinBackward1", ag__max_forward, ag__max_backward, AG__A | AG__OUT, 0,
        "d min(x)/dx = 1 at the minimum (shared among ties), else 0", NULL)
-AG__OP(MAX_DIM, "MaxBackward0", ag__no_replay, ag__max_dim_backward, AG__CTX, 0,
+AG__OP(MAX_DIM, "MaxBackward0", ag__max_dim_forward, ag__max_dim_backward, AG__CTX, 0,
        "d max(x, dim)/dx = 1 at each maximum along dim, else 0", NULL)
-AG__OP(MIN_DIM, "MinBackward0", ag__no_replay, ag__max_dim_backward, AG__CTX, 0,
+AG__OP(MIN_DIM, "MinBackward0", ag__max_dim_forward, ag__max_dim_backward, AG__CTX, 0,
        "d min(x, dim)/dx = 1 at each minimum along dim, else 0", NULL)
 
 /* linalg.c: matrix products, transposition, inverse */
@@ -118,13 +119,13 @@ AG__OP(INVERSE, "LinalgInvExBackward0", ag__no_replay, ag__inverse_backward, AG_
        "d inv(A) = -inv(A)^T@g@inv(A)^T", NULL)
 
 /* index.c: rows, slices, concatenation */
-AG__OP(SELECT, "SelectBackward0", ag__no_replay, ag__select_backward, 0, 0,
+AG__OP(SELECT, "SelectBackward0", ag__take_forward, ag__select_backward, 0, 0,
        "the gradient at the selected index, 0 elsewhere", NULL)
-AG__OP(SLICE, "SliceBackward0", ag__no_replay, ag__slice_backward, 0, 0,
+AG__OP(SLICE, "SliceBackward0", ag__take_forward, ag__slice_backward, 0, 0,
        "the gradient in the slice, 0 elsewhere", NULL)
-AG__OP(CAT, "CatBackward0", ag__no_replay, ag__cat_backward, 0, 0,
+AG__OP(CAT, "CatBackward0", ag__join_forward, ag__cat_backward, 0, 0,
        "each input takes its part of the gradient", NULL)
-AG__OP(STACK, "StackBackward0", ag__no_replay, ag__cat_backward, 0, 0,
+AG__OP(STACK, "StackBackward0", ag__join_forward, ag__cat_backward, 0, 0,
        "each input takes its part of the gradient", NULL)
 
 /* shape.c: views under another shape (view's backward: the gradient read in x's shape) */
@@ -136,29 +137,29 @@ AG__OP(SQUEEZE_DIM, "SqueezeBackward1", ag__view_forward, ag__view_backward, 0, 
        "the gradient, in x's shape", NULL)
 
 /* compare.c: where (the comparisons are not recorded) */
-AG__OP(WHERE, "WhereBackward0", ag__no_replay, ag__where_backward, AG__EXT, AG__EXT,
+AG__OP(WHERE, "WhereBackward0", ag__where_forward, ag__where_backward, AG__EXT, AG__EXT,
        "the gradient where cond, else 0", "the gradient where not cond, else 0")
 
 /* softmax.c: softmax, log_softmax and logsumexp over one dimension */
-AG__OP(SOFTMAX, "SoftmaxBackward0", ag__no_replay, ag__softmax_backward, AG__OUT, 0,
+AG__OP(SOFTMAX, "SoftmaxBackward0", ag__softmax_forward, ag__softmax_backward, AG__OUT, 0,
        "d softmax: y*(g - sum(g*y)) along dim", NULL)
-AG__OP(LOG_SOFTMAX, "LogSoftmaxBackward0", ag__no_replay, ag__softmax_backward, AG__OUT, 0,
+AG__OP(LOG_SOFTMAX, "LogSoftmaxBackward0", ag__softmax_forward, ag__softmax_backward, AG__OUT, 0,
        "d log_softmax: g - exp(y)*sum(g) along dim", NULL)
-AG__OP(LOGSUMEXP, "LogsumexpBackward0", ag__no_replay, ag__logsumexp_backward, AG__A | AG__OUT, 0,
-       "d logsumexp(x)/dx = exp(x-y)", NULL)
+AG__OP(LOGSUMEXP, "LogsumexpBackward0", ag__logsumexp_forward, ag__logsumexp_backward,
+       AG__A | AG__OUT, 0, "d logsumexp(x)/dx = exp(x-y)", NULL)
 
 /* nn/loss.c: losses (l1_loss is sub, abs and mean or sum, as in PyTorch 1.13). Their
  * options (reduction; weight and pos_weight, copied, broadcast to the input's shape;
  * ignore_index and the total weight of nll_loss) are in node(out)->ctx. */
-AG__OP(MSE_LOSS, "MseLossBackward0", ag__no_replay, ag__mse_loss_backward, AG__A | AG__B | AG__CTX,
-       AG__A | AG__B | AG__CTX, "d mse(x,t)/dx = 2*(x-t) (/n for the mean)",
-       "d mse(x,t)/dt = -2*(x-t) (/n for the mean)")
-AG__OP(BCE_LOSS, "BinaryCrossEntropyBackward0", ag__no_replay, ag__bce_loss_backward,
+AG__OP(MSE_LOSS, "MseLossBackward0", ag__mse_loss_forward, ag__mse_loss_backward,
+       AG__A | AG__B | AG__CTX, AG__A | AG__B | AG__CTX,
+       "d mse(x,t)/dx = 2*(x-t) (/n for the mean)", "d mse(x,t)/dt = -2*(x-t) (/n for the mean)")
+AG__OP(BCE_LOSS, "BinaryCrossEntropyBackward0", ag__bce_loss_forward, ag__bce_loss_backward,
        AG__A | AG__B | AG__CTX, AG__A | AG__B | AG__CTX, "d bce(p,t)/dp = w*(p-t)/(p*(1-p))",
        "d bce(p,t)/dt = w*log((1-p)/p)")
-AG__OP(BCE_LOGITS_LOSS, "BinaryCrossEntropyWithLogitsBackward0", ag__no_replay,
+AG__OP(BCE_LOGITS_LOSS, "BinaryCrossEntropyWithLogitsBackward0", ag__bce_logits_loss_forward,
        ag__bce_logits_loss_backward, AG__A | AG__B | AG__CTX, AG__A | AG__B | AG__CTX,
        "d bce(sigmoid(x),t)/dx = w*(sigmoid(x)-t) (with pos_weight)",
        "d bce(sigmoid(x),t)/dt = -w*x (with pos_weight)")
-AG__OP(NLL_LOSS, "NllLossBackward0", ag__no_replay, ag__nll_loss_backward, AG__A | AG__B | AG__CTX,
-       0, "d nll/dlogp = -w at the target class, else 0", NULL)
+AG__OP(NLL_LOSS, "NllLossBackward0", ag__nll_loss_forward, ag__nll_loss_backward,
+       AG__A | AG__B | AG__CTX, 0, "d nll/dlogp = -w at the target class, else 0", NULL)

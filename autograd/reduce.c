@@ -55,13 +55,9 @@ void ag__mean_dim_backward(ag_tensor *y)
     expand_backward(y, (float)x->shape[node(y)->arg.dim]);
 }
 
-static ag_tensor *sum_or_mean(int op, const char *name, const ag_tensor *x, int dim, bool keepdim)
+/* y = the sum (or mean) of x over d; 0 / 0 is nan. */
+static void sum_dim_into(ag_tensor *y, const ag_tensor *x, int d, bool mean)
 {
-    if (!ag__check(x, name, "self")) return NULL;
-    int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
-    if (d < 0) return NULL;
-    ag_tensor *y = new_reduced(name, x, d, keepdim);
-    if (!y) return NULL;
     ag__split s = ag__split_at(x, d);
     for (int64_t o = 0; y->numel > 0 && o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
@@ -69,9 +65,29 @@ static ag_tensor *sum_or_mean(int op, const char *name, const ag_tensor *x, int 
             double acc = 0;
             for (int64_t k = 0; k < s.n; k++) acc += x->data[(o * s.n + k) * s.inner + i];
             float sum = (float)acc;
-            /* PyTorch's mean is the float sum divided by n in float; 0 / 0 is nan */
-            y->data[o * s.inner + i] = op == AG__OP_MEAN_DIM ? sum / (float)s.n : sum;
+            /* PyTorch's mean is the float sum divided by n in float */
+            y->data[o * s.inner + i] = mean ? sum / (float)s.n : sum;
         }
+}
+bool ag__sum_dim_forward(ag_tensor *y)
+{
+    sum_dim_into(y, node(y)->src[0], (int)node(y)->arg.dim, false);
+    return true;
+}
+bool ag__mean_dim_forward(ag_tensor *y)
+{
+    sum_dim_into(y, node(y)->src[0], (int)node(y)->arg.dim, true);
+    return true;
+}
+
+static ag_tensor *sum_or_mean(int op, const char *name, const ag_tensor *x, int dim, bool keepdim)
+{
+    if (!ag__check(x, name, "self")) return NULL;
+    int d = ag__wrap_dim(name, x, dim, x->ndim > 0 ? x->ndim : 1);
+    if (d < 0) return NULL;
+    ag_tensor *y = new_reduced(name, x, d, keepdim);
+    if (!y) return NULL;
+    sum_dim_into(y, x, d, op == AG__OP_MEAN_DIM);
     node(y)->arg.dim = d;
     return ag__record(y, op, x, NULL);
 }
@@ -131,6 +147,13 @@ void ag__max_backward(ag_tensor *y)
     float share = node(y)->gbuf[0] / (float)m;
     for (int64_t j = 0; j < x->numel; j++)
         if (equals_result(x->data[j], v)) dx[j] += share;
+}
+
+bool ag__max_forward(ag_tensor *y)
+{
+    const ag_tensor *x = node(y)->src[0];
+    y->data[0] = x->data[best_at(x->data, x->numel, 1, node(y)->op == AG__OP_MIN)];
+    return true;
 }
 
 static ag_tensor *max_all(int op, const char *name, const ag_tensor *x)
@@ -193,6 +216,13 @@ static void scan_dim(const ag_tensor *x, int d, bool is_min, float *values, floa
             if (idx) idx[r] = (float)best;
             if (at) at[r] = best;
         }
+}
+
+bool ag__max_dim_forward(ag_tensor *y)
+{
+    scan_dim(node(y)->src[0], (int)node(y)->arg.dim, node(y)->op == AG__OP_MIN_DIM, y->data, NULL,
+             node(y)->ctx);
+    return true;
 }
 
 static ag_tensor *max_dim(int op, const char *name, const ag_tensor *x, int dim, bool keepdim,

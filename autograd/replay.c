@@ -35,7 +35,7 @@ struct ag_replay {
 
 static ag__live replays; /* every live replay, so a freed one passed again is reported */
 
-void ag__no_replay(ag_tensor *out) { AG__UNUSED(out); }
+bool ag__no_replay(ag_tensor *out) { return AG__UNUSED(out), false; }
 
 /* A list of tensors that grows through the allocation hook. */
 typedef struct list {
@@ -294,7 +294,7 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
     }
     for (size_t i = 0; i < r->nnodes; i++) {
         ag_tensor *t = r->nodes[i];
-        ag__ops[node(t)->op].forward(t);
+        if (!ag__ops[node(t)->op].forward(t)) return false; /* its check said why */
         refresh(t);
     }
     memset(r->grads, 0, r->nfloats * sizeof *r->grads);

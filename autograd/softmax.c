@@ -100,19 +100,29 @@ static void softmax_slice(float *y, const float *x, int64_t n, int64_t st, bool 
     }
 }
 
+static void softmax_into(ag_tensor *y, const ag_tensor *x, int d, bool log)
+{
+    ag__split s = ag__split_at(x, d);
+    bool last = along_last(x, d);
+    for (int64_t o = 0; s.n > 0 && o < s.outer; o++)
+        for (int64_t i = 0; i < s.inner; i++) {
+            int64_t at = o * s.n * s.inner + i;
+            softmax_slice(y->data + at, x->data + at, s.n, s.inner, last, log);
+        }
+}
+bool ag__softmax_forward(ag_tensor *y)
+{
+    softmax_into(y, node(y)->src[0], (int)node(y)->arg.dim, node(y)->op == AG__OP_LOG_SOFTMAX);
+    return true;
+}
+
 static ag_tensor *softmax_op(int op, const char *name, const ag_tensor *x, int dim)
 {
     int d = dim_of(name, x, dim);
     if (d < 0) return NULL;
     ag_tensor *y = ag__new_like(name, x);
     if (!y) return NULL;
-    ag__split s = ag__split_at(x, d);
-    bool last = along_last(x, d), log = op == AG__OP_LOG_SOFTMAX;
-    for (int64_t o = 0; s.n > 0 && o < s.outer; o++)
-        for (int64_t i = 0; i < s.inner; i++) {
-            int64_t at = o * s.n * s.inner + i;
-            softmax_slice(y->data + at, x->data + at, s.n, s.inner, last, log);
-        }
+    softmax_into(y, x, d, op == AG__OP_LOG_SOFTMAX);
     node(y)->arg.dim = d;
     return ag__record(y, op, x, NULL);
 }
@@ -159,16 +169,8 @@ void ag__softmax_backward(ag_tensor *y)
 /* Saves its input and its result, as PyTorch; the dimension is arg.dim. The sum is in   */
 /* double, as agrad's sum (within an ulp of PyTorch's float sum).                        */
 
-ag_tensor *ag_logsumexp(const ag_tensor *x, int dim, bool keepdim)
+static void logsumexp_into(ag_tensor *y, const ag_tensor *x, int d)
 {
-    int d = dim_of("logsumexp", x, dim);
-    if (d < 0) return NULL;
-    int64_t shape[AG_MAX_DIMS];
-    int ndim = 0;
-    for (int k = 0; k < x->ndim; k++)
-        if (k != d || keepdim) shape[ndim++] = k == d ? 1 : x->shape[k];
-    ag_tensor *y = ag__new("logsumexp", ndim, shape, NULL, NULL);
-    if (!y) return NULL;
     ag__split s = ag__split_at(x, d);
     for (int64_t o = 0; y->numel > 0 && o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
@@ -180,6 +182,24 @@ ag_tensor *ag_logsumexp(const ag_tensor *x, int dim, bool keepdim)
             float sum = (float)acc; /* 0 for an empty slice or one of only -inf */
             y->data[o * s.inner + i] = (sum == 0.0f ? -INFINITY : logf(sum)) + m;
         }
+}
+bool ag__logsumexp_forward(ag_tensor *y)
+{
+    logsumexp_into(y, node(y)->src[0], (int)node(y)->arg.dim);
+    return true;
+}
+
+ag_tensor *ag_logsumexp(const ag_tensor *x, int dim, bool keepdim)
+{
+    int d = dim_of("logsumexp", x, dim);
+    if (d < 0) return NULL;
+    int64_t shape[AG_MAX_DIMS];
+    int ndim = 0;
+    for (int k = 0; k < x->ndim; k++)
+        if (k != d || keepdim) shape[ndim++] = k == d ? 1 : x->shape[k];
+    ag_tensor *y = ag__new("logsumexp", ndim, shape, NULL, NULL);
+    if (!y) return NULL;
+    logsumexp_into(y, x, d);
     node(y)->arg.dim = d;
     return ag__record(y, AG__OP_LOGSUMEXP, x, NULL);
 }

@@ -16,7 +16,7 @@
 /* exp: y = e^x                            dy/dx = y                                     */
 
 static float exp_f(float x) { return expf(x); }
-void ag__exp_forward(ag_tensor *y) { forward1(y, exp_f); }
+bool ag__exp_forward(ag_tensor *y) { return forward1(y, exp_f); }
 RULE1(exp_dx, x) { return g * y; }
 void ag__exp_backward(ag_tensor *y) { backward1(y, exp_dx); }
 
@@ -28,7 +28,7 @@ ag_tensor *ag_exp(const ag_tensor *x) { return unary(AG__OP_EXP, "exp", x, exp_f
 /* error, as in PyTorch.                                                                 */
 
 static float log_f(float x) { return logf(x); }
-void ag__log_forward(ag_tensor *y) { forward1(y, log_f); }
+bool ag__log_forward(ag_tensor *y) { return forward1(y, log_f); }
 RULE1(log_dx, x) { return g / x; }
 void ag__log_backward(ag_tensor *y) { backward1(y, log_dx); }
 
@@ -38,7 +38,7 @@ ag_tensor *ag_log(const ag_tensor *x) { return unary(AG__OP_LOG, "log", x, log_f
 /* sqrt: y = x^(1/2)                       dy/dx = 1 / (2 y)                             */
 
 static float sqrt_f(float x) { return sqrtf(x); }
-void ag__sqrt_forward(ag_tensor *y) { forward1(y, sqrt_f); }
+bool ag__sqrt_forward(ag_tensor *y) { return forward1(y, sqrt_f); }
 RULE1(sqrt_dx, x) { return g / (2.0f * y); }
 void ag__sqrt_backward(ag_tensor *y) { backward1(y, sqrt_dx); }
 
@@ -48,7 +48,7 @@ ag_tensor *ag_sqrt(const ag_tensor *x) { return unary(AG__OP_SQRT, "sqrt", x, sq
 /* abs: y = |x|                            dy/dx = sgn(x), 0 at 0 (and at nan)           */
 
 static float abs_f(float x) { return fabsf(x); }
-void ag__abs_forward(ag_tensor *y) { forward1(y, abs_f); }
+bool ag__abs_forward(ag_tensor *y) { return forward1(y, abs_f); }
 /* PyTorch multiplies by sgn(x) rather than selecting g or -g, so that an inf or nan
  * gradient still turns into nan at x == 0. */
 RULE1(abs_dx, x) { return g * (float)((0.0f < x) - (x < 0.0f)); }
@@ -63,7 +63,7 @@ ag_tensor *ag_abs(const ag_tensor *x) { return unary(AG__OP_ABS, "abs", x, abs_f
 /* gradient passes.                                                                      */
 
 static float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
-void ag__relu_forward(ag_tensor *y) { forward1(y, relu_f); }
+bool ag__relu_forward(ag_tensor *y) { return forward1(y, relu_f); }
 RULE1(relu_dx, x) { return y <= 0.0f ? 0.0f : g; }
 void ag__relu_backward(ag_tensor *y) { backward1(y, relu_dx); }
 
@@ -75,7 +75,7 @@ ag_tensor *ag_relu(const ag_tensor *x) { return unary(AG__OP_RELU, "relu", x, re
 /* g * (1 - y) * y, evaluated left to right as PyTorch's sigmoid_backward does.          */
 
 static float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-void ag__sigmoid_forward(ag_tensor *y) { forward1(y, sigmoid_f); }
+bool ag__sigmoid_forward(ag_tensor *y) { return forward1(y, sigmoid_f); }
 RULE1(sigmoid_dx, x) { return g * (1.0f - y) * y; }
 void ag__sigmoid_backward(ag_tensor *y) { backward1(y, sigmoid_dx); }
 
@@ -87,7 +87,7 @@ ag_tensor *ag_sigmoid(const ag_tensor *x) { return unary(AG__OP_SIGMOID, "sigmoi
 /* 1 - y*y once, as a fused multiply-add; fmaf gives the same bits on any machine.       */
 
 static float tanh_f(float x) { return tanhf(x); }
-void ag__tanh_forward(ag_tensor *y) { forward1(y, tanh_f); }
+bool ag__tanh_forward(ag_tensor *y) { return forward1(y, tanh_f); }
 RULE1(tanh_dx, x) { return g * fmaf(-y, y, 1.0f); }
 void ag__tanh_backward(ag_tensor *y) { backward1(y, tanh_dx); }
 
@@ -109,9 +109,10 @@ static void clamp_into(ag_tensor *y, const ag_tensor *x, float lo, float hi)
 {
     for (int64_t i = 0; i < x->numel; i++) y->data[i] = clamp_f(x->data[i], lo, hi);
 }
-void ag__clamp_forward(ag_tensor *y)
+bool ag__clamp_forward(ag_tensor *y)
 {
     clamp_into(y, node(y)->src[0], node(y)->arg.clamp.lo, node(y)->arg.clamp.hi);
+    return true;
 }
 
 void ag__clamp_backward(ag_tensor *y)

@@ -187,6 +187,27 @@ static inline float max_of(float a, float b) { return a < b ? b : a; }
 /* mse_loss: l = (x - t)^2, x and t broadcast together                                   */
 /*                              dl/dx = 2 (x - t) (/ n for the mean)    dl/dt = -dl/dx   */
 
+static void mse_into(ag_tensor *out, const ag_tensor *x, const ag_tensor *t, ag_reduction r)
+{
+    int ndim = 0;
+    int64_t shape[AG_MAX_DIMS] = {0}, p[AG_MAX_DIMS], sx[AG_MAX_DIMS], st[AG_MAX_DIMS];
+    ag__broadcast_shape("mse_loss", x, t, &ndim, shape); /* checked when recorded */
+    reducer rd = {out->data, r, 0};
+    ag__pad(ndim, shape, p);
+    ag__bstrides(x, sx);
+    ag__bstrides(t, st);
+    AG__FOR_BCAST(p, sx, st, {
+        float d = x->data[ia] - t->data[ib];
+        put(&rd, io, d * d);
+    });
+    finish(&rd, p[0] * p[1] * p[2] * p[3]);
+}
+bool ag__mse_loss_forward(ag_tensor *y)
+{
+    mse_into(y, node(y)->src[0], node(y)->src[1], ((const loss_ctx *)node(y)->ctx)->reduction);
+    return true;
+}
+
 ag_tensor *ag_mse_loss_with(ag_loss_args a)
 {
     const char *name = "mse_loss";
@@ -203,16 +224,7 @@ ag_tensor *ag_mse_loss_with(ag_loss_args a)
     if (ag__grad_mode() && (x->requires_grad || t->requires_grad) &&
         !new_ctx(name, out, a.reduction, 0, 0))
         return NULL;
-    reducer rd = {out->data, a.reduction, 0};
-    int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS], st[AG_MAX_DIMS];
-    ag__pad(ndim, shape, p);
-    ag__bstrides(x, sx);
-    ag__bstrides(t, st);
-    AG__FOR_BCAST(p, sx, st, {
-        float d = x->data[ia] - t->data[ib];
-        put(&rd, io, d * d);
-    });
-    finish(&rd, n);
+    mse_into(out, x, t, a.reduction);
     return ag__record(out, AG__OP_MSE_LOSS, x, t);
 }
 
@@ -283,6 +295,38 @@ ag_tensor *ag_l1_loss_with(ag_loss_args a)
 
 #define BCE_EPSILON 1e-12f
 
+/* Whether every element of x is a probability; else the error, in PyTorch's words. */
+static bool probabilities(const char *name, const ag_tensor *x)
+{
+    for (int64_t i = 0; i < x->numel; i++)
+        if (!(x->data[i] >= 0.0f && x->data[i] <= 1.0f)) {
+            ag__error("%s: all elements of input should be between 0 and 1 (input[%lld] is %g)",
+                      name, (long long)i, (double)x->data[i]);
+            return false;
+        }
+    return true;
+}
+
+static void bce_into(ag_tensor *out, const ag_tensor *x, const ag_tensor *t, const float *w,
+                     ag_reduction r)
+{
+    reducer rd = {out->data, r, 0};
+    for (int64_t i = 0; i < x->numel; i++) {
+        float xv = x->data[i], tv = t->data[i];
+        float l = (tv - 1.0f) * max_of(logf(1.0f - xv), -100.0f) - tv * max_of(logf(xv), -100.0f);
+        put(&rd, i, w ? l * w[i] : l);
+    }
+    finish(&rd, x->numel);
+}
+bool ag__bce_loss_forward(ag_tensor *y)
+{
+    const ag_tensor *x = node(y)->src[0];
+    const loss_ctx *c = node(y)->ctx;
+    if (!probabilities("binary_cross_entropy", x)) return false;
+    bce_into(y, x, node(y)->src[1], c->weight, c->reduction);
+    return true;
+}
+
 ag_tensor *ag_binary_cross_entropy_with(ag_loss_args a)
 {
     const char *name = "binary_cross_entropy";
@@ -296,24 +340,14 @@ ag_tensor *ag_binary_cross_entropy_with(ag_loss_args a)
                          name, torch_size(st, t), torch_size(si, x));
     }
     if (w && !fits(name, t, w, false)) return NULL;
-    for (int64_t i = 0; i < x->numel; i++)
-        if (!(x->data[i] >= 0.0f && x->data[i] <= 1.0f))
-            return ag__error("%s: all elements of input should be between 0 and 1 (input[%lld] "
-                             "is %g)",
-                             name, (long long)i, (double)x->data[i]);
+    if (!probabilities(name, x)) return NULL;
     ag_tensor *out = new_loss(name, a.reduction, x->ndim, x->shape);
     if (!out) return NULL;
     bool record = ag__grad_mode() && (x->requires_grad || t->requires_grad);
     loss_ctx *c = NULL;
     if ((record || w) && !(c = new_ctx(name, out, a.reduction, w ? x->numel : 0, 0))) return NULL;
     if (w) broadcast_copy(c->weight, w, x);
-    reducer rd = {out->data, a.reduction, 0};
-    for (int64_t i = 0; i < x->numel; i++) {
-        float xv = x->data[i], tv = t->data[i];
-        float l = (tv - 1.0f) * max_of(logf(1.0f - xv), -100.0f) - tv * max_of(logf(xv), -100.0f);
-        put(&rd, i, w ? l * c->weight[i] : l);
-    }
-    finish(&rd, x->numel);
+    bce_into(out, x, t, c ? c->weight : NULL, a.reduction);
     return ag__record(out, AG__OP_BCE_LOSS, x, t);
 }
 
@@ -354,6 +388,33 @@ static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 /* PyTorch's log_sigmoid: min(x, 0) - log1p(exp(-|x|)), std::min's way (nan stays nan). */
 static inline float log_sigmoid(float x) { return (0.0f < x ? 0.0f : x) - log1pf(expf(-fabsf(x))); }
 
+/* c: the weights, or NULL for none. */
+static void bce_logits_into(ag_tensor *out, const ag_tensor *x, const ag_tensor *t,
+                            const loss_ctx *c, ag_reduction r)
+{
+    const float *w = c ? c->weight : NULL, *pw = c ? c->pos_weight : NULL;
+    reducer rd = {out->data, r, 0};
+    for (int64_t i = 0; i < x->numel; i++) {
+        float xv = x->data[i], tv = t->data[i];
+        float nx = -xv, m = nx < 0.0f ? 0.0f : nx; /* clamp_min(-x, 0); nan stays nan */
+        float lse = logf(expf(-m) + expf(nx - m)), l;
+        if (pw) {
+            float lw = (pw[i] - 1.0f) * tv + 1.0f;
+            l = (1.0f - tv) * xv + lw * (lse + m);
+        } else {
+            l = ((1.0f - tv) * xv + m) + lse;
+        }
+        put(&rd, i, w ? l * w[i] : l);
+    }
+    finish(&rd, x->numel);
+}
+bool ag__bce_logits_loss_forward(ag_tensor *y)
+{
+    const loss_ctx *c = node(y)->ctx;
+    bce_logits_into(y, node(y)->src[0], node(y)->src[1], c, c->reduction);
+    return true;
+}
+
 ag_tensor *ag_binary_cross_entropy_with_logits_with(ag_loss_args a)
 {
     const char *name = "binary_cross_entropy_with_logits";
@@ -376,20 +437,7 @@ ag_tensor *ag_binary_cross_entropy_with_logits_with(ag_loss_args a)
         return NULL;
     if (w) broadcast_copy(c->weight, w, x);
     if (pw) broadcast_copy(c->pos_weight, pw, x);
-    reducer rd = {out->data, a.reduction, 0};
-    for (int64_t i = 0; i < x->numel; i++) {
-        float xv = x->data[i], tv = t->data[i];
-        float nx = -xv, m = nx < 0.0f ? 0.0f : nx; /* clamp_min(-x, 0); nan stays nan */
-        float lse = logf(expf(-m) + expf(nx - m)), l;
-        if (pw) {
-            float lw = (c->pos_weight[i] - 1.0f) * tv + 1.0f;
-            l = (1.0f - tv) * xv + lw * (lse + m);
-        } else {
-            l = ((1.0f - tv) * xv + m) + lse;
-        }
-        put(&rd, i, w ? l * c->weight[i] : l);
-    }
-    finish(&rd, x->numel);
+    bce_logits_into(out, x, t, c, a.reduction);
     return ag__record(out, AG__OP_BCE_LOGITS_LOSS, x, t);
 }
 
@@ -544,6 +592,36 @@ static void nll_sum(const ag_tensor *x, const ag_tensor *t, const float *w, int6
     *total = w ? tw : (float)(batch - ignored);
 }
 
+/* out = nll_loss of x, whose shapes and targets were checked; returns the total weight. */
+static float nll_into(ag_tensor *out, const ag_tensor *x, const ag_tensor *t, const float *wc,
+                      int64_t ignore, ag_reduction r)
+{
+    int64_t nc = classes_of(x), batch = batch_of(x);
+    float total = 0;
+    if (r == AG_NONE && x->ndim == 2) {
+        for (int64_t i = 0; i < batch; i++) {
+            int64_t k = (int64_t)t->data[i];
+            out->data[i] = k == ignore ? 0.0f : -x->data[i * nc + k] * (wc ? wc[k] : 1.0f);
+        }
+    } else if (t->numel == 0) {
+        out->data[0] = r == AG_MEAN ? NAN : 0.0f; /* no targets: PyTorch's total weight is 0 */
+    } else {
+        float loss;
+        nll_sum(x, t, wc, ignore, &loss, &total);
+        out->data[0] = r == AG_MEAN ? loss / total : loss; /* all ignored: 0 / 0, nan */
+    }
+    return total;
+}
+/* The targets are checked again: they index x. */
+bool ag__nll_loss_forward(ag_tensor *y)
+{
+    const ag_tensor *x = node(y)->src[0], *t = node(y)->src[1];
+    loss_ctx *c = node(y)->ctx;
+    if (!nll_targets("nll_loss", x, t, c->ignore_index)) return false;
+    c->total_weight = nll_into(y, x, t, c->weight, c->ignore_index, c->reduction);
+    return true;
+}
+
 /* nll_loss of x, whose shapes and targets were checked. */
 static ag_tensor *nll(const char *name, const ag_tensor *x, const ag_tensor *t, const ag_tensor *w,
                       int64_t ignore, ag_reduction r)
@@ -557,20 +635,7 @@ static ag_tensor *nll(const char *name, const ag_tensor *x, const ag_tensor *t, 
     loss_ctx *c = NULL;
     if ((record || w) && !(c = new_ctx(name, out, r, w ? nc : 0, 0))) return NULL;
     if (w) memcpy(c->weight, w->data, (size_t)nc * sizeof(float));
-    const float *wc = c ? c->weight : NULL;
-    float total = 0;
-    if (per_row) {
-        for (int64_t i = 0; i < batch; i++) {
-            int64_t k = (int64_t)t->data[i];
-            out->data[i] = k == ignore ? 0.0f : -x->data[i * nc + k] * (wc ? wc[k] : 1.0f);
-        }
-    } else if (t->numel == 0) {
-        out->data[0] = r == AG_MEAN ? NAN : 0.0f; /* no targets: PyTorch's total weight is 0 */
-    } else {
-        float loss;
-        nll_sum(x, t, wc, ignore, &loss, &total);
-        out->data[0] = r == AG_MEAN ? loss / total : loss; /* all ignored: 0 / 0, nan */
-    }
+    float total = nll_into(out, x, t, c ? c->weight : NULL, ignore, r);
     if (c) {
         c->ignore_index = ignore;
         c->total_weight = total;
