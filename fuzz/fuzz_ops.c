@@ -5,7 +5,7 @@
  * ag_shutdown, NaN and Inf, gradcheck, printing, checked and fast mode, refused
  * allocations, softmax and the losses with options they take and options they do not,
  * optimizers and schedules, datasets and loaders, CSV read from memory and from files, the
- * progress line, names, the backward trace and anomaly mode, the graph's picture and
+ * progress line, names, the backward trace and anomaly mode, replays, the graph's picture and
  * statistics. Every invalid call must end in agrad's error path: never a sanitizer
  * report, a crash, a hang, a NULL without a message, or a leak.
  *
@@ -112,6 +112,16 @@ typedef struct slot {
 } slot;
 
 static slot slots[NSLOTS];
+/* Replays (replay.c), live or freed: a freed one's pointer is safe to pass (agrad keeps a
+ * list of live replays). One whose graph was released in fast mode is not run again: its
+ * loss's memory may hold a newer tensor (the model's `unsafe`). */
+enum { NREPLAYS = 2 };
+static struct {
+    ag_replay *r;
+    size_t pos; /* its loss's place on the tape */
+    unsigned epoch;
+    bool unsafe;
+} replays[NREPLAYS];
 static struct {
     ag_mark m;
     bool made, stale;
@@ -198,6 +208,9 @@ static void released_to(size_t pos)
     }
     for (int k = 0; k < NMARKS; k++)
         if (marks[k].made && marks[k].m.private_pos > pos) marks[k].stale = true;
+    for (int k = 0; k < NREPLAYS; k++)
+        if (replays[k].r && replays[k].epoch == epoch && replays[k].pos >= pos && !checked())
+            replays[k].unsafe = true;
     tape_len = pos;
     optimizers_released_to(pos);
 }
@@ -1138,15 +1151,48 @@ static void graph_read(ag_tensor *x, unsigned w)
     if (!ok && !ag_last_error()[0]) fail("a graph call failed without an error");
 }
 
+/* A replay of the graph of a tensor with up to two inputs (any tensors: most are refused),
+ * or a run of one with up to two values, or its free. A run makes and frees no tensor. */
+static void replay_step(unsigned w)
+{
+    int k = (int)(byte() % NREPLAYS);
+    if (w & 1) {
+        slot *s = arg_slot();
+        ag_tensor *ins[2] = {arg(), arg()};
+        ag_replay *r = ag_replay_new(s ? s->t : NULL, ins, (int)(byte() % 3));
+        if (!r && !ag_last_error()[0]) fail("replay_new failed without an error");
+        if (!r) return;
+        if (!s || s->kind != TENSOR) fail("a replay of a tensor no op made");
+        if (replays[k].r) ag_replay_free(replays[k].r); /* freed before: an error, no more */
+        replays[k].r = r;
+        replays[k].pos = s->pos;
+        replays[k].epoch = epoch;
+        replays[k].unsafe = false;
+    } else if (w & 2) {
+        if (replays[k].unsafe) return;
+        ag_tensor *vals[2] = {arg(), arg()};
+        size_t before = ag_memory_stats().live_tensors;
+        bool ok = ag_replay_run(replays[k].r, byte() & 1 ? vals : NULL, (int)(byte() % 3));
+        if (!ok && !ag_last_error()[0]) fail("replay_run failed without an error");
+        if (ag_memory_stats().live_tensors != before) fail("replay_run made or freed tensors");
+    } else {
+        ag_replay_free(replays[k].r); /* the pointer is kept: freed again, it is an error */
+    }
+}
+
 /* Seeing backward (name.c, trace.c): names given, read and removed, the trace to a stream
  * or off, anomaly mode on or off (then every op's result is checked: an op may now fail
- * with its error, which keep takes as any failure). */
+ * with its error, which keep takes as any failure); and replays. */
 static void watch_step(void)
 {
     static const char *const names[] = {
         "w", "", NULL, "a name longer than sixty-four bytes, which messages cut short with dots",
         "quote\" and\nnewline"};
     unsigned w = byte();
+    if (w >= 224) { /* the top eighth of the byte: replays */
+        replay_step(w);
+        return;
+    }
     ag_tensor *x = arg();
     switch (w % 4) {
     case 0: {
@@ -1454,6 +1500,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(scheds, 0, sizeof scheds);
     memset(datasets, 0, sizeof datasets);
     memset(loaders, 0, sizeof loaders);
+    memset(replays, 0, sizeof replays);
     tape_len = 0;
     no_grad_depth = 0;
     fuzz_start("fuzz_ops", 8 << 20, 48 << 20); /* huge tensors are refused, not made */

@@ -2,6 +2,7 @@
  * trajectory, and a graph of every op a replay runs, with broadcasts and a tensor used
  * twice), allocates nothing in steady state, and refuses what it cannot do. */
 #include <agrad.h>
+#include <agrad_nn.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -115,6 +116,72 @@ Test(replay, every_op_is_eager_bit_for_bit)
         }
         ag_release(start);
     }
+    ag_replay_free(r);
+    test_finish();
+}
+
+/* The other ops a replay runs: reductions over a dimension, max and min, softmax and its
+ * kin, rows, slices, cat, stack, where (its condition an input), and the four losses.
+ * cond is x > 0, given as an input. */
+static ag_tensor *other_ops(ag_tensor *p, ag_tensor *x, ag_tensor *t, ag_tensor *cond,
+                            ag_tensor *labels, ag_tensor *targets)
+{
+    ag_tensor *h = ag_mul(x, p);                                             /* [4,3] */
+    ag_tensor *a = ag_add(ag_sum_dim(h, 1, true), ag_mean_dim(h, 0, false)); /* [4,3] */
+    ag_tensor *m = ag_add(ag_max(h), ag_min(ag_max_dim(a, 1, false, NULL))); /* [] */
+    ag_tensor *s = ag_add(ag_softmax(a, 1), ag_log_softmax(a, 0));           /* [4,3] */
+    ag_tensor *l = ag_logsumexp(ag_add(s, m), 1, true);                      /* [4,1] */
+    ag_tensor *c = ag_cat(
+        (ag_tensor *[]){ag_select(s, 1, 2), ag_view(ag_slice(s, 0, 1, 3), AG_SHAPE(6))}, 2, 0);
+    ag_tensor *k = ag_stack((ag_tensor *[]){ag_squeeze_dim(l, 1), ag_select(s, 1, 1)}, 2, 0);
+    ag_tensor *w = ag_where(cond, h, ag_neg(h)); /* [4,3] */
+    ag_tensor *loss = ag_add(ag_sum(c), ag_mean(k));
+    loss = ag_add(loss, ag_mse_loss(w, t));
+    loss = ag_add(loss, ag_cross_entropy(a, labels));
+    loss = ag_add(loss, ag_binary_cross_entropy(ag_sigmoid(h), targets));
+    loss = ag_add(loss, ag_binary_cross_entropy_with_logits(h, targets, .reduction = AG_SUM));
+    return ag_add(loss, ag_min_dim(ag_min_dim(w, 0, true, NULL), 1, false, NULL));
+}
+
+Test(replay, other_ops_are_eager_bit_for_bit)
+{
+    ag_manual_seed(5);
+    ag_tensor *p1 = ag_randn(AG_SHAPE(1, 3), .requires_grad = true);
+    ag_tensor *p2 = ag_tensor_from(p1->data, AG_SHAPE(1, 3), true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(4, 3)), *t = ag_zeros(AG_SHAPE(4, 3));
+    ag_tensor *cond = ag_zeros(AG_SHAPE(4, 3)), *labels = ag_zeros(AG_SHAPE(4));
+    ag_tensor *targets = ag_zeros(AG_SHAPE(4, 3));
+    ag_tensor *loss2 = ag_sum(other_ops(p2, x, t, cond, labels, targets));
+    ag_tensor *in[] = {x, t, cond, labels, targets};
+    ag_replay *r = ag_replay_new(loss2, in, 5);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    ag_mark start = ag_mark_now();
+    for (int k = 0; k < 4; k++) {
+        ag_tensor *xk = ag_randn(AG_SHAPE(4, 3)), *tk = ag_randn(AG_SHAPE(4, 3));
+        ag_tensor *ck = ag_gt(xk, 0),
+                  *lk = ag_tensor_from(((const float[]){k % 3, 2, 0, 1}), AG_SHAPE(4));
+        ag_tensor *gk = ag_rand(AG_SHAPE(4, 3));
+        ag_tensor *loss1 = ag_sum(other_ops(p1, xk, tk, ck, lk, gk));
+        cr_assert(ag_backward(loss1));
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){xk, tk, ck, lk, gk}, 5), "%s", ag_last_error());
+        cr_assert(isfinite(loss1->data[0]));
+        cr_assert(same_bits(loss1, loss2), "run %d: loss %.9g vs %.9g", k, (double)loss1->data[0],
+                  (double)loss2->data[0]);
+        cr_assert(same_bits(p1->grad, p2->grad), "run %d: grads differ", k);
+        ag_release(start);
+    }
+    /* the ops' own checks hold in a replay: a class out of range, a probability above 1 */
+    ag_tensor *bad = ag_tensor_from(((const float[]){0, 1, 7, 2}), AG_SHAPE(4));
+    ag_tensor *g = ag_zeros(AG_SHAPE(4, 3)),
+              *before = ag_tensor_from(p2->grad->data, AG_SHAPE(1, 3));
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){x, t, cond, bad, g}, 5));
+    EXPECT_ERROR("replay_run", "nll_loss: Target 7 is out of bounds.");
+    ag_tensor *over = ag_full(AG_SHAPE(4, 3), NAN); /* sigmoid(nan) is no probability */
+    ag_tensor *good = ag_zeros(AG_SHAPE(4));
+    cr_assert(!ag_replay_run(r, (ag_tensor *[]){over, t, cond, good, g}, 5));
+    EXPECT_ERROR("replay_run", "binary_cross_entropy: all elements of input should be between 0 "
+                               "and 1");
+    cr_assert(same_bits(before, p2->grad), "a refused run changed no gradient");
     ag_replay_free(r);
     test_finish();
 }
