@@ -657,6 +657,10 @@ AG_API ag_tensor *ag_imul_tt(ag_tensor *t, const ag_tensor *x);
 AG_API ag_tensor *ag_imul_ts(ag_tensor *t, double x);
 AG_API ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x);
 AG_API ag_tensor *ag_idiv_ts(ag_tensor *t, double x);
+/* t.add_(x, alpha=alpha): t + alpha * x, x broadcast to t's shape, with one rounding (a
+ * fused multiply-add, as PyTorch's CPU kernel and its SGD step compute it). The update
+ * that makes no tensor: AG_NO_GRAD { ag_add_scaled_(w, w->grad, -lr); }. */
+AG_API ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha);
 #define AG_PRIVATE_DISPATCH_INPLACE(op, t, x) AG_PRIVATE_TENSOR_OR(x, op##_tt, op##_ts)(t, x)
 #define ag_add_(t, x)                         AG_PRIVATE_DISPATCH_INPLACE(ag_iadd, t, x)
 #define ag_sub_(t, x)                         AG_PRIVATE_DISPATCH_INPLACE(ag_isub, t, x)

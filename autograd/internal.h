@@ -6,6 +6,14 @@
 
 #include <stdarg.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define AG__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG__ASAN 1
+#endif
+#endif
+
 #define AG__MAGIC_LIVE 0x41474c56u /* "AGLV" */
 #define AG__MAGIC_DEAD 0x41474444u /* "AGDD" */
 
@@ -45,6 +53,12 @@ typedef struct ag__node {
 } ag__node;
 
 static inline ag__node *node(const ag_tensor *t) { return (ag__node *)(t + 1); }
+
+/* Tensors are allocated at multiples of AG__ALIGN bytes; each begins with its public
+ * fields and its node, AG__HEADER bytes, and its storage follows (memory.c). */
+#define AG__ALIGN 32
+#define AG__HEADER                                                                                 \
+    ((sizeof(ag_tensor) + sizeof(ag__node) + AG__ALIGN - 1) & ~(size_t)(AG__ALIGN - 1))
 
 /* ag__node.flags */
 enum {
@@ -197,9 +211,41 @@ void ag__scratch_reset(void);
 ag__liveness ag__liveness_of(const ag_tensor *t);
 /* Checks an argument of op named role ("self", "other", ...): true when t is a live
  * tensor; else false, after ag__check_failed's report. */
-bool ag__check(const ag_tensor *t, const char *op, const char *role);
+bool ag__check_slow(const ag_tensor *t, const char *op, const char *role);
+bool ag__check_at_slow(const ag_tensor *t, const char *op, const char *list, int k);
+/* Most tensors an op is given were made lately, in the chunk tensors (or gradients) are
+ * made in now: a header position there holding a live node is a live tensor, which the
+ * checks below tell inline; anything else (and everything under AddressSanitizer, which
+ * must not read poisoned memory) takes the whole check. [0]: the tape's chunk, [1]: the
+ * grad pool's (memory.c keeps them). */
+typedef struct ag__chunk {
+    const char *base;
+    size_t size;
+} ag__chunk;
+extern ag__chunk ag__hot_chunks[2];
+static inline bool ag__quick_live(const ag_tensor *t)
+{
+#ifndef AG__ASAN
+    for (int k = 0; k < 2; k++) {
+        size_t off = (size_t)((uintptr_t)t - (uintptr_t)ag__hot_chunks[k].base);
+        if (off < ag__hot_chunks[k].size && ag__hot_chunks[k].size - off >= AG__HEADER &&
+            off % AG__ALIGN == 0)
+            return node(t)->magic == AG__MAGIC_LIVE;
+    }
+#else
+    AG__UNUSED(t);
+#endif
+    return false;
+}
+static inline bool ag__check(const ag_tensor *t, const char *op, const char *role)
+{
+    return ag__quick_live(t) || ag__check_slow(t, op, role);
+}
 /* The same for element k of an array argument named list ("tensors[3]"). */
-bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k);
+static inline bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
+{
+    return ag__quick_live(t) || ag__check_at_slow(t, op, list, k);
+}
 /* ag__check_at for each of the n tensors of list; false after the first one's error. */
 bool ag__check_list(ag_tensor *const *t, int n, const char *op, const char *list);
 /* ag__check_at for a tensor kept since it was given, with the serial it had then (an

@@ -16,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define AG__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AG__ASAN 1
-#endif
-#endif
 #ifdef AG__ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
@@ -184,17 +177,17 @@ typedef struct apos {
 typedef struct arena {
     chunk *chunks;
     size_t n, cap;
-    apos at;      /* the next allocation starts here (at.chunk < n once allocated) */
-    size_t bytes; /* sum of the chunks' sizes */
-    chunk hot;    /* a copy of chunks[at.chunk], for the quick test of ag__check */
+    apos at;           /* the next allocation starts here (at.chunk < n once allocated) */
+    size_t bytes;      /* sum of the chunks' sizes */
+    chunk hot;         /* a copy of chunks[at.chunk], for the quick test of ag__check */
+    ag__chunk *mirror; /* where ag__check's inline test reads hot, or NULL */
 } arena;
 
-enum { CHUNK_MIN = 1 << 20, CHUNK_STEP_MAX = 1 << 28, ALIGN = 32 };
+enum { CHUNK_MIN = 1 << 20, CHUNK_STEP_MAX = 1 << 28, ALIGN = AG__ALIGN };
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
-/* Every tensor begins with its public fields and its node; its storage follows. */
-#define HEADER align_up(sizeof(ag_tensor) + sizeof(ag__node))
+#define HEADER AG__HEADER
 
 /* A new chunk of at least size bytes, put right after the current one: chunks after it
  * hold nothing yet, so the order of positions is kept. Chunks grow with the arena (up to
@@ -218,11 +211,16 @@ static bool arena_add_chunk(arena *a, size_t size)
     return true;
 }
 
+ag__chunk ag__hot_chunks[2];
+/* headers, storage and ctx of every tensor on the tape */
+static arena tensors = {.mirror = &ag__hot_chunks[0]};
+
 /* Moves the arena's position to at. */
 static void arena_set(arena *a, apos at)
 {
     a->at = at;
     a->hot = a->chunks[at.chunk];
+    if (a->mirror) *a->mirror = (ag__chunk){a->hot.base, a->hot.size};
 }
 
 /* arena_alloc when the current chunk is full: the next chunk, if there is one and it is
@@ -289,13 +287,15 @@ static void arena_free(arena *a)
         ag__free(a->chunks[i].base);
     }
     ag__free(a->chunks);
+    ag__chunk *mirror = a->mirror;
     memset(a, 0, sizeof *a);
+    a->mirror = mirror;
+    if (mirror) *mirror = (ag__chunk){NULL, 0};
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* The tape: every live tensor, in creation order                                         */
 
-static arena tensors; /* headers, storage and ctx of every tensor on the tape */
 static arena scratch; /* backward-pass buffers */
 
 static struct {
@@ -406,7 +406,7 @@ static struct {
     ag_tensor *quarantine; /* checked mode: freed blocks not yet back on a free list */
     size_t quarantine_bytes;
     size_t persistent; /* live persistent tensors (parameters) */
-} grads;
+} grads = {.mem = {.mirror = &ag__hot_chunks[1]}};
 
 /* Persistent tensors freed while the tape still used them (a module freed before the
  * graph of its last forward pass was released). */
@@ -606,13 +606,13 @@ static inline ag__liveness liveness(const ag_tensor *t)
 
 ag__liveness ag__liveness_of(const ag_tensor *t) { return liveness(t); }
 
-bool ag__check(const ag_tensor *t, const char *op, const char *role)
+bool ag__check_slow(const ag_tensor *t, const char *op, const char *role)
 {
     ag__liveness why = liveness(t);
     return why == AG__LIVE || ag__check_failed(why, op, role, -1);
 }
 
-bool ag__check_at(const ag_tensor *t, const char *op, const char *list, int k)
+bool ag__check_at_slow(const ag_tensor *t, const char *op, const char *list, int k)
 {
     ag__liveness why = liveness(t);
     return why == AG__LIVE || ag__check_failed(why, op, list, k);

@@ -384,6 +384,27 @@ ag_tensor *ag_isub_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("sub_"
 ag_tensor *ag_imul_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("mul_", t, x, mul_f); }
 ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("div_", t, x, div_f); }
 
+/* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
+ * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
+ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
+{
+    if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;
+    float a = (float)alpha, *o = t->data;
+    const float *v = x->data;
+    if (x->numel == t->numel) {
+        for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(v[i], a, o[i]);
+        return t;
+    }
+    int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];
+    ag__pad(t->ndim, t->shape, p);
+    ag__bstrides(x, sx);
+    AG__FOR_BCAST(p, sx, sx, {
+        o[io] = fmaf(v[ia], a, o[io]);
+        AG__UNUSED(ib);
+    });
+    return t;
+}
+
 /* t op= a number */
 #define INPLACE_SCALAR(fn, name, f)                                                                \
     ag_tensor *fn(ag_tensor *t, double x)                                                          \

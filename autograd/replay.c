@@ -28,8 +28,7 @@ struct ag_replay {
     size_t ntakers;
     float *grads; /* their gradient buffers, one after another */
     size_t nfloats;
-    ag_tensor **inputs; /* the leaves each run takes new values for, and their serials */
-    uint64_t *input_serials;
+    ag_tensor **inputs; /* the leaves each run takes new values for */
     int ninputs;
 };
 
@@ -178,7 +177,6 @@ void ag_replay_free(ag_replay *r)
     ag__free(r->takers);
     ag__free(r->grads);
     ag__free(r->inputs);
-    ag__free(r->input_serials);
     ag__free(r);
 }
 
@@ -207,8 +205,7 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
     for (size_t i = 0; i < all.n; i++) node(all.t[i])->flags &= (uint16_t)~AG__F_SEEN;
     if (ok && fits) {
         r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs);
-        r->input_serials = ag__malloc((n ? (size_t)n : 1) * sizeof *r->input_serials);
-        ok = r->inputs && r->input_serials && program_make(r, &all) && ag__live_add(&replays, r);
+        ok = r->inputs && program_make(r, &all) && ag__live_add(&replays, r);
     }
     ag__free(all.t);
     if (!ok || !fits) {
@@ -217,17 +214,13 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
             ag__free(r->takers);
             ag__free(r->grads);
             ag__free(r->inputs);
-            ag__free(r->input_serials);
             ag__free(r);
         }
         return ok ? NULL
                   : ag__error("replay_new: out of memory keeping the graph of loss (%zu tensors)",
                               all.n);
     }
-    for (int k = 0; k < n; k++) {
-        r->inputs[k] = inputs[k];
-        r->input_serials[k] = node(inputs[k])->serial;
-    }
+    for (int k = 0; k < n; k++) r->inputs[k] = inputs[k];
     return r;
 }
 
@@ -253,10 +246,9 @@ static bool run_check(const ag_replay *r, ag_tensor *const *values, int n)
         return ag__error("replay_run: the replay takes %d inputs; %d given%s", r->ninputs, n,
                          n > 0 && !values ? " from NULL" : ""),
                false;
+    /* The inputs are leaves of the graph, older than loss: a live loss keeps them live. */
     for (int k = 0; k < n; k++) {
-        if (!ag__check_serial_at(r->inputs[k], r->input_serials[k], "replay_run", "inputs", k) ||
-            !ag__check_at(values[k], "replay_run", "values", k))
-            return false;
+        if (!ag__check_at(values[k], "replay_run", "values", k)) return false;
         const ag_tensor *x = r->inputs[k], *v = values[k];
         if (v->ndim != x->ndim || memcmp(v->shape, x->shape, sizeof v->shape)) {
             ag__error("replay_run: values[%d] has shape %s, but input %d of the replay "

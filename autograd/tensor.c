@@ -20,9 +20,22 @@ int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
 /* ------------------------------------------------------------------------------------ */
 /* Shapes and new tensors                                                                */
 
-int64_t ag__numel(const char *op, int ndim, const int64_t *shape)
+/* ag__numel's errors, out of its loop (and of its stack frame): negative says which. */
+static int64_t bad_shape(const char *op, int ndim, const int64_t *shape, bool negative)
 {
     char s[AG__SHAPE_STR];
+    for (int i = 0; negative && i < ndim; i++)
+        if (shape[i] < 0)
+            return ag__error("%s: Trying to create tensor with negative dimension %lld: %s", op,
+                             (long long)shape[i], ag__shape_str(s, ndim, shape)),
+                   -1;
+    return ag__error("%s: Storage size calculation overflowed with sizes=%s", op,
+                     ag__shape_str(s, ndim, shape)),
+           -1;
+}
+
+int64_t ag__numel(const char *op, int ndim, const int64_t *shape)
+{
     if (ndim < 0 || ndim > AG_MAX_DIMS) {
         ag__error("%s: tensors have at most %d dimensions, got %d", op, AG_MAX_DIMS, ndim);
         return -1;
@@ -33,21 +46,14 @@ int64_t ag__numel(const char *op, int ndim, const int64_t *shape)
     int64_t nonzero = 1;
     bool empty = false;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) {
-            ag__error("%s: Trying to create tensor with negative dimension %lld: %s", op,
-                      (long long)shape[i], ag__shape_str(s, ndim, shape));
-            return -1;
-        }
         int64_t product;
-        if (shape[i] == 0) {
+        if (shape[i] < 0) return bad_shape(op, ndim, shape, true);
+        if (shape[i] == 0)
             empty = true;
-        } else if (__builtin_mul_overflow(nonzero, shape[i], &product) || product > AG__NUMEL_MAX) {
-            ag__error("%s: Storage size calculation overflowed with sizes=%s", op,
-                      ag__shape_str(s, ndim, shape));
-            return -1;
-        } else {
+        else if (__builtin_mul_overflow(nonzero, shape[i], &product) || product > AG__NUMEL_MAX)
+            return bad_shape(op, ndim, shape, false);
+        else
             nonzero = product;
-        }
     }
     return empty ? 0 : nonzero;
 }

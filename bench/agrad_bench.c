@@ -76,18 +76,17 @@ static void sgd_setup(void)
     sgd.graph = ag_mark_now();
 }
 
-/* After backward: w -= lr * w.grad and b -= lr * b.grad under no_grad, zero the grads,
- * release the step's graph (both lab workloads end their steps so). */
-static void update(ag_tensor *w, ag_tensor *b, double lr, ag_mark graph)
+/* After backward: w.add_(w.grad, alpha=-lr) and b likewise under no_grad (in place, no
+ * tensor made), then zero the grads (both lab workloads end their steps so). */
+static void update(ag_tensor *w, ag_tensor *b, double lr)
 {
     AG_NO_GRAD
     {
-        ag_sub_(w, ag_mul(lr, w->grad));
-        ag_sub_(b, ag_mul(lr, b->grad));
+        ag_add_scaled_(w, w->grad, -lr);
+        ag_add_scaled_(b, b->grad, -lr);
     }
     ag_zero_(w->grad);
     ag_zero_(b->grad);
-    ag_release(graph);
 }
 
 static void sgd_run(long steps)
@@ -97,7 +96,8 @@ static void sgd_run(long steps)
         ag_tensor *x = ag_tensor_from(sgd.X->data + sgd.i, AG_SHAPE(1));
         ag_tensor *y = ag_tensor_from(sgd.Y->data + sgd.i, AG_SHAPE(1));
         ag_backward(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2)));
-        update(sgd.w, sgd.b, lr, sgd.graph);
+        update(sgd.w, sgd.b, lr);
+        ag_release(sgd.graph);
     }
 }
 
@@ -121,7 +121,6 @@ static void replay_setup(void)
     ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
     ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2));
     rep.step = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
-    sgd.graph = ag_mark_now(); /* the update's tensors go after the recorded graph */
 }
 
 static void replay_run(long steps)
@@ -129,7 +128,7 @@ static void replay_run(long steps)
     const double lr = 0.01;
     for (long s = 0; s < steps; s++, sgd.i = (sgd.i + 1) % sgd.n) {
         ag_replay_run(rep.step, (ag_tensor *[]){rep.xs[sgd.i], rep.ys[sgd.i]}, 2);
-        update(sgd.w, sgd.b, lr, sgd.graph);
+        update(sgd.w, sgd.b, lr); /* nothing to release: no tensor was made */
     }
 }
 
@@ -214,7 +213,8 @@ static void bgd_run(long steps)
 {
     for (long s = 0; s < steps; s++) {
         ag_backward(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(bgd.w, bgd.X), bgd.b), bgd.Y), 2)));
-        update(bgd.w, bgd.b, 0.1, bgd.graph);
+        update(bgd.w, bgd.b, 0.1);
+        ag_release(bgd.graph);
     }
 }
 

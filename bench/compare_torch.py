@@ -28,10 +28,10 @@ def timed(setup, run, steps):
 
 def workloads(torch):
     def update(w, b, lr):
-        """w -= lr * w.grad, b likewise, under no_grad; then zero the grads."""
+        """w.add_(w.grad, alpha=-lr), b likewise, under no_grad; then zero the grads."""
         with torch.no_grad():
-            w.sub_(lr * w.grad)
-            b.sub_(lr * b.grad)
+            w.add_(w.grad, alpha=-lr)
+            b.add_(b.grad, alpha=-lr)
         w.grad.zero_()
         b.grad.zero_()
 

@@ -491,7 +491,7 @@ static ag_tensor *inplace(unsigned which, ag_tensor *t, ag_tensor *x)
     case 2:
         return ag_copy_(t, x);
     case 3:
-        return ag_add_(t, x);
+        return which & 16 ? ag_add_scaled_(t, x, number()) : ag_add_(t, x);
     case 4:
         return ag_sub_(t, x);
     case 5:

@@ -556,6 +556,31 @@ Test(data, inplace_inside_no_grad_updates_the_leaf)
     test_finish();
 }
 
+Test(data, add_scaled_rounds_once_and_makes_no_tensor)
+{
+    record_errors();
+    /* 1 + (-(1 - 2^-23)) (1 + 2^-23) = 2^-46 exactly; rounding the product first gives 0 */
+    ag_tensor *t = VEC(false, 1.0f), *x = VEC(false, 1.0f + 0x1p-23f);
+    cr_assert_eq(ag_add_scaled_(t, x, -(1.0 - 0x1p-23)), t);
+    CHECK("fused", t, 0, 0x1p-46f);
+    /* x broadcast over t's rows; the update of a leaf under no_grad, as an optimizer's */
+    ag_tensor *w = ag_tensor_from(((const float[]){1, 2, 3, 4, 5, 6}), AG_SHAPE(2, 3), true);
+    size_t before = ag_memory_stats().live_tensors;
+    AG_NO_GRAD { cr_assert_eq(ag_add_scaled_(w, VEC(false, 1, 0, -1), 2.0), w); }
+    CHECK("w + 2 x", w, 0, 3, 2, 1, 6, 5, 4);
+    cr_assert_eq(ag_memory_stats().live_tensors, before + 1, "only the VEC was made");
+    /* its refusals are add_'s */
+    cr_assert_null(ag_add_scaled_(w, x, 1.0));
+    EXPECT_ERROR("add_scaled_", "add_: a leaf Variable that requires grad is being used in an "
+                                "in-place operation.");
+    cr_assert_null(ag_add_scaled_(x, w, 1.0));
+    EXPECT_ERROR("add_scaled_", "add_: output with shape [1] doesn't match the broadcast shape "
+                                "[2, 3]");
+    cr_assert_null(ag_add_scaled_(NULL, x, 1.0));
+    EXPECT_ERROR("add_scaled_", "add_: argument self is NULL");
+    test_finish();
+}
+
 Test(data, modifying_a_saved_input_then_backward_is_an_error)
 {
     record_errors();
