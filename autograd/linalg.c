@@ -206,27 +206,26 @@ static bool blas_fits(const mm_plan *pl)
 }
 
 /* With BLAS: each gradient is one sgemm per batch, or one in all where a batched a meets
- * an unbatched b (the batches folded into rows, as PyTorch does). A gradient whose
- * matrices each get one batch is written (beta 0); a broadcast one (several batches into
- * one matrix) is zeroed and added to (beta 1). */
-static void blas_backward(const mm_plan *pl, const ag_tensor *a, const ag_tensor *b, const float *g,
-                          float *da, float *db)
+ * an unbatched b (the batches folded into rows, as PyTorch does), added (beta 1) straight
+ * into the gradient the engine accumulates for the input (ag__grad_of): no buffer of its
+ * own, no pass to add it. */
+static void blas_backward(const mm_plan *pl, ag_tensor *a, ag_tensor *b, const float *g,
+                          bool want_a, bool want_b)
 {
     int64_t n = pl->n, k = pl->k, p = pl->p, nbat = pl->nb[0] * pl->nb[1];
-    if (b->ndim <= 2) { /* b unbatched: a's batches are rows; da is written, db summed */
-        if (da) sgemm(false, true, nbat * n, k, p, g, b->data, 0.0f, da);
-        if (db) sgemm(true, false, k, p, nbat * n, a->data, g, 0.0f, db);
+    float *da = want_a ? ag__grad_of(a) : NULL, *db = want_b ? ag__grad_of(b) : NULL;
+    if ((want_a && !da) || (want_b && !db)) return;
+    if (b->ndim <= 2) { /* b unbatched: a's batches are rows */
+        if (da) sgemm(false, true, nbat * n, k, p, g, b->data, 1.0f, da);
+        if (db) sgemm(true, false, k, p, nbat * n, a->data, g, 1.0f, db);
         return;
     }
-    bool whole_a = a->numel == nbat * n * k, whole_b = b->numel == nbat * k * p;
-    if (da && !whole_a) memset(da, 0, (size_t)a->numel * sizeof *da);
-    if (db && !whole_b) memset(db, 0, (size_t)b->numel * sizeof *db);
     FOR_BATCH(*pl, {
         if (da)
-            sgemm(false, true, n, k, p, g + io * n * p, b->data + ib * k * p, whole_a ? 0.0f : 1.0f,
+            sgemm(false, true, n, k, p, g + io * n * p, b->data + ib * k * p, 1.0f,
                   da + ia * n * k);
         if (db)
-            sgemm(true, false, k, p, n, a->data + ia * n * k, g + io * n * p, whole_b ? 0.0f : 1.0f,
+            sgemm(true, false, k, p, n, a->data + ia * n * k, g + io * n * p, 1.0f,
                   db + ib * k * p);
     });
 }
@@ -242,17 +241,15 @@ void ag__matmul_backward(ag_tensor *out)
     /* An empty G (or p == 0) adds nothing; an empty input has no gradient to fill. */
     bool nothing = out->numel == 0 || p == 0;
     bool want_a = ag__wants(out, 0) && a->numel > 0, want_b = ag__wants(out, 1) && b->numel > 0;
-    float *da = want_a ? ag__scratch_floats(a->numel) : NULL;
-    float *db = want_b ? ag__scratch_floats(b->numel) : NULL;
-    if ((want_a && !da) || (want_b && !db)) return;
 #ifdef AG_HAVE_BLAS
     if (!nothing && blas_fits(&pl)) {
-        blas_backward(&pl, a, b, g, da, db);
-        if (da) ag__add_grad(a, da);
-        if (db) ag__add_grad(b, db);
+        blas_backward(&pl, a, b, g, want_a, want_b);
         return;
     }
 #endif
+    float *da = want_a ? ag__scratch_floats(a->numel) : NULL;
+    float *db = want_b ? ag__scratch_floats(b->numel) : NULL;
+    if ((want_a && !da) || (want_b && !db)) return;
     float *tmp = NULL;
     if (a->ndim > 2 && b->ndim > 2 && !nothing) {
         tmp = ag__scratch_floats(n * k > k * p ? n * k : k * p);
