@@ -4,8 +4,11 @@
  * Products accumulate in float, one term after another in the order of the inner
  * index: the order of the reference BLAS that Debian's PyTorch calls (sgemm, sgemv,
  * sdot) and of its small-batch bmm kernel, so results are the same floats as
- * PyTorch's. The inverse is computed in double. */
+ * PyTorch's (mm_kernels.h: the kernels, vectorised). With -Dblas=openblas, matmul calls
+ * cblas_sgemm instead, whose sums run in their own order. The inverse is computed in
+ * double. */
 #include "internal.h"
+#include "mm_kernels.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,44 +16,27 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------ */
-/* Kernels. Each adds its product into c, so that gradients of broadcast batches sum    */
-/* into one buffer as they are produced (in the order PyTorch's folded products sum).   */
+/* Kernels: agrad's own in mm_kernels.h, vectorised, with PyTorch's floats. Each adds    */
+/* its product into c, so that gradients of broadcast batches sum into one buffer as     */
+/* they are produced (in the order PyTorch's folded products sum).                       */
+/* With -Dblas=openblas (AG_HAVE_BLAS), matmul calls cblas_sgemm instead: faster, and    */
+/* its sums run in OpenBLAS's order, so the last bits differ from PyTorch's.             */
 
-/* c[n,p] += a[n,k] b[k,p]. Row i of c gathers rows of b scaled by a[i,l] (i-k-j), so
- * the inner loop walks b and c contiguously. */
-static void mm_nn(float *c, const float *a, const float *b, int64_t n, int64_t k, int64_t p)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float *ci = c + i * p;
-        for (int64_t l = 0; l < k; l++) {
-            const float ail = a[i * k + l], *bl = b + l * p;
-            for (int64_t j = 0; j < p; j++) ci[j] += ail * bl[j];
-        }
-    }
-}
+#ifdef AG_HAVE_BLAS
+#include <cblas.h>
+#include <limits.h>
 
-/* c[n,k] += a[n,p] b[k,p]^T: dot products of rows, both contiguous. */
-static void mm_nt(float *c, const float *a, const float *b, int64_t n, int64_t p, int64_t k)
+/* c[m,nc] = op(x) op(y) + beta c, op(x) of [m,kk] and op(y) of [kk,nc], all row-major and
+ * contiguous: x stored [m,kk], or [kk,m] when tx; y stored [kk,nc], or [nc,kk] when ty. */
+static void sgemm(bool tx, bool ty, int64_t m, int64_t nc, int64_t kk, const float *x,
+                  const float *y, float beta, float *c)
 {
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t l = 0; l < k; l++) {
-            const float *ai = a + i * p, *bl = b + l * p;
-            float s = c[i * k + l];
-            for (int64_t j = 0; j < p; j++) s += ai[j] * bl[j];
-            c[i * k + l] = s;
-        }
+    int64_t lx = tx ? m : kk, ly = ty ? kk : nc;
+    cblas_sgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans,
+                (int)m, (int)nc, (int)kk, 1.0f, x, (int)(lx > 1 ? lx : 1), y,
+                (int)(ly > 1 ? ly : 1), beta, c, (int)(nc > 1 ? nc : 1));
 }
-
-/* c[k,p] += a[n,k]^T b[n,p]: row i of b scaled by a[i,l] into row l of c. */
-static void mm_tn(float *c, const float *a, const float *b, int64_t n, int64_t k, int64_t p)
-{
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t l = 0; l < k; l++) {
-            const float ail = a[i * k + l], *bi = b + i * p;
-            float *cl = c + l * p;
-            for (int64_t j = 0; j < p; j++) cl[j] += ail * bi[j];
-        }
-}
+#endif
 
 /* ------------------------------------------------------------------------------------ */
 /* matmul: C = A B                         dA = G B^T, dB = A^T G                        */
@@ -194,13 +180,15 @@ static bool mm_plan_make(const ag_tensor *a, const ag_tensor *b, mm_plan *pl)
             BODY;                                                                                  \
         }
 
-/* The gradient of one batch: d += x y^T (of a: g b^T, mm_nt) or d += x^T y (of b: a^T g,
- * mm_tn), size floats. Where an operand was broadcast, several batches add into the
- * same d. PyTorch sums them in two ways: with one operand of rank <= 2 it folds the
- * batches into one product, whose sums run on across batches (tmp NULL here); with both
- * batched it makes each batch's product (bmm), then sums the batches (sum_to_size),
- * which tmp reproduces. Either way the floats match. */
-typedef void (*kernel)(float *c, const float *x, const float *y, int64_t, int64_t, int64_t);
+/* The gradient of one batch: d += x y^T (of a: g b^T, which runs as g (b^T) with b's
+ * matrices transposed once beforehand) or d += x^T y (of b: a^T g, ag__mm_tn), size
+ * floats. Where an operand was broadcast, several batches add into the same d. PyTorch
+ * sums them in two ways: with one operand of rank <= 2 it folds the batches into one
+ * product, whose sums run on across batches (tmp NULL here); with both batched it makes
+ * each batch's product (bmm), then sums the batches (sum_to_size), which tmp reproduces.
+ * Either way the floats match. */
+typedef void (*kernel)(float *restrict c, const float *restrict x, const float *restrict y, int64_t,
+                       int64_t, int64_t);
 static void grad_batch(kernel mm, float *d, float *tmp, int64_t size, const float *x,
                        const float *y, int64_t n1, int64_t n2, int64_t n3)
 {
@@ -208,6 +196,40 @@ static void grad_batch(kernel mm, float *d, float *tmp, int64_t size, const floa
     mm(tmp ? tmp : d, x, y, n1, n2, n3);
     for (int64_t i = 0; tmp && i < size; i++) d[i] += tmp[i];
 }
+
+#ifdef AG_HAVE_BLAS
+/* Whether cblas_sgemm's int sizes hold this product, its batches folded into rows too. */
+static bool blas_fits(const mm_plan *pl)
+{
+    int64_t rows = pl->nb[0] * pl->nb[1] * pl->n;
+    return rows <= INT_MAX && pl->k <= INT_MAX && pl->p <= INT_MAX;
+}
+
+/* With BLAS: each gradient is one sgemm per batch, or one in all where a batched a meets
+ * an unbatched b (the batches folded into rows, as PyTorch does), added (beta 1) straight
+ * into the gradient the engine accumulates for the input (ag__grad_of): no buffer of its
+ * own, no pass to add it. */
+static void blas_backward(const mm_plan *pl, ag_tensor *a, ag_tensor *b, const float *g,
+                          bool want_a, bool want_b)
+{
+    int64_t n = pl->n, k = pl->k, p = pl->p, nbat = pl->nb[0] * pl->nb[1];
+    float *da = want_a ? ag__grad_of(a) : NULL, *db = want_b ? ag__grad_of(b) : NULL;
+    if ((want_a && !da) || (want_b && !db)) return;
+    if (b->ndim <= 2) { /* b unbatched: a's batches are rows */
+        if (da) sgemm(false, true, nbat * n, k, p, g, b->data, 1.0f, da);
+        if (db) sgemm(true, false, k, p, nbat * n, a->data, g, 1.0f, db);
+        return;
+    }
+    FOR_BATCH(*pl, {
+        if (da)
+            sgemm(false, true, n, k, p, g + io * n * p, b->data + ib * k * p, 1.0f,
+                  da + ia * n * k);
+        if (db)
+            sgemm(true, false, k, p, n, a->data + ia * n * k, g + io * n * p, 1.0f,
+                  db + ib * k * p);
+    });
+}
+#endif
 
 void ag__matmul_backward(ag_tensor *out)
 {
@@ -218,26 +240,39 @@ void ag__matmul_backward(ag_tensor *out)
     int64_t n = pl.n, k = pl.k, p = pl.p;
     /* An empty G (or p == 0) adds nothing; an empty input has no gradient to fill. */
     bool nothing = out->numel == 0 || p == 0;
+    bool want_a = ag__wants(out, 0) && a->numel > 0, want_b = ag__wants(out, 1) && b->numel > 0;
+#ifdef AG_HAVE_BLAS
+    if (!nothing && blas_fits(&pl)) {
+        blas_backward(&pl, a, b, g, want_a, want_b);
+        return;
+    }
+#endif
+    float *da = want_a ? ag__scratch_floats(a->numel) : NULL;
+    float *db = want_b ? ag__scratch_floats(b->numel) : NULL;
+    if ((want_a && !da) || (want_b && !db)) return;
     float *tmp = NULL;
     if (a->ndim > 2 && b->ndim > 2 && !nothing) {
         tmp = ag__scratch_floats(n * k > k * p ? n * k : k * p);
         if (!tmp) return;
     }
-    if (ag__wants(out, 0) && a->numel > 0) {
-        float *da = ag__scratch_floats(a->numel);
-        if (!da) return;
+    if (da) {
         memset(da, 0, (size_t)a->numel * sizeof *da);
-        if (!nothing)
-            FOR_BATCH(pl, grad_batch(mm_nt, da + ia * n * k, tmp, n * k, g + io * n * p,
-                                     b->data + ib * k * p, n, p, k));
+        if (!nothing) {
+            /* G B^T as G (B^T): each of b's matrices transposed once, into scratch, so that
+             * the product runs along rows (ag__mm_nt). */
+            float *bt = ag__scratch_floats(b->numel);
+            if (!bt) return;
+            for (int64_t off = 0; off < b->numel; off += k * p)
+                ag__mm_transpose(bt + off, b->data + off, k, p);
+            FOR_BATCH(pl, grad_batch(ag__mm_nt, da + ia * n * k, tmp, n * k, g + io * n * p,
+                                     bt + ib * k * p, n, p, k));
+        }
         ag__add_grad(a, da);
     }
-    if (ag__wants(out, 1) && b->numel > 0) {
-        float *db = ag__scratch_floats(b->numel);
-        if (!db) return;
+    if (db) {
         memset(db, 0, (size_t)b->numel * sizeof *db);
         if (out->numel > 0)
-            FOR_BATCH(pl, grad_batch(mm_tn, db + ib * k * p, tmp, k * p, a->data + ia * n * k,
+            FOR_BATCH(pl, grad_batch(ag__mm_tn, db + ib * k * p, tmp, k * p, a->data + ia * n * k,
                                      g + io * n * p, n, k, p));
         ag__add_grad(b, db);
     }
@@ -251,11 +286,22 @@ ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b)
     ag_tensor *out = ag__new("matmul", pl.ndim, pl.shape, NULL, NULL);
     if (!out) return NULL;
     int64_t n = pl.n, k = pl.k, p = pl.p;
-    memset(out->data, 0, (size_t)out->numel * sizeof *out->data);
     /* An empty result, or k == 0 (zeros), costs nothing whatever the batch sizes. */
+#ifdef AG_HAVE_BLAS
+    if (out->numel > 0 && k > 0 && blas_fits(&pl)) {
+        /* One sgemm per batch, or one in all for a batched a and an unbatched b. */
+        if (b->ndim <= 2)
+            sgemm(false, false, pl.nb[0] * pl.nb[1] * n, p, k, a->data, b->data, 0.0f, out->data);
+        else
+            FOR_BATCH(pl, sgemm(false, false, n, p, k, a->data + ia * n * k, b->data + ib * k * p,
+                                0.0f, out->data + io * n * p));
+        return ag__record(out, pl.op, a, b);
+    }
+#endif
+    memset(out->data, 0, (size_t)out->numel * sizeof *out->data);
     if (out->numel > 0 && k > 0)
-        FOR_BATCH(
-            pl, mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p, n, k, p));
+        FOR_BATCH(pl, ag__mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p,
+                                n, k, p));
     return ag__record(out, pl.op, a, b);
 }
 
@@ -409,13 +455,15 @@ void ag__inverse_backward(ag_tensor *y)
     ag_tensor *x = node(y)->src[0];
     int64_t n = y->shape[y->ndim - 1], nn = n * n;
     float *dx = ag__scratch_floats(x->numel), *t = ag__scratch_floats(nn);
-    if (!dx || !t) return;
+    float *yt = ag__scratch_floats(nn);
+    if (!dx || !t || !yt) return;
     memset(dx, 0, (size_t)x->numel * sizeof *dx);
-    /* In PyTorch's order: Y^T (G Y^T), then negated. */
+    /* In PyTorch's order: Y^T (G Y^T), then negated; agrad's own kernels in every build. */
     for (int64_t off = 0; off < x->numel; off += nn) {
         memset(t, 0, (size_t)nn * sizeof *t);
-        mm_nt(t, node(y)->gbuf + off, y->data + off, n, n, n);
-        mm_tn(dx + off, y->data + off, t, n, n, n);
+        ag__mm_transpose(yt, y->data + off, n, n);
+        ag__mm_nt(t, node(y)->gbuf + off, yt, n, n, n);
+        ag__mm_tn(dx + off, y->data + off, t, n, n, n);
     }
     for (int64_t i = 0; i < x->numel; i++) dx[i] = -dx[i];
     ag__add_grad(x, dx);

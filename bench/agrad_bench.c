@@ -11,7 +11,8 @@
  *       the difference over 1000 is the cost of one step, without the setup)
  *
  * Workloads (NAME): sgd_step, sgd_step_replay, sgd_step_handwritten, node, bgd_1e6,
- * bgd_1e6_handwritten, matmul_256, mlp_784_128_10. */
+ * bgd_1e6_handwritten, matmul_256, matmul_256_direct (its three products called directly,
+ * nothing recorded), mlp_784_128_10. */
 #include <agrad.h>
 #include <agrad_nn.h>
 #include <agrad_optim.h>
@@ -20,6 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* agrad's own matrix kernels (an internal header), for matmul_256_direct; with
+ * -Dblas=openblas, OpenBLAS's cblas_sgemm instead. */
+#include "mm_kernels.h"
+#ifdef AG_HAVE_BLAS
+#include <cblas.h>
+#endif
 
 static double now_ns(void)
 {
@@ -261,6 +269,48 @@ static void mm_run(long steps)
     }
 }
 
+/* The same three products called directly on plain arrays, nothing recorded: C = A B and,
+ * for the loss sum(C) (G all ones), dA = G B^T and dB = A^T G. With agrad's own kernels
+ * (mm_kernels.h, as matmul runs them: G B^T as G (B^T)), or with -Dblas=openblas the three
+ * cblas_sgemm calls matmul then makes. */
+enum { MM = 256 };
+static float mm_a[MM * MM], mm_b[MM * MM], mm_c[MM * MM], mm_g[MM * MM], mm_da[MM * MM],
+    mm_db[MM * MM];
+#ifndef AG_HAVE_BLAS
+static float mm_bt[MM * MM];
+#endif
+
+static void mm_direct_setup(void)
+{
+    mm_setup();
+    memcpy(mm_a, mm.A->data, sizeof mm_a);
+    memcpy(mm_b, mm.B->data, sizeof mm_b);
+    for (int i = 0; i < MM * MM; i++) mm_g[i] = 1.0f;
+}
+
+static void mm_direct_run(long steps)
+{
+    for (long s = 0; s < steps; s++) {
+#ifdef AG_HAVE_BLAS
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, MM, MM, MM, 1.0f, mm_a, MM, mm_b, MM,
+                    0.0f, mm_c, MM);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MM, MM, MM, 1.0f, mm_g, MM, mm_b, MM,
+                    0.0f, mm_da, MM);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, MM, MM, MM, 1.0f, mm_a, MM, mm_g, MM,
+                    0.0f, mm_db, MM);
+#else
+        memset(mm_c, 0, sizeof mm_c);
+        ag__mm_nn(mm_c, mm_a, mm_b, MM, MM, MM);
+        memset(mm_da, 0, sizeof mm_da);
+        ag__mm_transpose(mm_bt, mm_b, MM, MM);
+        ag__mm_nt(mm_da, mm_g, mm_bt, MM, MM, MM);
+        memset(mm_db, 0, sizeof mm_db);
+        ag__mm_tn(mm_db, mm_a, mm_g, MM, MM, MM);
+#endif
+        sink = mm_c[s % (MM * MM)] + mm_da[0] + mm_db[0];
+    }
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* An MLP training step: Linear(784, 128), ReLU, Linear(128, 10), cross entropy over a    */
 /* batch of 64, backward, SGD step, zero_grad.                                            */
@@ -306,6 +356,7 @@ static const workload workloads[] = {
     {"bgd_1e6", bgd_setup, bgd_run, 2, 1e6, "ms"},
     {"bgd_1e6_handwritten", bgd_setup, bgd_hand_run, 4, 1e6, "ms"},
     {"matmul_256", mm_setup, mm_run, 4, 1e6, "ms"},
+    {"matmul_256_direct", mm_direct_setup, mm_direct_run, 4, 1e6, "ms"},
     {"mlp_784_128_10", mlp_setup, mlp_run, 10, 1e6, "ms"},
 };
 enum { NWORK = sizeof workloads / sizeof workloads[0], REPS = 7 };
@@ -395,5 +446,12 @@ int main(int argc, char **argv)
     printf("sgd_step / handwritten: %.0f x; replayed / handwritten: %.1f x; bgd_1e6 / "
            "handwritten: %.1f x\n",
            fig[0] / fig[2], fig[1] / fig[2], fig[4] / fig[5]);
+    printf("matmul_256 / its products called directly (%s): %.2f x\n",
+#ifdef AG_HAVE_BLAS
+           "cblas_sgemm",
+#else
+           "agrad's kernels",
+#endif
+           fig[6] / fig[7]);
     return 0;
 }

@@ -5,11 +5,13 @@
  * Tolerances. matmul: agrad and PyTorch both sum in float, so each element may differ by
  * terms * FLT_EPSILON * bound, the rounding-error bound of any summation order (bound is
  * the largest element of |a| @ |b|, or of the same for a gradient); with gcc or clang at
- * -O2 on x86-64 the results are in fact bit-identical, which the test logs. t and
+ * -O2 on x86-64 the results are in fact bit-identical, which the test logs (with
+ * -Dblas=openblas, where cblas_sgemm sums in its own order, a third of them). t and
  * transpose: exact (copies). inverse: agrad inverts in double, PyTorch in float; on
  * well-conditioned matrices they differ by at most 1.2e-7 (measured), checked with atol
  * 2.5e-7, rtol 1e-6; the normal equation, five products and an inverse, differs by at
- * most 3.6e-7 on values near 1: atol 1e-7, rtol 1e-6. */
+ * most 3.6e-7 on values near 1: atol 1e-7, rtol 1e-6. Last, agrad's kernels
+ * (mm_kernels.h) and matmul against plain scalar loops, bit for bit. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -403,5 +405,200 @@ Test(linalg, inverse_of_nan_is_nan_and_of_the_textbook_singular_matrix_an_error)
     inv = ag_inverse(t);
     cr_assert(inv && inv->data[0] == 1e30f, "inverse of 1e-30 I: %s",
               inv ? "wrong value" : ag_last_error());
+    test_finish();
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The kernels against plain scalar loops, bit for bit                                   */
+
+#include "mm_kernels.h"
+
+/* n values of gen_value(seed), in a buffer the caller frees. */
+static float *values_of(int64_t n, unsigned seed)
+{
+    float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    cr_assert_not_null(v);
+    for (int64_t i = 0; i < n; i++) v[i] = gen_value(seed, (uint32_t)i);
+    return v;
+}
+
+static void expect_same_bits(const char *what, const float *got, const float *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(!memcmp(&got[i], &want[i], sizeof *got), "%s[%lld] = %.9g, scalar loop %.9g",
+                  what, (long long)i, (double)got[i], (double)want[i]);
+}
+
+/* mm_kernels.h's ag__mm_nn, ag__mm_tn and ag__mm_nt (vectorised, in blocks of AG__MM_W
+ * floats and a tail) against the loops they replace, on sizes below, at and around the
+ * block width, each adding into a c that holds values already. */
+Test(linalg, kernels_equal_scalar_loops_bit_for_bit)
+{
+    static const int64_t sizes[][3] = {{1, 1, 1}, {3, 5, 7},   {17, 33, 9}, {9, 17, 33},
+                                       {8, 8, 8}, {16, 1, 17}, {2, 31, 65}, {0, 3, 4},
+                                       {3, 0, 4}, {3, 4, 0}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        int64_t n = sizes[s][0], k = sizes[s][1], p = sizes[s][2];
+        char what[64];
+        /* c[n,p] += a[n,k] b[k,p] */
+        float *a = values_of(n * k, 1), *b = values_of(k * p, 2), *c = values_of(n * p, 3);
+        float *want = values_of(n * p, 3);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < p; j++)
+                for (int64_t l = 0; l < k; l++) want[i * p + j] += a[i * k + l] * b[l * p + j];
+        ag__mm_nn(c, a, b, n, k, p);
+        snprintf(what, sizeof what, "nn %lldx%lldx%lld", (long long)n, (long long)k, (long long)p);
+        expect_same_bits(what, c, want, n * p);
+        free(b), free(c), free(want);
+
+        /* c[k,p] += a[n,k]^T b[n,p] */
+        b = values_of(n * p, 4), c = values_of(k * p, 5), want = values_of(k * p, 5);
+        for (int64_t l = 0; l < k; l++)
+            for (int64_t j = 0; j < p; j++)
+                for (int64_t i = 0; i < n; i++) want[l * p + j] += a[i * k + l] * b[i * p + j];
+        ag__mm_tn(c, a, b, n, k, p);
+        snprintf(what, sizeof what, "tn %lldx%lldx%lld", (long long)n, (long long)k, (long long)p);
+        expect_same_bits(what, c, want, k * p);
+        free(a), free(b), free(c), free(want);
+
+        /* c[n,k] += a[n,p] b[k,p]^T: dot products of rows */
+        a = values_of(n * p, 6), b = values_of(k * p, 7), c = values_of(n * k, 8);
+        want = values_of(n * k, 8);
+        float *bt = values_of(k * p, 0);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t l = 0; l < k; l++) {
+                float acc = want[i * k + l];
+                for (int64_t j = 0; j < p; j++) acc += a[i * p + j] * b[l * p + j];
+                want[i * k + l] = acc;
+            }
+        ag__mm_transpose(bt, b, k, p);
+        ag__mm_nt(c, a, bt, n, p, k);
+        snprintf(what, sizeof what, "nt %lldx%lldx%lld", (long long)n, (long long)k, (long long)p);
+        expect_same_bits(what, c, want, n * k);
+        free(a), free(b), free(c), free(want), free(bt);
+    }
+    test_finish();
+}
+
+/* One element of a reference product: the float sum in order, and for the BLAS build the
+ * bound of any order's rounding error (terms * eps * sum of |terms|). */
+typedef struct ref_sum {
+    float sum;
+    double abs;
+    int64_t terms;
+} ref_sum;
+
+static void check_ref(const char *what, const float *got, const ref_sum *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+#if AGT_HAVE_BLAS /* cblas_sgemm sums in its own order */
+        double tol = 2.0 * (double)want[i].terms * FLT_EPSILON * want[i].abs;
+        cr_assert(fabs((double)got[i] - want[i].sum) <= tol,
+                  "%s[%lld] = %.9g, scalar loop %.9g (tolerance %.3g)", what, (long long)i,
+                  (double)got[i], (double)want[i].sum, tol);
+#else
+        cr_assert(!memcmp(&got[i], &want[i].sum, sizeof *got), "%s[%lld] = %.9g, scalar loop %.9g",
+                  what, (long long)i, (double)got[i], (double)want[i].sum);
+#endif
+    }
+}
+
+/* Batches as matmul sees them: padded on the left to two dimensions (1: none). */
+typedef struct batches {
+    int64_t a[2], b[2], nb[2];
+} batches;
+
+static int64_t batch_index(const int64_t *sizes, int64_t i0, int64_t i1)
+{
+    return (sizes[0] == 1 ? 0 : i0) * sizes[1] + (sizes[1] == 1 ? 0 : i1);
+}
+
+/* ag_matmul's value and both gradients (upstream u: loss sum(out * u)) against scalar
+ * loops in PyTorch's order, on odd sizes and with batches: broadcast ones, batches folded
+ * into rows (one operand of rank <= 2: the gradient's sums run on across batches) and
+ * batched on both sides (each batch's product, then the batches summed). Bit for bit with
+ * agrad's own kernels; with -Dblas=openblas within the rounding bound. */
+Test(linalg, matmul_equals_scalar_loops_with_batches)
+{
+    static const struct {
+        int an, bn;
+        int64_t as[4], bs[4];
+    } cases[] = {
+        {2, 2, {1, 1}, {1, 1}},          {2, 2, {3, 5}, {5, 7}},
+        {2, 2, {17, 33}, {33, 9}},       {4, 3, {2, 3, 17, 33}, {3, 33, 9}},
+        {4, 3, {2, 1, 3, 5}, {3, 5, 7}}, {3, 2, {4, 17, 33}, {33, 9}},
+        {2, 4, {17, 33}, {2, 3, 33, 9}}, {1, 3, {33}, {2, 33, 9}},
+        {3, 1, {2, 17, 33}, {33}},       {1, 1, {33}, {33}},
+        {3, 3, {1, 1, 1}, {1, 1, 1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int an = cases[c].an, bn = cases[c].bn;
+        const int64_t *as = cases[c].as, *bs = cases[c].bs;
+        ag_mark m = ag_mark_now();
+        ag_tensor *a = make(an, as, NULL, 11 + (unsigned)c, true);
+        ag_tensor *b = make(bn, bs, NULL, 31 + (unsigned)c, true);
+        ag_tensor *out = ag_matmul(a, b);
+        cr_assert_not_null(out, "case %zu: %s", c, ag_last_error());
+        ag_tensor *u = make(out->ndim, out->shape, NULL, 51 + (unsigned)c, false);
+        cr_assert(ag_backward(ag_sum(ag_mul(out, u))), "case %zu: %s", c, ag_last_error());
+
+        int64_t n = an == 1 ? 1 : as[an - 2], k = as[an - 1], p = bn == 1 ? 1 : bs[bn - 1];
+        batches bt = {{1, 1}, {1, 1}, {1, 1}};
+        for (int i = 0; i < an - 2; i++) bt.a[2 - (an - 2) + i] = as[i];
+        for (int i = 0; i < bn - 2; i++) bt.b[2 - (bn - 2) + i] = bs[i];
+        for (int i = 0; i < 2; i++) bt.nb[i] = bt.a[i] > bt.b[i] ? bt.a[i] : bt.b[i];
+        bool both = an > 2 && bn > 2; /* per batch, then summed; else sums run on */
+        const float *A = a->data, *B = b->data, *U = u->data;
+
+        ref_sum *want = calloc((size_t)(out->numel + a->numel + b->numel), sizeof *want);
+        cr_assert_not_null(want);
+        ref_sum *wo = want, *wa = want + out->numel, *wb = wa + a->numel;
+        for (int64_t i0 = 0; i0 < bt.nb[0]; i0++)
+            for (int64_t i1 = 0; i1 < bt.nb[1]; i1++) {
+                int64_t ia = batch_index(bt.a, i0, i1), ib = batch_index(bt.b, i0, i1);
+                int64_t io = i0 * bt.nb[1] + i1;
+                const float *Ab = A + ia * n * k, *Bb = B + ib * k * p, *Ub = U + io * n * p;
+                for (int64_t i = 0; i < n; i++) /* out = A B */
+                    for (int64_t j = 0; j < p; j++) {
+                        ref_sum *r = &wo[io * n * p + i * p + j];
+                        for (int64_t l = 0; l < k; l++) {
+                            r->sum += Ab[i * k + l] * Bb[l * p + j];
+                            r->abs += fabs((double)Ab[i * k + l] * Bb[l * p + j]);
+                        }
+                        r->terms = k;
+                    }
+                for (int64_t i = 0; i < n; i++) /* dA = U B^T */
+                    for (int64_t l = 0; l < k; l++) {
+                        ref_sum *r = &wa[ia * n * k + i * k + l];
+                        float t = both ? 0.0f : r->sum;
+                        for (int64_t j = 0; j < p; j++) {
+                            t += Ub[i * p + j] * Bb[l * p + j];
+                            r->abs += fabs((double)Ub[i * p + j] * Bb[l * p + j]);
+                        }
+                        r->sum = both ? r->sum + t : t;
+                        r->terms += p + 1;
+                    }
+                for (int64_t l = 0; l < k; l++) /* dB = A^T U */
+                    for (int64_t j = 0; j < p; j++) {
+                        ref_sum *r = &wb[ib * k * p + l * p + j];
+                        float t = both ? 0.0f : r->sum;
+                        for (int64_t i = 0; i < n; i++) {
+                            t += Ab[i * k + l] * Ub[i * p + j];
+                            r->abs += fabs((double)Ab[i * k + l] * Ub[i * p + j]);
+                        }
+                        r->sum = both ? r->sum + t : t;
+                        r->terms += n + 1;
+                    }
+            }
+        char what[48];
+        snprintf(what, sizeof what, "case %zu: out", c);
+        check_ref(what, out->data, wo, out->numel);
+        snprintf(what, sizeof what, "case %zu: grad a", c);
+        check_ref(what, a->grad->data, wa, a->numel);
+        snprintf(what, sizeof what, "case %zu: grad b", c);
+        check_ref(what, b->grad->data, wb, b->numel);
+        free(want);
+        ag_release(m);
+    }
     test_finish();
 }

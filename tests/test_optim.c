@@ -31,6 +31,15 @@ static void give_grad(ag_tensor *t, const float *g)
     if (!isnan(g[0])) cr_assert(ag_backward_with(t, ag_tensor_from(g, ag_size(t)), false));
 }
 
+/* The end-to-end tolerance (see trajectories_equal_pytorchs). With -Dblas=openblas the
+ * matmul's sums run in OpenBLAS's order, and RMSprop's division by a small root carries
+ * the difference to 7.4e-6 of the scale (measured): 1e-5 there, the issue's figure. */
+#if AGT_HAVE_BLAS
+#define END_TO_END_TOL 1e-5
+#else
+#define END_TO_END_TOL 1e-6
+#endif
+
 /* Runs case c's 20 steps and returns the largest relative error against PyTorch. With
  * replay, each step's gradients are PyTorch's (recorded) rather than agrad's backward's. */
 static double run_case(const optim_case *c, bool replay)
@@ -68,8 +77,9 @@ static double run_case(const optim_case *c, bool replay)
         for (int t = 0; t < 3; t++)
             for (int i = 0; i < n[t]; i++) {
                 double e = rel_error(got[t][i], want[at[t] + i], want + at[t], n[t]);
-                cr_assert(replay ? e == 0 : e <= 1e-6, "%s, step %d, value %d: %.9g, PyTorch %.9g",
-                          c->name, s, at[t] + i, (double)got[t][i], (double)want[at[t] + i]);
+                cr_assert(replay ? e == 0 : e <= END_TO_END_TOL,
+                          "%s, step %d, value %d: %.9g, PyTorch %.9g", c->name, s, at[t] + i,
+                          (double)got[t][i], (double)want[at[t] + i]);
                 if (e > worst) worst = e;
             }
         if (!c->uses_c) cr_assert_null(cc->grad, "%s: c, never used, got a gradient", c->name);
