@@ -278,6 +278,36 @@ void ag__matmul_backward(ag_tensor *out)
     }
 }
 
+/* out = a @ b by the plan. An empty result, or k == 0 (zeros), costs nothing whatever the
+ * batch sizes. */
+static void matmul_into(ag_tensor *out, const ag_tensor *a, const ag_tensor *b, const mm_plan *pl)
+{
+    int64_t n = pl->n, k = pl->k, p = pl->p;
+#ifdef AG_HAVE_BLAS
+    if (out->numel > 0 && k > 0 && blas_fits(pl)) {
+        /* One sgemm per batch, or one in all for a batched a and an unbatched b. */
+        if (b->ndim <= 2)
+            sgemm(false, false, pl->nb[0] * pl->nb[1] * n, p, k, a->data, b->data, 0.0f, out->data);
+        else
+            FOR_BATCH((*pl), sgemm(false, false, n, p, k, a->data + ia * n * k,
+                                   b->data + ib * k * p, 0.0f, out->data + io * n * p));
+        return;
+    }
+#endif
+    memset(out->data, 0, (size_t)out->numel * sizeof *out->data);
+    if (out->numel > 0 && k > 0)
+        FOR_BATCH((*pl), ag__mm_nn(out->data + io * n * p, a->data + ia * n * k,
+                                   b->data + ib * k * p, n, k, p));
+}
+bool ag__matmul_forward(ag_tensor *y)
+{
+    mm_plan pl;
+    const ag_tensor *a = node(y)->src[0], *b = node(y)->src[1];
+    if (!mm_plan_make(a, b, &pl)) return false; /* the shapes, checked when recorded */
+    matmul_into(y, a, b, &pl);
+    return true;
+}
+
 ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b)
 {
     if (!ag__check(a, "matmul", "self") || !ag__check(b, "matmul", "other")) return NULL;
@@ -285,23 +315,7 @@ ag_tensor *ag_matmul(const ag_tensor *a, const ag_tensor *b)
     if (!mm_plan_make(a, b, &pl)) return NULL;
     ag_tensor *out = ag__new("matmul", pl.ndim, pl.shape, NULL, NULL);
     if (!out) return NULL;
-    int64_t n = pl.n, k = pl.k, p = pl.p;
-    /* An empty result, or k == 0 (zeros), costs nothing whatever the batch sizes. */
-#ifdef AG_HAVE_BLAS
-    if (out->numel > 0 && k > 0 && blas_fits(&pl)) {
-        /* One sgemm per batch, or one in all for a batched a and an unbatched b. */
-        if (b->ndim <= 2)
-            sgemm(false, false, pl.nb[0] * pl.nb[1] * n, p, k, a->data, b->data, 0.0f, out->data);
-        else
-            FOR_BATCH(pl, sgemm(false, false, n, p, k, a->data + ia * n * k, b->data + ib * k * p,
-                                0.0f, out->data + io * n * p));
-        return ag__record(out, pl.op, a, b);
-    }
-#endif
-    memset(out->data, 0, (size_t)out->numel * sizeof *out->data);
-    if (out->numel > 0 && k > 0)
-        FOR_BATCH(pl, ag__mm_nn(out->data + io * n * p, a->data + ia * n * k, b->data + ib * k * p,
-                                n, k, p));
+    matmul_into(out, a, b, &pl);
     return ag__record(out, pl.op, a, b);
 }
 
@@ -347,6 +361,14 @@ void ag__transpose_backward(ag_tensor *y)
     if (!dx) return;
     swap_dims(dx, node(y)->gbuf, y->ndim, y->shape, (int)node(y)->arg.swap.dim0,
               (int)node(y)->arg.swap.dim1, true);
+}
+
+bool ag__transpose_forward(ag_tensor *y)
+{
+    const ag_tensor *x = node(y)->src[0];
+    swap_dims(y->data, x->data, x->ndim, x->shape, (int)node(y)->arg.swap.dim0,
+              (int)node(y)->arg.swap.dim1, false);
+    return true;
 }
 
 static ag_tensor *transposed(int op, const char *name, const ag_tensor *x, int d0, int d1)

@@ -97,23 +97,23 @@ AG__OP(MIN_DIM, "MinBackward0", ag__max_dim_forward, ag__max_dim_backward, AG__C
        "d min(x, dim)/dx = 1 at each minimum along dim, else 0", NULL)
 
 /* linalg.c: matrix products, transposition, inverse */
-AG__OP(DOT, "DotBackward0", ag__no_replay, ag__matmul_backward, AG__B, AG__A, "d(a.b)/da = b",
+AG__OP(DOT, "DotBackward0", ag__matmul_forward, ag__matmul_backward, AG__B, AG__A, "d(a.b)/da = b",
        "d(a.b)/db = a")
-AG__OP(MV, "MvBackward0", ag__no_replay, ag__matmul_backward, AG__B, AG__A, "d(A@b)/dA = g@b^T",
-       "d(A@b)/db = A^T@g")
-AG__OP(VM, "SqueezeBackward3", ag__no_replay, ag__matmul_backward, AG__B, AG__A,
+AG__OP(MV, "MvBackward0", ag__matmul_forward, ag__matmul_backward, AG__B, AG__A,
+       "d(A@b)/dA = g@b^T", "d(A@b)/db = A^T@g")
+AG__OP(VM, "SqueezeBackward3", ag__matmul_forward, ag__matmul_backward, AG__B, AG__A,
        "d(a@B)/da = g@B^T", "d(a@B)/dB = a^T@g")
-AG__OP(MM, "MmBackward0", ag__no_replay, ag__matmul_backward, AG__B, AG__A, "d(A@B)/dA = g@B^T",
-       "d(A@B)/dB = A^T@g")
+AG__OP(MM, "MmBackward0", ag__matmul_forward, ag__matmul_backward, AG__B, AG__A,
+       "d(A@B)/dA = g@B^T", "d(A@B)/dB = A^T@g")
 /* batched: PyTorch's last node is a view of a folded product, or a clone when a 2-D a
  * meets a batched b */
-AG__OP(MATMUL_VIEW, "UnsafeViewBackward0", ag__no_replay, ag__matmul_backward, AG__B, AG__A,
+AG__OP(MATMUL_VIEW, "UnsafeViewBackward0", ag__matmul_forward, ag__matmul_backward, AG__B, AG__A,
        "d(A@B)/dA = g@B^T", "d(A@B)/dB = A^T@g")
-AG__OP(MATMUL_CLONE, "CloneBackward0", ag__no_replay, ag__matmul_backward, AG__B, AG__A,
+AG__OP(MATMUL_CLONE, "CloneBackward0", ag__matmul_forward, ag__matmul_backward, AG__B, AG__A,
        "d(A@B)/dA = g@B^T", "d(A@B)/dB = A^T@g")
-AG__OP(T, "TBackward0", ag__no_replay, ag__transpose_backward, 0, 0,
+AG__OP(T, "TBackward0", ag__transpose_forward, ag__transpose_backward, 0, 0,
        "the gradient, transposed back", NULL)
-AG__OP(TRANSPOSE, "TransposeBackward0", ag__no_replay, ag__transpose_backward, 0, 0,
+AG__OP(TRANSPOSE, "TransposeBackward0", ag__transpose_forward, ag__transpose_backward, 0, 0,
        "the gradient, transposed back", NULL)
 AG__OP(INVERSE, "LinalgInvExBackward0", ag__no_replay, ag__inverse_backward, AG__OUT, 0,
        "d inv(A) = -inv(A)^T@g@inv(A)^T", NULL)

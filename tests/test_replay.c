@@ -3,6 +3,7 @@
  * twice), allocates nothing in steady state, and refuses what it cannot do. */
 #include <agrad.h>
 #include <agrad_nn.h>
+#include <agrad_optim.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -182,6 +183,43 @@ Test(replay, other_ops_are_eager_bit_for_bit)
     EXPECT_ERROR("replay_run", "binary_cross_entropy: all elements of input should be between 0 "
                                "and 1");
     cr_assert(same_bits(before, p2->grad), "a refused run changed no gradient");
+    ag_replay_free(r);
+    test_finish();
+}
+
+/* An MLP's training step, Linear-ReLU-Linear, cross entropy, SGD with momentum: the replay
+ * and the eager step move two copies of the model the same way, bit for bit. */
+Test(replay, mlp_training_is_eager_bit_for_bit)
+{
+    ag_manual_seed(7);
+    ag_module *m1 = ag_Sequential(ag_Linear(6, 5), ag_ReLU(), ag_Linear(5, 3));
+    ag_manual_seed(7);
+    ag_module *m2 = ag_Sequential(ag_Linear(6, 5), ag_ReLU(), ag_Linear(5, 3));
+    ag_optimizer *o1 = ag_SGD(ag_parameters(m1), .lr = 0.1, .momentum = 0.9);
+    ag_optimizer *o2 = ag_SGD(ag_parameters(m2), .lr = 0.1, .momentum = 0.9);
+    ag_tensor *x = ag_zeros(AG_SHAPE(4, 6)), *labels = ag_zeros(AG_SHAPE(4));
+    ag_tensor *loss2 = ag_cross_entropy(ag_t(ag_t(ag_forward(m2, x))), labels);
+    ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){x, labels}, 2);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    ag_mark start = ag_mark_now();
+    for (int k = 0; k < 6; k++) {
+        ag_tensor *xk = ag_randn(AG_SHAPE(4, 6));
+        ag_tensor *lk = ag_tensor_from(((const float[]){k % 3, 1, 2, 0}), AG_SHAPE(4));
+        ag_tensor *loss1 = ag_cross_entropy(ag_t(ag_t(ag_forward(m1, xk))), lk);
+        cr_assert(ag_backward(loss1));
+        ag_step(o1);
+        ag_zero_grad(o1);
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){xk, lk}, 2), "%s", ag_last_error());
+        ag_step(o2);
+        ag_zero_grad(o2);
+        cr_assert(same_bits(loss1, loss2), "step %d: loss %.9g vs %.9g", k, (double)loss1->data[0],
+                  (double)loss2->data[0]);
+        ag_params p1 = ag_parameters(m1), p2 = ag_parameters(m2);
+        for (int i = 0; i < p1.n; i++)
+            cr_assert(same_bits(p1.tensors[i], p2.tensors[i]), "step %d: parameter %d differs", k,
+                      i);
+        ag_release(start);
+    }
     ag_replay_free(r);
     test_finish();
 }
