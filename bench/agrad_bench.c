@@ -12,7 +12,7 @@
  *
  * Workloads (NAME): sgd_step, sgd_step_replay, sgd_step_handwritten, node, bgd_1e6,
  * bgd_1e6_handwritten, matmul_256, matmul_256_direct (its three products called directly,
- * nothing recorded), mlp_784_128_10. */
+ * nothing recorded), mlp_784_128_10, mlp_784_128_10_replay. */
 #include <agrad.h>
 #include <agrad_nn.h>
 #include <agrad_optim.h>
@@ -346,6 +346,25 @@ static void mlp_run(long steps)
     }
 }
 
+/* The same MLP step replayed: the graph recorded once (X and T are its leaves, as they
+ * stay), then each step a run, the optimizer's step and zero_grad. */
+static ag_replay *mlp_replay;
+
+static void mlp_replay_setup(void)
+{
+    mlp_setup();
+    mlp_replay = ag_replay_new(ag_cross_entropy(ag_forward(mlp.model, mlp.X), mlp.T), NULL, 0);
+}
+
+static void mlp_replay_run(long steps)
+{
+    for (long s = 0; s < steps; s++) {
+        ag_replay_run(mlp_replay, NULL, 0);
+        ag_step(mlp.opt);
+        ag_zero_grad(mlp.opt);
+    }
+}
+
 /* ------------------------------------------------------------------------------------ */
 
 static const workload workloads[] = {
@@ -358,6 +377,7 @@ static const workload workloads[] = {
     {"matmul_256", mm_setup, mm_run, 4, 1e6, "ms"},
     {"matmul_256_direct", mm_direct_setup, mm_direct_run, 4, 1e6, "ms"},
     {"mlp_784_128_10", mlp_setup, mlp_run, 10, 1e6, "ms"},
+    {"mlp_784_128_10_replay", mlp_replay_setup, mlp_replay_run, 10, 1e6, "ms"},
 };
 enum { NWORK = sizeof workloads / sizeof workloads[0], REPS = 7 };
 
