@@ -138,6 +138,7 @@ static bool program_check(ag_tensor *const *ts, size_t n, ag_tensor *const *inpu
 /* The program: nodes oldest first, the takers of a gradient and their buffers. */
 static bool program_make(ag_replay *r, list *all)
 {
+    if (!all->t) return false; /* the walk listed loss at least */
     qsort(all->t, all->n, sizeof *all->t, by_serial);
     size_t nodes = 0;
     for (size_t i = 0; i < all->n; i++)
