@@ -391,11 +391,30 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
         for (int64_t i = i_; i < n_; i++) BODY;                                                    \
     } while (0)
 /* ACC += V for i = 0 .. N-1 in that order: a double sum rounds at every term, so its order
- * is part of its result and it does not vectorise; unrolled, it costs fewer instructions. */
+ * is part of its result and it does not vectorise; unrolled by hand (by 4, in order), it
+ * costs fewer instructions, whatever the optimiser decides. */
 #define AG__SUM_FLAT(N, ACC, V)                                                                    \
     do {                                                                                           \
-        int64_t n_ = (N);                                                                          \
-        _Pragma("GCC unroll 4") for (int64_t i = 0; i < n_; i++) ACC += (V);                       \
+        int64_t n_ = (N), i_ = 0;                                                                  \
+        for (; i_ + 4 <= n_; i_ += 4) {                                                            \
+            {                                                                                      \
+                int64_t i = i_;                                                                    \
+                ACC += (V);                                                                        \
+            }                                                                                      \
+            {                                                                                      \
+                int64_t i = i_ + 1;                                                                \
+                ACC += (V);                                                                        \
+            }                                                                                      \
+            {                                                                                      \
+                int64_t i = i_ + 2;                                                                \
+                ACC += (V);                                                                        \
+            }                                                                                      \
+            {                                                                                      \
+                int64_t i = i_ + 3;                                                                \
+                ACC += (V);                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t i = i_; i < n_; i++) ACC += (V);                                              \
     } while (0)
 /* DX[i] += V for i = 0 .. N-1, DX from ag__grad_buf: into a FRESH buffer DX[i] = 0.0f + V,
  * the bits that adding V to zeros gives (+0 for -0), without zeroing DX first. */
