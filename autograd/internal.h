@@ -388,7 +388,9 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
                 int64_t i = i_ + j_;                                                               \
                 BODY;                                                                              \
             }                                                                                      \
-        for (int64_t i = i_; i < n_; i++) BODY;                                                    \
+        for (int64_t i = i_; i < n_; i++) {                                                        \
+            BODY;                                                                                  \
+        }                                                                                          \
     } while (0)
 /* ACC += V for i = 0 .. N-1 in that order: a double sum rounds at every term, so its order
  * is part of its result and it does not vectorise; unrolled by hand (by 4, in order), it
@@ -399,31 +401,31 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
         for (; i_ + 4 <= n_; i_ += 4) {                                                            \
             {                                                                                      \
                 int64_t i = i_;                                                                    \
-                ACC += (V);                                                                        \
+                (ACC) += (V);                                                                      \
             }                                                                                      \
             {                                                                                      \
                 int64_t i = i_ + 1;                                                                \
-                ACC += (V);                                                                        \
+                (ACC) += (V);                                                                      \
             }                                                                                      \
             {                                                                                      \
                 int64_t i = i_ + 2;                                                                \
-                ACC += (V);                                                                        \
+                (ACC) += (V);                                                                      \
             }                                                                                      \
             {                                                                                      \
                 int64_t i = i_ + 3;                                                                \
-                ACC += (V);                                                                        \
+                (ACC) += (V);                                                                      \
             }                                                                                      \
         }                                                                                          \
-        for (int64_t i = i_; i < n_; i++) ACC += (V);                                              \
+        for (int64_t i = i_; i < n_; i++) (ACC) += (V);                                            \
     } while (0)
 /* DX[i] += V for i = 0 .. N-1, DX from ag__grad_buf: into a FRESH buffer DX[i] = 0.0f + V,
  * the bits that adding V to zeros gives (+0 for -0), without zeroing DX first. */
 #define AG__ADD_FLAT(FRESH, DX, N, V)                                                              \
     do {                                                                                           \
         if (FRESH)                                                                                 \
-            AG__FOR_FLAT(N, DX[i] = 0.0f + (V));                                                   \
+            AG__FOR_FLAT(N, (DX)[i] = 0.0f + (V));                                                 \
         else                                                                                       \
-            AG__FOR_FLAT(N, DX[i] += (V));                                                         \
+            AG__FOR_FLAT(N, (DX)[i] += (V));                                                       \
     } while (0)
 
 /* ---- the op table (optable.h, defined in engine.c) ---- */
