@@ -182,21 +182,22 @@ static bool reserve(void)
     return true;
 }
 
-float *ag__grad_of(ag_tensor *x)
+float *ag__grad_buf(ag_tensor *x, bool *fresh)
 {
-    if (node(x)->flags & AG__F_PENDING) return node(x)->gbuf;
+    *fresh = !(node(x)->flags & AG__F_PENDING);
+    if (!*fresh) return node(x)->gbuf;
     if (!reserve()) {
         eng.failed = true;
         return NULL;
     }
-    if (node(x)->flags & AG__F_SET_ASIDE) { /* a replay's pass: zeroed, no heap */
+    if (node(x)->flags & AG__F_SET_ASIDE) { /* a replay's pass: zeroed already, no heap */
         node(x)->flags |= AG__F_PENDING;
         eng.visited[eng.nvisited++] = x;
+        *fresh = false;
         return node(x)->gbuf;
     }
     float *buf = ag__scratch_floats(x->numel); /* a failure is ag__scratch_failed's */
     if (!buf) return NULL;
-    memset(buf, 0, (size_t)x->numel * sizeof(float));
     node(x)->gbuf = buf;
     node(x)->flags |= AG__F_PENDING;
     eng.visited[eng.nvisited++] = x;
@@ -204,10 +205,26 @@ float *ag__grad_of(ag_tensor *x)
     return buf;
 }
 
+float *ag__grad_of(ag_tensor *x)
+{
+    bool fresh;
+    float *buf = ag__grad_buf(x, &fresh);
+    if (buf && fresh) memset(buf, 0, (size_t)x->numel * sizeof(float));
+    return buf;
+}
+
+/* dst[i] += g[i] for i < n (into a fresh dst: AG__ADD_FLAT), vectorised: restrict
+ * parameters, which gcc honours once inlined (restrict locals it does not). */
+AG__INLINE void add_flat(float *restrict dst, bool fresh, const float *restrict g, int64_t n)
+{
+    AG__ADD_FLAT(fresh, dst, n, g[i]);
+}
+
 void ag__add_grad(ag_tensor *x, const float *g)
 {
-    float *dst = ag__grad_of(x);
-    for (int64_t i = 0; dst && i < x->numel; i++) dst[i] += g[i];
+    bool fresh;
+    float *dst = ag__grad_buf(x, &fresh);
+    if (dst) add_flat(dst, fresh, g, x->numel);
 }
 
 void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
@@ -217,11 +234,19 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
         ag__add_grad(x, g);
         return;
     }
-    float *dst = ag__grad_of(x);
-    if (!dst) return;
     /* sum_to_size: every element of g lands on the element of x it was broadcast from.
      * Summed in double, so that a million terms round once, as closely as PyTorch's
      * pairwise float sum, rather than a million times. */
+    if (x->numel == 1) { /* x broadcast to all of out: one flat sum, in out's order */
+        double acc = 0;
+        AG__SUM_FLAT(out->numel, acc, g[i]);
+        bool fresh;
+        float *dst = ag__grad_buf(x, &fresh);
+        if (dst) dst[0] = (fresh ? 0.0f : dst[0]) + (float)acc;
+        return;
+    }
+    float *dst = ag__grad_of(x);
+    if (!dst) return;
     double *acc = ag__scratch((size_t)x->numel * sizeof(double));
     if (!acc) return;
     memset(acc, 0, (size_t)x->numel * sizeof(double));

@@ -333,6 +333,10 @@ void ag__engine_reset(void);
 /* In ops' backward functions: x's gradient buffer for this pass (zeros the first time),
  * to add into directly; NULL when out of memory (the engine then reports). */
 float *ag__grad_of(ag_tensor *x);
+/* ag__grad_of without the zeros: *fresh is true when the buffer is new this pass, and
+ * then holds garbage that the caller must overwrite in full (AG__ADD_FLAT does); false
+ * when it holds a gradient already (or a replay's zeros), to add into. */
+float *ag__grad_buf(ag_tensor *x, bool *fresh);
 /* In ops' backward functions: adds g, a whole gradient of x's shape, into x's gradient.
  * For gradients that are sums of products (matmul, inverse), computed apart first: PyTorch
  * adds the finished product to what the gradient holds, and so the floats match. */
@@ -442,6 +446,57 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
                         BODY;                                                                      \
                     }                                                                              \
                 }                                                                                  \
+    } while (0)
+
+/* Runs BODY for i = 0 .. N-1, in blocks of 8, then one at a time. gcc's vectoriser at -O2
+ * (its "very cheap" model) takes only loops of a known count, such as the blocks', so
+ * BODY vectorises where its math allows and it writes through restrict pointers. */
+#define AG__FOR_FLAT(N, BODY)                                                                      \
+    do {                                                                                           \
+        int64_t n_ = (N), i_ = 0;                                                                  \
+        for (; i_ + 8 <= n_; i_ += 8)                                                              \
+            for (int64_t j_ = 0; j_ < 8; j_++) {                                                   \
+                int64_t i = i_ + j_;                                                               \
+                BODY;                                                                              \
+            }                                                                                      \
+        for (int64_t i = i_; i < n_; i++) {                                                        \
+            BODY;                                                                                  \
+        }                                                                                          \
+    } while (0)
+/* ACC += V for i = 0 .. N-1 in that order: a double sum rounds at every term, so its order
+ * is part of its result and it does not vectorise; unrolled by hand (by 4, in order), it
+ * costs fewer instructions, whatever the optimiser decides. */
+#define AG__SUM_FLAT(N, ACC, V)                                                                    \
+    do {                                                                                           \
+        int64_t n_ = (N), i_ = 0;                                                                  \
+        for (; i_ + 4 <= n_; i_ += 4) {                                                            \
+            {                                                                                      \
+                int64_t i = i_;                                                                    \
+                (ACC) += (V);                                                                      \
+            }                                                                                      \
+            {                                                                                      \
+                int64_t i = i_ + 1;                                                                \
+                (ACC) += (V);                                                                      \
+            }                                                                                      \
+            {                                                                                      \
+                int64_t i = i_ + 2;                                                                \
+                (ACC) += (V);                                                                      \
+            }                                                                                      \
+            {                                                                                      \
+                int64_t i = i_ + 3;                                                                \
+                (ACC) += (V);                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t i = i_; i < n_; i++) (ACC) += (V);                                            \
+    } while (0)
+/* DX[i] += V for i = 0 .. N-1, DX from ag__grad_buf: into a FRESH buffer DX[i] = 0.0f + V,
+ * the bits that adding V to zeros gives (+0 for -0), without zeroing DX first. */
+#define AG__ADD_FLAT(FRESH, DX, N, V)                                                              \
+    do {                                                                                           \
+        if (FRESH)                                                                                 \
+            AG__FOR_FLAT(N, (DX)[i] = 0.0f + (V));                                                 \
+        else                                                                                       \
+            AG__FOR_FLAT(N, (DX)[i] += (V));                                                       \
     } while (0)
 
 /* ---- the op table (optable.h, defined in engine.c) ---- */

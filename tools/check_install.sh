@@ -13,6 +13,9 @@
 #
 #   tools/check_install.sh [check ...]     (from the repo root; default: all of them)
 #
+# AGRAD_MESON_OPTIONS adds options to agrad's meson setup in each check, e.g. the release
+# build with LTO: AGRAD_MESON_OPTIONS="--buildtype=release -Db_lto=true".
+#
 # The system check installs into /usr/local and removes it again: it needs root. Prints
 # one TAP line per check; exits 1 if any failed.
 set -uo pipefail
@@ -67,7 +70,8 @@ report() { # name, status
 setup() { # builddir, meson options...
     local dir=$1
     shift
-    meson setup "$dir" "$root" -Dtests=disabled "$@" >"$work/log" 2>&1 &&
+    # shellcheck disable=SC2086 # AGRAD_MESON_OPTIONS is a list of words
+    meson setup "$dir" "$root" -Dtests=disabled ${AGRAD_MESON_OPTIONS:-} "$@" >"$work/log" 2>&1 &&
         meson compile -C "$dir" >>"$work/log" 2>&1 || { cat "$work/log" >&2; return 1; }
 }
 
@@ -169,7 +173,9 @@ project('use_agrad', 'c', default_options: ['c_std=c11', 'warning_level=3', 'wer
 subproject('agrad')
 executable('prog', 'prog.c', dependencies: dependency('agrad'))
 EOF
-    (cd "$work/sp" && meson setup build >"$work/log" 2>&1 && meson compile -C build >>"$work/log" 2>&1) ||
+    # shellcheck disable=SC2086
+    (cd "$work/sp" && meson setup build ${AGRAD_MESON_OPTIONS:-} >"$work/log" 2>&1 &&
+        meson compile -C build >>"$work/log" 2>&1) ||
         { cat "$work/log" >&2; return 1; }
     "$work/sp/build/prog"
 }
