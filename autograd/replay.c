@@ -21,9 +21,9 @@
 
 struct ag_replay {
     ag_tensor *loss;
-    uint64_t serial;    /* loss's: a released graph is told from a live one */
-    ag_tensor **nodes;  /* the recorded tensors loss depends on, oldest first */
-    size_t nnodes;      /* ... the first nnodes of tensors */
+    uint64_t serial;   /* loss's: a released graph is told from a live one */
+    ag_tensor **nodes; /* the recorded tensors loss depends on, oldest first */
+    size_t nnodes;
     ag_tensor **takers; /* every tensor the pass gives a gradient: loss, nodes' inputs */
     size_t ntakers;
     float *grads; /* their gradient buffers, one after another */
@@ -169,16 +169,21 @@ static bool program_make(ag_replay *r, list *all)
     return r->grads != NULL;
 }
 
-void ag_replay_free(ag_replay *r)
+static void destroy(ag_replay *r)
 {
-    if (!r) return;
-    if (!ag__live_check(&replays, r, "replay_free", "replay", "ag_replay_free")) return;
-    ag__live_remove(&replays, r);
     ag__free(r->nodes);
     ag__free(r->takers);
     ag__free(r->grads);
     ag__free(r->inputs);
     ag__free(r);
+}
+
+void ag_replay_free(ag_replay *r)
+{
+    if (!r) return;
+    if (!ag__live_check(&replays, r, "replay_free", "replay", "ag_replay_free")) return;
+    ag__live_remove(&replays, r);
+    destroy(r);
 }
 
 ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
@@ -210,13 +215,7 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
     }
     ag__free(all.t);
     if (!ok || !fits) {
-        if (r) {
-            ag__free(r->nodes);
-            ag__free(r->takers);
-            ag__free(r->grads);
-            ag__free(r->inputs);
-            ag__free(r);
-        }
+        if (r) destroy(r);
         return ok ? NULL
                   : ag__error("replay_new: out of memory keeping the graph of loss (%zu tensors)",
                               all.n);
@@ -243,10 +242,11 @@ static bool run_check(const ag_replay *r, ag_tensor *const *values, int n)
                   "record the step again and make a new replay");
         return false;
     }
-    if (n != r->ninputs || (n > 0 && !values))
-        return ag__error("replay_run: the replay takes %d inputs; %d given%s", r->ninputs, n,
-                         n > 0 && !values ? " from NULL" : ""),
-               false;
+    if (n != r->ninputs || (n > 0 && !values)) {
+        ag__error("replay_run: the replay takes %d inputs; %d given%s", r->ninputs, n,
+                  n > 0 && !values ? " from NULL" : "");
+        return false;
+    }
     /* The inputs are leaves of the graph, older than loss: a live loss keeps them live. */
     for (int k = 0; k < n; k++) {
         if (!ag__check_at(values[k], "replay_run", "values", k)) return false;
