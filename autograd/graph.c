@@ -203,6 +203,22 @@ static bool walk(graph *g, const ag_tensor *t, const char *op)
     return true;
 }
 
+bool ag__graph_tensors(const ag_tensor *t, const char *op, ag_tensor ***out, size_t *n)
+{
+    graph g;
+    if (!walk(&g, t, op)) return false;
+    ag_tensor **ts = ag__malloc((g.n ? g.n : 1) * sizeof *ts);
+    for (size_t i = 0; ts && i < g.n; i++) ts[i] = (ag_tensor *)g.v[i].t;
+    *out = ts;
+    *n = g.n;
+    graph_free(&g);
+    if (ts) return true;
+    char s[AG__SHAPE_STR];
+    ag__error("%s: out of memory walking the graph of a tensor of shape %s", op,
+              ag__tensor_str(s, t));
+    return false;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Text in memory (through the allocation hook)                                          */
 

@@ -76,7 +76,6 @@ enum {
     AG__F_SAVED_EXT = 1 << 11,  /* backward will read a third tensor, kept as an ag__saved */
     AG__F_DERIVED = 1 << 12,    /* a leaf computed by an op that was not recorded */
     AG__F_SET_ASIDE = 1 << 13,  /* a replay set gbuf aside, zeroed, for its next pass */
-    AG__F_SEEN = 1 << 14,       /* marked by a walk over a graph (replay.c), then cleared */
 };
 
 /* A tensor an op's backward reads besides its two inputs (where's condition), which
@@ -382,6 +381,11 @@ bool ag__no_replay(ag_tensor *out);
 bool ag__view_forward(ag_tensor *out);
 /* Frees every replay (ag_shutdown). */
 void ag__replay_reset(void);
+/* Every tensor reachable from t through the inputs its op recorded (cat's and stack's
+ * lists, where's condition), in creation order (graph.c's walk, iterative): *out, an
+ * array of *n from the allocation hook, for the caller to free. False after an error
+ * naming op (out of memory). */
+bool ag__graph_tensors(const ag_tensor *t, const char *op, ag_tensor ***out, size_t *n);
 
 /* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
  * storage version (ag__bump_version). Call it after every other check: false after an
@@ -470,22 +474,14 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
     do {                                                                                           \
         int64_t n_ = (N), i_ = 0;                                                                  \
         for (; i_ + 4 <= n_; i_ += 4) {                                                            \
-            {                                                                                      \
-                int64_t i = i_;                                                                    \
-                (ACC) += (V);                                                                      \
-            }                                                                                      \
-            {                                                                                      \
-                int64_t i = i_ + 1;                                                                \
-                (ACC) += (V);                                                                      \
-            }                                                                                      \
-            {                                                                                      \
-                int64_t i = i_ + 2;                                                                \
-                (ACC) += (V);                                                                      \
-            }                                                                                      \
-            {                                                                                      \
-                int64_t i = i_ + 3;                                                                \
-                (ACC) += (V);                                                                      \
-            }                                                                                      \
+            int64_t i = i_;                                                                        \
+            (ACC) += (V);                                                                          \
+            i++;                                                                                   \
+            (ACC) += (V);                                                                          \
+            i++;                                                                                   \
+            (ACC) += (V);                                                                          \
+            i++;                                                                                   \
+            (ACC) += (V);                                                                          \
         }                                                                                          \
         for (int64_t i = i_; i < n_; i++) (ACC) += (V);                                            \
     } while (0)

@@ -16,7 +16,6 @@
  * one is refused unless it is one of the inputs. */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 struct ag_replay {
@@ -36,46 +35,11 @@ static ag__live replays; /* every live replay, so a freed one passed again is re
 
 bool ag__no_replay(ag_tensor *out) { return AG__UNUSED(out), false; }
 
-/* A list of tensors that grows through the allocation hook. */
-typedef struct list {
-    ag_tensor **t;
-    size_t n, cap;
-} list;
-
-static bool push(list *l, ag_tensor *t)
+static bool listed(ag_tensor *const *ts, size_t n, const ag_tensor *t)
 {
-    ag_tensor **grown = ag__grow(l->t, &l->cap, l->n + 1, sizeof *l->t);
-    if (!grown) return false;
-    l->t = grown;
-    l->t[l->n++] = t;
-    return true;
-}
-
-static int by_serial(const void *a, const void *b)
-{
-    uint64_t x = node(*(ag_tensor *const *)a)->serial, y = node(*(ag_tensor *const *)b)->serial;
-    return (x > y) - (x < y);
-}
-
-/* Every tensor loss's value depends on through recorded ops, into seen (each once, marked
- * AG__F_SEEN: the caller clears the marks). Iterative: a stack, not recursion. */
-static bool walk(ag_tensor *loss, list *seen)
-{
-    list stack = {0};
-    bool ok = push(&stack, loss);
-    while (ok && stack.n > 0) {
-        ag_tensor *t = stack.t[--stack.n];
-        if (node(t)->flags & AG__F_SEEN) continue;
-        ok = push(seen, t); /* marked once listed, so that the caller clears every mark */
-        if (ok) node(t)->flags |= AG__F_SEEN;
-        ag_tensor *const *xs;
-        int n = ag__inputs(t, &xs);
-        for (int k = 0; ok && k < n; k++) ok = push(&stack, xs[k]);
-        if (ok && (node(t)->flags & AG__F_SAVED_EXT)) /* where's condition */
-            ok = push(&stack, ((const ag__saved *)node(t)->ctx)->t);
-    }
-    ag__free(stack.t);
-    return ok;
+    for (size_t i = 0; i < n; i++)
+        if (ts[i] == t) return true;
+    return false;
 }
 
 /* Whether the graph (its tensors ts) can be replayed with these inputs; else the error.
@@ -91,7 +55,7 @@ static bool program_check(ag_tensor *const *ts, size_t n, ag_tensor *const *inpu
                       k, ag__tensor_str(s, inputs[k]), ag__ops[node(inputs[k])->op].grad_fn);
             return false;
         }
-        if (!(node(inputs[k])->flags & AG__F_SEEN)) {
+        if (!listed(ts, n, inputs[k])) {
             ag__error("replay_new: inputs[%d] (%s) is not in the graph of loss", k,
                       ag__tensor_str(s, inputs[k]));
             return false;
@@ -121,9 +85,7 @@ static bool program_check(ag_tensor *const *ts, size_t n, ag_tensor *const *inpu
         }
         if (op || t->requires_grad || !(node(t)->flags & AG__F_DERIVED) || node(t)->serial < oldest)
             continue;
-        bool given = false;
-        for (int k = 0; k < ninputs; k++) given = given || inputs[k] == t;
-        if (!given) {
+        if (!listed(inputs, (size_t)ninputs, t)) {
             ag__error("replay_new: the graph of loss reads a tensor of shape %s that an unrecorded "
                       "op (under no_grad, on data only, a comparison, argmax) computed after its "
                       "inputs or parameters were made, maybe from them; a replay cannot compute it "
@@ -135,26 +97,25 @@ static bool program_check(ag_tensor *const *ts, size_t n, ag_tensor *const *inpu
     return true;
 }
 
-/* The program: nodes oldest first, the takers of a gradient and their buffers. */
-static bool program_make(ag_replay *r, list *all)
+/* The program: nodes oldest first (ts, the graph in creation order, is reordered), the
+ * takers of a gradient and their buffers. */
+static bool program_make(ag_replay *r, ag_tensor **ts, size_t n)
 {
-    if (!all->t) return false; /* the walk listed loss at least */
-    qsort(all->t, all->n, sizeof *all->t, by_serial);
     size_t nodes = 0;
-    for (size_t i = 0; i < all->n; i++)
-        if (node(all->t[i])->op) all->t[nodes++] = all->t[i];
+    for (size_t i = 0; i < n; i++)
+        if (node(ts[i])->op) ts[nodes++] = ts[i];
     r->nodes = ag__malloc((nodes ? nodes : 1) * sizeof *r->nodes);
-    r->takers = ag__malloc(all->n * sizeof *r->takers);
+    r->takers = ag__malloc(n * sizeof *r->takers);
     if (!r->nodes || !r->takers) return false;
-    memcpy(r->nodes, all->t, nodes * sizeof *r->nodes);
+    memcpy(r->nodes, ts, nodes * sizeof *r->nodes);
     r->nnodes = nodes;
     /* loss and every input a node gives a gradient to, each once (SET_ASIDE marks them) */
     node(r->loss)->flags |= AG__F_SET_ASIDE;
     r->takers[r->ntakers++] = r->loss;
     for (size_t i = nodes; i-- > 0;) {
         ag_tensor *const *xs;
-        int n = ag__inputs(r->nodes[i], &xs);
-        for (int k = 0; k < n; k++) {
+        int count = ag__inputs(r->nodes[i], &xs);
+        for (int k = 0; k < count; k++) {
             if (!ag__input_wants(r->nodes[i], k) || (node(xs[k])->flags & AG__F_SET_ASIDE))
                 continue;
             node(xs[k])->flags |= AG__F_SET_ASIDE;
@@ -200,25 +161,21 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
         return ag__error("replay_new: grad can be implicitly created only for scalar outputs "
                          "(loss has shape %s)",
                          ag__tensor_str(s, loss));
+    ag_tensor **ts = NULL;
+    size_t nts = 0;
+    if (!ag__graph_tensors(loss, "replay_new", &ts, &nts)) return NULL;
+    if (!program_check(ts, nts, inputs, n)) {
+        ag__free(ts);
+        return NULL;
+    }
     ag_replay *r = ag__malloc(sizeof *r);
-    list all = {0};
-    bool ok = r != NULL;
-    if (ok) {
-        *r = (ag_replay){.loss = (ag_tensor *)loss, .serial = node(loss)->serial, .ninputs = n};
-        ok = walk(r->loss, &all);
-    }
-    bool fits = !ok || program_check(all.t, all.n, inputs, n);
-    for (size_t i = 0; i < all.n; i++) node(all.t[i])->flags &= (uint16_t)~AG__F_SEEN;
-    if (ok && fits) {
-        r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs);
-        ok = r->inputs && program_make(r, &all) && ag__live_add(&replays, r);
-    }
-    ag__free(all.t);
-    if (!ok || !fits) {
+    if (r) *r = (ag_replay){.loss = (ag_tensor *)loss, .serial = node(loss)->serial, .ninputs = n};
+    bool ok = r && (r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs)) &&
+              program_make(r, ts, nts) && ag__live_add(&replays, r);
+    ag__free(ts);
+    if (!ok) {
         if (r) destroy(r);
-        return ok ? NULL
-                  : ag__error("replay_new: out of memory keeping the graph of loss (%zu tensors)",
-                              all.n);
+        return ag__error("replay_new: out of memory keeping the graph of loss (%zu tensors)", nts);
     }
     for (int k = 0; k < n; k++) r->inputs[k] = inputs[k];
     return r;

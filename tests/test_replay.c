@@ -224,7 +224,7 @@ Test(replay, mlp_training_is_eager_bit_for_bit)
     test_finish();
 }
 
-Test(replay, gradients_match_finite_differences)
+Test(replay, gradients_match_hand_derived_values)
 {
     /* d/dw of mean((w*x + b - y)^2) = 2 (w x + b - y) x, by hand, at new x, y */
     ag_tensor *w = ag_scalar(2.0, true), *b = ag_scalar(0.5, true);
@@ -408,7 +408,14 @@ Test(replay, out_of_memory_everywhere)
         ag_replay *r = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
         if (fault.failed) {
             cr_assert_null(r);
-            EXPECT_ERROR("replay_new", "replay_new: out of memory keeping the graph of loss");
+            /* walking the graph (graph.c's walk) or keeping it */
+            const char *msg = ag_last_error();
+            cr_assert(strstr(msg, "replay_new: out of memory walking the graph of a tensor of "
+                                  "shape []") ||
+                          strstr(msg, "replay_new: out of memory keeping the graph of loss (9 "
+                                      "tensors)"),
+                      "%s", msg);
+            ag_clear_error();
             continue;
         }
         cr_assert_not_null(r, "%s", ag_last_error());
