@@ -109,8 +109,13 @@ AG__INLINE ag_tensor *broadcast_map(const char *name, const ag_tensor *a, const 
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     if (!ag__check(a, name, "a") || !ag__check(b, name, "b")) return NULL;
-    if (!ag__broadcast_shape(name, a, b, &ndim, shape)) return NULL;
-    ag_tensor *out = ag__new(name, ndim, shape, NULL, NULL);
+    ag_tensor *out;
+    if (ag__same_shape(a, b)) { /* the common case: nothing to broadcast */
+        out = ag__new_like(name, a);
+    } else {
+        if (!ag__broadcast_shape(name, a, b, &ndim, shape)) return NULL;
+        out = ag__new(name, ndim, shape, NULL, NULL);
+    }
     if (out) map2(out, a, b, f);
     return out;
 }

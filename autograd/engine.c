@@ -279,8 +279,7 @@ static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)
                   ag__tensor_str(s1, t));
         return false;
     }
-    if (gradient &&
-        (gradient->ndim != t->ndim || memcmp(gradient->shape, t->shape, sizeof t->shape))) {
+    if (gradient && !ag__same_shape(gradient, t)) {
         char s2[AG__SHAPE_STR];
         ag__error("backward: Mismatch in shape: grad_output[0] has a shape of %s and "
                   "output[0] has a shape of %s.",

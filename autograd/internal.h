@@ -5,6 +5,7 @@
 #include "agrad.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define AG__ASAN 1
@@ -91,7 +92,9 @@ typedef struct ag__saved {
 #if defined(__GNUC__)
 #define AG__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define AG__INLINE       static inline __attribute__((always_inline))
+#define AG__RARE         __attribute__((noinline, cold)) /* kept out of its caller's way */
 #else
+#define AG__RARE
 #define AG__PRINTF(f, a)
 #define AG__INLINE static inline
 #endif
@@ -319,8 +322,18 @@ ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tens
 /* A new leaf of shape for op, requiring grad or not (the factories): its data unset.
  * NULL after an error naming op. */
 ag_tensor *ag__new_leaf(const char *op, ag_shape shape, bool requires_grad);
-/* ag__new with t's shape. */
-ag_tensor *ag__new_like(const char *op, const ag_tensor *t);
+/* Whether a and b have the same shape (sizes past ndim are 1 in both). */
+static inline bool ag__same_shape(const ag_tensor *a, const ag_tensor *b)
+{
+    return a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape);
+}
+/* ag__new with t's shape (inline: every op's result is made so). */
+ag_tensor *ag__new_like_failed(const char *op, const ag_tensor *t);
+static inline ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
+{
+    ag_tensor *y = ag__alloc_tensor(t->ndim, t->shape, t->numel, NULL, NULL);
+    return y ? y : ag__new_like_failed(op, t); /* t's shape is valid already */
+}
 
 /* ---- autograd (engine.c) ---- */
 

@@ -225,7 +225,7 @@ static void arena_set(arena *a, apos at)
 
 /* arena_alloc when the current chunk is full: the next chunk, if there is one and it is
  * large enough, else a new one. */
-static void *arena_alloc_next(arena *a, size_t size)
+AG__RARE static void *arena_alloc_next(arena *a, size_t size)
 {
     size_t next = a->n ? a->at.chunk + 1 : 0;
     if ((next == a->n || a->chunks[next].size < size) && !arena_add_chunk(a, size)) return NULL;
@@ -322,21 +322,38 @@ static struct {
 
 static bool scratch_failed; /* an ag__scratch since the last reset returned NULL */
 
+AG__RARE static ag_tensor *alloc_tensor_slow(int ndim, const int64_t *shape, int64_t numel,
+                                             const ag_tensor *base, float *data);
+#define MAX_NUMEL ((SIZE_MAX - HEADER - ALIGN) / sizeof(float)) /* whose bytes a size_t holds */
+
+/* The common case makes no call, so that it saves no registers: the rare one (the tape
+ * or the chunk is full) makes room and comes back. */
 ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const ag_tensor *base,
                             float *data)
 {
-    if (tape.len == tape.cap) {
-        ag_tensor **grown = ag__grow(tape.t, &tape.cap, tape.len + 1, sizeof *tape.t);
-        if (!grown) return NULL;
-        tape.t = grown;
-    }
-    ag_tensor *t = arena_alloc(&tensors, HEADER + (data ? 0 : (size_t)numel * sizeof(float)));
-    if (!t) return NULL;
-    /* One assignment of each part: every field is written once, in order. */
+    size_t size = data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
+    if (tape.len == tape.cap || (size_t)numel > MAX_NUMEL ||
+        size > tensors.hot.size - tensors.at.off)
+        return alloc_tensor_slow(ndim, shape, numel, base, data);
+    ag_tensor *t = (ag_tensor *)(tensors.hot.base + tensors.at.off);
+    tensors.at.off += size;
+    UNPOISON(t, size);
+    /* Every field is written once, in order: a leaf with no gradient, no record, no
+     * arguments. */
     *t = (ag_tensor){
         .data = data ? data : (float *)((char *)t + HEADER), .numel = numel, .ndim = ndim};
-    *node(t) = (ag__node){
-        .magic = AG__MAGIC_LIVE, .base = base ? node(base)->base : t, .serial = next_serial++};
+    ag__node *r = node(t);
+    r->magic = AG__MAGIC_LIVE;
+    r->op = 0;
+    r->flags = 0;
+    r->version = 0;
+    r->src_version[0] = r->src_version[1] = 0;
+    r->src[0] = r->src[1] = NULL;
+    r->base = base ? node(base)->base : t;
+    r->gbuf = NULL;
+    r->serial = next_serial++;
+    r->ctx = NULL;
+    memset(&r->arg, 0, sizeof r->arg);
     int64_t *d = t->shape; /* sizes past ndim are 1 */
     d[0] = ndim > 0 ? shape[0] : 1;
     d[1] = ndim > 1 ? shape[1] : 1;
@@ -344,6 +361,24 @@ ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const
     d[3] = ndim > 3 ? shape[3] : 1;
     tape.t[tape.len++] = t;
     return t;
+}
+
+AG__RARE static ag_tensor *alloc_tensor_slow(int ndim, const int64_t *shape, int64_t numel,
+                                             const ag_tensor *base, float *data)
+{
+    if (tape.len == tape.cap) {
+        ag_tensor **grown = ag__grow(tape.t, &tape.cap, tape.len + 1, sizeof *tape.t);
+        if (!grown) return NULL;
+        tape.t = grown;
+    }
+    if ((size_t)numel > MAX_NUMEL) return NULL;
+    size_t size = data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
+    if (size > tensors.hot.size - tensors.at.off) {
+        void *p = arena_alloc_next(&tensors, size); /* the next chunk, its room taken */
+        if (!p) return NULL;
+        tensors.at.off = 0; /* ... and given back, for the common case to take */
+    }
+    return ag__alloc_tensor(ndim, shape, numel, base, data);
 }
 
 void *ag__ctx_alloc(size_t bytes) { return arena_alloc(&tensors, bytes); }

@@ -372,8 +372,7 @@ static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor 
 {
     if (node(t)->base != node(x)->base || !t->numel || !x->numel) return true;
     const float *t0 = t->data, *t1 = t->data + t->numel, *x0 = x->data, *x1 = x->data + x->numel;
-    bool same =
-        t0 == x0 && t1 == x1 && t->ndim == x->ndim && !memcmp(t->shape, x->shape, sizeof t->shape);
+    bool same = t0 == x0 && t1 == x1 && ag__same_shape(t, x);
     if (same || t1 <= x0 || x1 <= t0) return true;
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
     ag__error("%s: unsupported operation: some elements of the input tensor and the written-to "
@@ -389,6 +388,7 @@ static bool inplace2_check(const char *name, ag_tensor *t, const ag_tensor *x)
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     if (!ag__check(t, name, "self") || !ag__check(x, name, "other")) return false;
+    if (ag__same_shape(t, x)) return overlap_check(name, t, x);
     if (!ag__broadcast_shape(name, t, x, &ndim, shape)) return false;
     if (ndim != t->ndim || memcmp(shape, t->shape, (size_t)ndim * sizeof *shape)) {
         char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
@@ -499,8 +499,7 @@ ag_tensor *ag_zero_(ag_tensor *t)
 ag_tensor *ag_set_data(ag_tensor *t, const ag_tensor *src)
 {
     if (!ag__check(t, "set_data", "self") || !ag__check(src, "set_data", "data")) return NULL;
-    if (src->numel != t->numel || src->ndim != t->ndim ||
-        memcmp(src->shape, t->shape, sizeof t->shape)) {
+    if (!ag__same_shape(src, t)) {
         char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
         return ag__error("set_data: new data of shape %s for a tensor of shape %s; agrad "
                          "keeps a tensor's shape",

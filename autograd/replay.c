@@ -208,7 +208,7 @@ static bool run_check(const ag_replay *r, ag_tensor *const *values, int n)
     for (int k = 0; k < n; k++) {
         if (!ag__check_at(values[k], "replay_run", "values", k)) return false;
         const ag_tensor *x = r->inputs[k], *v = values[k];
-        if (v->ndim != x->ndim || memcmp(v->shape, x->shape, sizeof v->shape)) {
+        if (!ag__same_shape(v, x)) {
             ag__error("replay_run: values[%d] has shape %s, but input %d of the replay "
                       "was recorded with shape %s",
                       k, ag__tensor_str(s1, v), k, ag__tensor_str(s2, x));

@@ -76,11 +76,9 @@ ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tens
     return t ? t : out_of_memory(op, ndim, shape, data ? 0 : numel);
 }
 
-ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
+ag_tensor *ag__new_like_failed(const char *op, const ag_tensor *t)
 {
-    /* t's shape is valid already. */
-    ag_tensor *y = ag__alloc_tensor(t->ndim, t->shape, t->numel, NULL, NULL);
-    return y ? y : out_of_memory(op, t->ndim, t->shape, t->numel);
+    return out_of_memory(op, t->ndim, t->shape, t->numel);
 }
 
 /* ------------------------------------------------------------------------------------ */
