@@ -342,7 +342,7 @@ static bool make_grads(void)
 {
     for (size_t i = 0; i < eng.nvisited; i++) {
         ag_tensor *t = eng.visited[i];
-        if (!keeps_grad(t) || t->grad) continue;
+        if (t->grad || !keeps_grad(t)) continue;
         t->grad = ag__new_grad(t);
         if (t->grad) {
             node(t)->flags |= AG__F_FRESH;
@@ -393,13 +393,15 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
     if (ag__watching) ag__watch_end(ok, eng.visited, eng.nvisited);
 
     /* Gradients reach ->grad only now that nothing can fail. */
+    bool free_saved = ok && !retain_graph;
     for (size_t i = 0; i < eng.nvisited; i++) {
         ag_tensor *n = eng.visited[i];
-        if (commit && keeps_grad(n))
-            for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += node(n)->gbuf[k];
-        node(n)->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH);
-        node(n)->gbuf = NULL;
-        if (ok && !retain_graph && node(n)->op) node(n)->flags |= AG__F_FREED;
+        ag__node *r = node(n);
+        if (commit && n->grad && keeps_grad(n)) /* make_grads made every ->grad needed */
+            for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += r->gbuf[k];
+        r->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH);
+        if (free_saved && r->op) r->flags |= AG__F_FREED;
+        r->gbuf = NULL;
     }
     eng.nheap = 0;
     eng.nvisited = 0;

@@ -179,9 +179,9 @@ void *ag__grow(void *items, size_t *cap, size_t need, size_t size);
 
 /* A new live tensor on the tape, a leaf of the given shape (numel its checked number of
  * elements) with its storage after the header, or sharing base's storage at data when
- * data is not NULL. NULL when out of memory. */
-ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const ag_tensor *base,
-                            float *data);
+ * data is not NULL. NULL after an error naming op when out of memory. */
+ag_tensor *ag__alloc_tensor(const char *op, int ndim, const int64_t *shape, int64_t numel,
+                            const ag_tensor *base, float *data);
 /* Memory that lives as long as the tensor made last, for what its backward needs
  * (node(t)->ctx): call it right after making the tensor. NULL when out of memory. */
 void *ag__ctx_alloc(size_t bytes);
@@ -205,7 +205,8 @@ static inline float *ag__scratch_floats(int64_t n)
 {
     return ag__scratch((size_t)n * sizeof(float));
 }
-bool ag__scratch_failed(void);
+extern bool ag__scratch_fail; /* read it through ag__scratch_failed */
+static inline bool ag__scratch_failed(void) { return ag__scratch_fail; }
 void ag__scratch_reset(void);
 
 /* What a pointer given as a tensor is, decided without reading memory agrad does not
@@ -313,7 +314,27 @@ int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank);
 /* The number of elements of a shape; -1 after an error naming op (more than
  * AG_MAX_DIMS sizes, a negative size, or sizes whose nonzero product exceeds
  * AG__NUMEL_MAX, in PyTorch's words). */
-int64_t ag__numel(const char *op, int ndim, const int64_t *shape);
+int64_t ag__bad_shape(const char *op, int ndim, const int64_t *shape); /* its errors */
+static inline int64_t ag__numel(const char *op, int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > AG_MAX_DIMS) return ag__bad_shape(op, ndim, shape);
+    /* PyTorch multiplies all the sizes and refuses an overflow; agrad refuses too when
+     * the nonzero sizes alone overflow (PyTorch accepts [0, 2^40, 2^40]), so that no
+     * product of some of a tensor's sizes can overflow anywhere. */
+    int64_t nonzero = 1;
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        int64_t product;
+        if (shape[i] < 0) return ag__bad_shape(op, ndim, shape);
+        if (shape[i] == 0)
+            empty = true;
+        else if (__builtin_mul_overflow(nonzero, shape[i], &product) || product > AG__NUMEL_MAX)
+            return ag__bad_shape(op, ndim, shape);
+        else
+            nonzero = product;
+    }
+    return empty ? 0 : nonzero;
+}
 
 /* A new tensor of shape on the tape (ag__alloc_tensor with its shape set), or a view
  * of base's storage at data. NULL after an error naming op: a bad shape or no memory. */
@@ -328,11 +349,9 @@ static inline bool ag__same_shape(const ag_tensor *a, const ag_tensor *b)
     return a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape);
 }
 /* ag__new with t's shape (inline: every op's result is made so). */
-ag_tensor *ag__new_like_failed(const char *op, const ag_tensor *t);
 static inline ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
 {
-    ag_tensor *y = ag__alloc_tensor(t->ndim, t->shape, t->numel, NULL, NULL);
-    return y ? y : ag__new_like_failed(op, t); /* t's shape is valid already */
+    return ag__alloc_tensor(op, t->ndim, t->shape, t->numel, NULL, NULL); /* a valid shape */
 }
 
 /* ---- autograd (engine.c) ---- */

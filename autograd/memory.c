@@ -320,21 +320,21 @@ static struct {
     size_t n, cap;
 } holes;
 
-static bool scratch_failed; /* an ag__scratch since the last reset returned NULL */
+bool ag__scratch_fail; /* an ag__scratch since the last reset returned NULL */
 
-AG__RARE static ag_tensor *alloc_tensor_slow(int ndim, const int64_t *shape, int64_t numel,
-                                             const ag_tensor *base, float *data);
+AG__RARE static ag_tensor *alloc_tensor_slow(const char *op, int ndim, const int64_t *shape,
+                                             int64_t numel, const ag_tensor *base, float *data);
 #define MAX_NUMEL ((SIZE_MAX - HEADER - ALIGN) / sizeof(float)) /* whose bytes a size_t holds */
 
 /* The common case makes no call, so that it saves no registers: the rare one (the tape
  * or the chunk is full) makes room and comes back. */
-ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const ag_tensor *base,
-                            float *data)
+ag_tensor *ag__alloc_tensor(const char *op, int ndim, const int64_t *shape, int64_t numel,
+                            const ag_tensor *base, float *data)
 {
     size_t size = data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
     if (tape.len == tape.cap || (size_t)numel > MAX_NUMEL ||
         size > tensors.hot.size - tensors.at.off)
-        return alloc_tensor_slow(ndim, shape, numel, base, data);
+        return alloc_tensor_slow(op, ndim, shape, numel, base, data);
     ag_tensor *t = (ag_tensor *)(tensors.hot.base + tensors.at.off);
     tensors.at.off += size;
     UNPOISON(t, size);
@@ -363,22 +363,25 @@ ag_tensor *ag__alloc_tensor(int ndim, const int64_t *shape, int64_t numel, const
     return t;
 }
 
-AG__RARE static ag_tensor *alloc_tensor_slow(int ndim, const int64_t *shape, int64_t numel,
-                                             const ag_tensor *base, float *data)
+AG__RARE static ag_tensor *alloc_tensor_slow(const char *op, int ndim, const int64_t *shape,
+                                             int64_t numel, const ag_tensor *base, float *data)
 {
-    if (tape.len == tape.cap) {
-        ag_tensor **grown = ag__grow(tape.t, &tape.cap, tape.len + 1, sizeof *tape.t);
-        if (!grown) return NULL;
-        tape.t = grown;
-    }
-    if ((size_t)numel > MAX_NUMEL) return NULL;
     size_t size = data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
-    if (size > tensors.hot.size - tensors.at.off) {
-        void *p = arena_alloc_next(&tensors, size); /* the next chunk, its room taken */
-        if (!p) return NULL;
-        tensors.at.off = 0; /* ... and given back, for the common case to take */
+    bool room = tape.len < tape.cap;
+    if (!room) {
+        ag_tensor **grown = ag__grow(tape.t, &tape.cap, tape.len + 1, sizeof *tape.t);
+        if (grown) tape.t = grown;
+        room = grown != NULL;
     }
-    return ag__alloc_tensor(ndim, shape, numel, base, data);
+    if (room && (size_t)numel <= MAX_NUMEL && size > tensors.hot.size - tensors.at.off) {
+        room = arena_alloc_next(&tensors, size) != NULL; /* the next chunk, its room taken */
+        if (room) tensors.at.off = 0; /* ... and given back, for the common case to take */
+    }
+    if (room && (size_t)numel <= MAX_NUMEL)
+        return ag__alloc_tensor(op, ndim, shape, numel, base, data);
+    char s[AG__SHAPE_STR];
+    return ag__error("%s: out of memory allocating a tensor of shape %s (%lld bytes of data)", op,
+                     ag__shape_str(s, ndim, shape), data ? 0LL : (long long)numel * 4);
 }
 
 void *ag__ctx_alloc(size_t bytes) { return arena_alloc(&tensors, bytes); }
@@ -690,16 +693,14 @@ bool ag__check_serial_at(const ag_tensor *t, uint64_t serial, const char *op, co
 void *ag__scratch(size_t bytes)
 {
     void *p = arena_alloc(&scratch, bytes);
-    if (!p) scratch_failed = true;
+    if (!p) ag__scratch_fail = true;
     return p;
 }
-
-bool ag__scratch_failed(void) { return scratch_failed; }
 
 void ag__scratch_reset(void)
 {
     if (scratch.n) arena_set(&scratch, (apos){0, 0});
-    scratch_failed = false;
+    ag__scratch_fail = false;
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -20,11 +20,14 @@ int ag__wrap_dim(const char *op, const ag_tensor *x, int dim, int rank)
 /* ------------------------------------------------------------------------------------ */
 /* Shapes and new tensors                                                                */
 
-/* ag__numel's errors, out of its loop (and of its stack frame): negative says which. */
-static int64_t bad_shape(const char *op, int ndim, const int64_t *shape, bool negative)
+/* ag__numel's errors, out of its loop (and of its stack frame). */
+int64_t ag__bad_shape(const char *op, int ndim, const int64_t *shape)
 {
     char s[AG__SHAPE_STR];
-    for (int i = 0; negative && i < ndim; i++)
+    if (ndim < 0 || ndim > AG_MAX_DIMS)
+        return ag__error("%s: tensors have at most %d dimensions, got %d", op, AG_MAX_DIMS, ndim),
+               -1;
+    for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
             return ag__error("%s: Trying to create tensor with negative dimension %lld: %s", op,
                              (long long)shape[i], ag__shape_str(s, ndim, shape)),
@@ -34,51 +37,11 @@ static int64_t bad_shape(const char *op, int ndim, const int64_t *shape, bool ne
            -1;
 }
 
-int64_t ag__numel(const char *op, int ndim, const int64_t *shape)
-{
-    if (ndim < 0 || ndim > AG_MAX_DIMS) {
-        ag__error("%s: tensors have at most %d dimensions, got %d", op, AG_MAX_DIMS, ndim);
-        return -1;
-    }
-    /* PyTorch multiplies all the sizes and refuses an overflow; agrad refuses too when
-     * the nonzero sizes alone overflow (PyTorch accepts [0, 2^40, 2^40]), so that no
-     * product of some of a tensor's sizes can overflow anywhere. */
-    int64_t nonzero = 1;
-    bool empty = false;
-    for (int i = 0; i < ndim; i++) {
-        int64_t product;
-        if (shape[i] < 0) return bad_shape(op, ndim, shape, true);
-        if (shape[i] == 0)
-            empty = true;
-        else if (__builtin_mul_overflow(nonzero, shape[i], &product) || product > AG__NUMEL_MAX)
-            return bad_shape(op, ndim, shape, false);
-        else
-            nonzero = product;
-    }
-    return empty ? 0 : nonzero;
-}
-
-/* The message for a tensor of shape that could not be allocated. */
-static ag_tensor *out_of_memory(const char *op, int ndim, const int64_t *shape, int64_t floats)
-{
-    char s[AG__SHAPE_STR];
-    ag__error("%s: out of memory allocating a tensor of shape %s (%lld bytes of data)", op,
-              ag__shape_str(s, ndim, shape), (long long)floats * 4);
-    return NULL;
-}
-
 ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
                    float *data)
 {
     int64_t numel = ag__numel(op, ndim, shape);
-    if (numel < 0) return NULL;
-    ag_tensor *t = ag__alloc_tensor(ndim, shape, numel, base, data);
-    return t ? t : out_of_memory(op, ndim, shape, data ? 0 : numel);
-}
-
-ag_tensor *ag__new_like_failed(const char *op, const ag_tensor *t)
-{
-    return out_of_memory(op, t->ndim, t->shape, t->numel);
+    return numel < 0 ? NULL : ag__alloc_tensor(op, ndim, shape, numel, base, data);
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -468,22 +468,20 @@ static ag_tensor *read_all(const char *op, const char *where, source src, ag_csv
     ag_tensor *t = NULL;
     int64_t shape[2] = {r.rows, r.m};
     if (!err && !r.failed) {
-        t = ag__alloc_tensor(2, shape, r.rows * r.m, NULL, NULL);
+        t = ag__alloc_tensor(op, 2, shape, r.rows * r.m, NULL, NULL);
         if (t && t->numel) memcpy(t->data, r.vals, (size_t)t->numel * sizeof(float));
     }
     ag__free(r.names);
     ag__free(r.name_at);
     ag__free(r.out_of);
     ag__free(r.vals);
-    char s[AG__SHAPE_STR];
     if (t) return t;
     if (err) return ag__error("%s: cannot read %s: %s", op, where, strerror(err));
     if (r.oom)
         return ag__error("%s: out of memory reading %s (at line %lld)", op, where,
                          (long long)r.line);
     if (r.failed) return ag__error("%s", r.msg);
-    return ag__error("%s: out of memory allocating a tensor of shape %s (%lld bytes of data)", op,
-                     ag__shape_str(s, 2, shape), (long long)(r.rows * r.m) * 4);
+    return NULL; /* out of memory: ag__alloc_tensor said so */
 }
 
 /* The checks of the options, before anything is read. */
