@@ -16,11 +16,7 @@ static inline bool ag__broadcast_shape(const char *op, const ag_tensor *a, const
         int ja = k - (n - a->ndim), jb = k - (n - b->ndim);
         int64_t sa = ja >= 0 ? a->shape[ja] : 1, sb = jb >= 0 ? b->shape[jb] : 1;
         if (sa != sb && sa != 1 && sb != 1) {
-            char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
-            ag__error("%s: The size of tensor a (%lld) must match the size of tensor b (%lld) "
-                      "at non-singleton dimension %d (shapes %s and %s)",
-                      op, (long long)sa, (long long)sb, k, ag__tensor_str(s1, a),
-                      ag__tensor_str(s2, b));
+            ag__broadcast_error(op, a, b, k, sa, sb);
             return false;
         }
         shape[k] = sa == 1 ? sb : sa;

@@ -343,6 +343,11 @@ ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tens
 /* A new leaf of shape for op, requiring grad or not (the factories): its data unset.
  * NULL after an error naming op. */
 ag_tensor *ag__new_leaf(const char *op, ag_shape shape, bool requires_grad);
+/* The error of sizes sa and sb that do not broadcast at dimension k of op's a and b, in
+ * PyTorch's words. Out of line, so that the ops that inline the check keep their
+ * stack frames small. */
+void ag__broadcast_error(const char *op, const ag_tensor *a, const ag_tensor *b, int k, int64_t sa,
+                         int64_t sb) AG__RARE;
 /* Whether a and b have the same shape (sizes past ndim are 1 in both). */
 static inline bool ag__same_shape(const ag_tensor *a, const ag_tensor *b)
 {

@@ -368,12 +368,8 @@ ag_tensor *ag_data(const ag_tensor *x) { return alias("data", x); }
 /* PyTorch refuses to write t from x when their memory partly overlaps (a row of t from
  * t itself, [1, 6] from [6] over the same storage): the result would depend on the order
  * of the writes. The same memory seen with the same shape is fine, elementwise. */
-static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor *x)
+AG__RARE static bool overlap_error(const char *name, const ag_tensor *t, const ag_tensor *x)
 {
-    if (node(t)->base != node(x)->base || !t->numel || !x->numel) return true;
-    const float *t0 = t->data, *t1 = t->data + t->numel, *x0 = x->data, *x1 = x->data + x->numel;
-    bool same = t0 == x0 && t1 == x1 && ag__same_shape(t, x);
-    if (same || t1 <= x0 || x1 <= t0) return true;
     char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
     ag__error("%s: unsupported operation: some elements of the input tensor and the written-to "
               "tensor refer to a single memory location. Please clone() the tensor before "
@@ -382,21 +378,32 @@ static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor 
     return false;
 }
 
-/* The checks of t op= x, x broadcast to t's shape; false after an error. */
-static bool inplace2_check(const char *name, ag_tensor *t, const ag_tensor *x)
+static bool overlap_check(const char *name, const ag_tensor *t, const ag_tensor *x)
+{
+    if (node(t)->base != node(x)->base || !t->numel || !x->numel) return true;
+    const float *t0 = t->data, *t1 = t->data + t->numel, *x0 = x->data, *x1 = x->data + x->numel;
+    bool same = t0 == x0 && t1 == x1 && ag__same_shape(t, x);
+    return same || t1 <= x0 || x1 <= t0 || overlap_error(name, t, x);
+}
+
+/* x broadcasts to t's shape (a shape of its own); else the error. */
+AG__RARE static bool broadcasts_to(const char *name, const ag_tensor *t, const ag_tensor *x)
 {
     int ndim;
     int64_t shape[AG_MAX_DIMS];
-    if (!ag__check(t, name, "self") || !ag__check(x, name, "other")) return false;
-    if (ag__same_shape(t, x)) return overlap_check(name, t, x);
     if (!ag__broadcast_shape(name, t, x, &ndim, shape)) return false;
-    if (ndim != t->ndim || memcmp(shape, t->shape, (size_t)ndim * sizeof *shape)) {
-        char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
-        ag__error("%s: output with shape %s doesn't match the broadcast shape %s", name,
-                  ag__tensor_str(s1, t), ag__shape_str(s2, ndim, shape));
-        return false;
-    }
-    return overlap_check(name, t, x);
+    if (ndim == t->ndim && !memcmp(shape, t->shape, (size_t)ndim * sizeof *shape)) return true;
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    ag__error("%s: output with shape %s doesn't match the broadcast shape %s", name,
+              ag__tensor_str(s1, t), ag__shape_str(s2, ndim, shape));
+    return false;
+}
+
+/* The checks of t op= x, x broadcast to t's shape; false after an error. */
+static bool inplace2_check(const char *name, ag_tensor *t, const ag_tensor *x)
+{
+    if (!ag__check(t, name, "self") || !ag__check(x, name, "other")) return false;
+    return (ag__same_shape(t, x) || broadcasts_to(name, t, x)) && overlap_check(name, t, x);
 }
 
 /* t op= x with x broadcast to t's shape. */

@@ -37,6 +37,15 @@ int64_t ag__bad_shape(const char *op, int ndim, const int64_t *shape)
            -1;
 }
 
+void ag__broadcast_error(const char *op, const ag_tensor *a, const ag_tensor *b, int k, int64_t sa,
+                         int64_t sb)
+{
+    char s1[AG__SHAPE_STR], s2[AG__SHAPE_STR];
+    ag__error("%s: The size of tensor a (%lld) must match the size of tensor b (%lld) at "
+              "non-singleton dimension %d (shapes %s and %s)",
+              op, (long long)sa, (long long)sb, k, ag__tensor_str(s1, a), ag__tensor_str(s2, b));
+}
+
 ag_tensor *ag__new(const char *op, int ndim, const int64_t *shape, const ag_tensor *base,
                    float *data)
 {
