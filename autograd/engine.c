@@ -236,7 +236,7 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
     }
     /* sum_to_size: every element of g lands on the element of x it was broadcast from.
      * Summed in double, so that a million terms round once, as closely as PyTorch's
-     * pairwise float sum, rather than a million times. */
+     * pairwise float sum, rather than a million times (in lanes: AG__LANES). */
     if (x->numel == 1) { /* x broadcast to all of out: one flat sum, in out's order */
         double acc = 0;
         AG__SUM_FLAT(out->numel, acc, g[i]);
@@ -247,17 +247,22 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
     }
     float *dst = ag__grad_of(x);
     if (!dst) return;
-    double *acc = ag__scratch((size_t)x->numel * sizeof(double));
+    /* Lanes for each element of x: term k of its sum (k counts the elements of g broadcast
+     * from it, in g's order: the index over the dimensions x is broadcast along, sk) goes
+     * to its lane k % AG__LANES. */
+    size_t bytes = (size_t)x->numel * AG__LANES * sizeof(double);
+    double *acc = ag__scratch(bytes);
     if (!acc) return;
-    memset(acc, 0, (size_t)x->numel * sizeof(double));
-    int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];
+    memset(acc, 0, bytes);
+    int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS], sk[AG_MAX_DIMS], k = 1;
     ag__pad(out->ndim, out->shape, p);
     ag__bstrides(x, sx);
-    AG__FOR_BCAST(p, sx, sx, {
-        acc[ia] += g[io];
-        AG__UNUSED(ib);
-    });
-    for (int64_t i = 0; i < x->numel; i++) dst[i] += (float)acc[i];
+    for (int d = AG_MAX_DIMS - 1; d >= 0; d--) {
+        sk[d] = sx[d] == 0 && p[d] > 1 ? k : 0;
+        k *= sk[d] ? p[d] : 1;
+    }
+    AG__FOR_BCAST(p, sx, sk, acc[ia * AG__LANES + ib % AG__LANES] += g[io]);
+    for (int64_t i = 0; i < x->numel; i++) dst[i] += (float)ag__lanes_total(acc + i * AG__LANES);
 }
 
 static bool seed_check(const ag_tensor *t, const ag_tensor *gradient)

@@ -504,23 +504,36 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
             BODY;                                                                                  \
         }                                                                                          \
     } while (0)
-/* ACC += V for i = 0 .. N-1 in that order: a double sum rounds at every term, so its order
- * is part of its result and it does not vectorise; unrolled by hand (by 4, in order), it
- * costs fewer instructions, whatever the optimiser decides. */
+/* Sums of floats are added up in double (sum, mean, logsumexp, the losses' reductions, the
+ * gradients summed back over broadcast dimensions): term k of a sum goes to lane k % 8,
+ * and the lanes add up as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). A double sum
+ * rounds at every term, so this order is part of its result: every sum takes it, whatever
+ * its loop, and the same terms give the same float on every path. Eight lanes rather than
+ * one chain of additions let the flat loop vectorise and keep four additions in flight. */
+enum { AG__LANES = 8 };
+static inline double ag__lanes_total(const double l[AG__LANES])
+{
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+/* ACC += the sum of V for i = 0 .. N-1, in lanes (ACC is 0 at every use). */
 #define AG__SUM_FLAT(N, ACC, V)                                                                    \
     do {                                                                                           \
+        double l0_ = 0, l1_ = 0, l2_ = 0, l3_ = 0, l4_ = 0, l5_ = 0, l6_ = 0, l7_ = 0;             \
         int64_t n_ = (N), i_ = 0;                                                                  \
-        for (; i_ + 4 <= n_; i_ += 4) {                                                            \
+        for (; i_ + 8 <= n_; i_ += 8) {                                                            \
             int64_t i = i_;                                                                        \
-            (ACC) += (V);                                                                          \
-            i++;                                                                                   \
-            (ACC) += (V);                                                                          \
-            i++;                                                                                   \
-            (ACC) += (V);                                                                          \
-            i++;                                                                                   \
-            (ACC) += (V);                                                                          \
+            l0_ += (V), i++;                                                                       \
+            l1_ += (V), i++;                                                                       \
+            l2_ += (V), i++;                                                                       \
+            l3_ += (V), i++;                                                                       \
+            l4_ += (V), i++;                                                                       \
+            l5_ += (V), i++;                                                                       \
+            l6_ += (V), i++;                                                                       \
+            l7_ += (V);                                                                            \
         }                                                                                          \
-        for (int64_t i = i_; i < n_; i++) (ACC) += (V);                                            \
+        double t_[AG__LANES] = {l0_, l1_, l2_, l3_, l4_, l5_, l6_, l7_};                           \
+        for (int64_t i = i_; i < n_; i++) t_[i - i_] += (V);                                       \
+        (ACC) += ag__lanes_total(t_);                                                              \
     } while (0)
 /* DX[i] += V for i = 0 .. N-1, DX from ag__grad_buf: into a FRESH buffer DX[i] = 0.0f + V,
  * the bits that adding V to zeros gives (+0 for -0), without zeroing DX first. */

@@ -61,10 +61,11 @@ static void sum_dim_into(ag_tensor *y, const ag_tensor *x, int d, bool mean)
     ag__split s = ag__split_at(x, d);
     for (int64_t o = 0; y->numel > 0 && o < s.outer; o++)
         for (int64_t i = 0; i < s.inner; i++) {
-            /* in double, as ag_sum: the float result is the correctly rounded sum */
-            double acc = 0;
-            for (int64_t k = 0; k < s.n; k++) acc += x->data[(o * s.n + k) * s.inner + i];
-            float sum = (float)acc;
+            /* in double and in lanes, as ag_sum (AG__LANES) */
+            double acc[AG__LANES] = {0};
+            for (int64_t k = 0; k < s.n; k++)
+                acc[k % AG__LANES] += x->data[(o * s.n + k) * s.inner + i];
+            float sum = (float)ag__lanes_total(acc);
             /* PyTorch's mean is the float sum divided by n in float */
             y->data[o * s.inner + i] = mean ? sum / (float)s.n : sum;
         }

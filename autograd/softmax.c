@@ -177,9 +177,9 @@ static void logsumexp_into(ag_tensor *y, const ag_tensor *x, int d)
             const float *slice = x->data + o * s.n * s.inner + i;
             float m = s.n ? slice_max(slice, s.n, s.inner) : 0.0f;
             if (isinf(m)) m = 0.0f;
-            double acc = 0;
-            for (int64_t k = 0; k < s.n; k++) acc += expf(slice[k * s.inner] - m);
-            float sum = (float)acc; /* 0 for an empty slice or one of only -inf */
+            double acc[AG__LANES] = {0}; /* in lanes, as every sum */
+            for (int64_t k = 0; k < s.n; k++) acc[k % AG__LANES] += expf(slice[k * s.inner] - m);
+            float sum = (float)ag__lanes_total(acc); /* 0 for an empty slice or only -inf */
             y->data[o * s.inner + i] = (sum == 0.0f ? -INFINITY : logf(sum)) + m;
         }
 }

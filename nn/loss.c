@@ -147,23 +147,25 @@ static ag_tensor *new_loss(const char *name, ag_reduction r, int ndim, const int
                         : ag__new(name, 0, NULL, NULL, NULL);
 }
 
-/* Per-element losses, stored (none) or added up in double (mean, sum). */
+/* Per-element losses, stored (none) or added up in double and in lanes, as every sum
+ * (mean, sum). */
 typedef struct reducer {
     float *out;
     ag_reduction r;
-    double acc;
+    double acc[AG__LANES];
 } reducer;
 static inline void put(reducer *rd, int64_t i, float loss)
 {
     if (rd->r == AG_NONE)
         rd->out[i] = loss;
     else
-        rd->acc += loss;
+        rd->acc[i % AG__LANES] += loss;
 }
 /* The mean of no elements is nan, as in PyTorch. */
 static void finish(reducer *rd, int64_t n)
 {
-    if (rd->r != AG_NONE) rd->out[0] = (float)(rd->r == AG_MEAN ? rd->acc / (double)n : rd->acc);
+    double total = ag__lanes_total(rd->acc);
+    if (rd->r != AG_NONE) rd->out[0] = (float)(rd->r == AG_MEAN ? total / (double)n : total);
 }
 
 /* In a backward: d loss / d (element i's loss), and its buffer for input k of y (NULL when
@@ -192,7 +194,7 @@ static void mse_into(ag_tensor *out, const ag_tensor *x, const ag_tensor *t, ag_
     int ndim = 0;
     int64_t shape[AG_MAX_DIMS] = {0}, p[AG_MAX_DIMS], sx[AG_MAX_DIMS], st[AG_MAX_DIMS];
     ag__broadcast_shape("mse_loss", x, t, &ndim, shape); /* checked when recorded */
-    reducer rd = {out->data, r, 0};
+    reducer rd = {out->data, r, {0}};
     ag__pad(ndim, shape, p);
     ag__bstrides(x, sx);
     ag__bstrides(t, st);
@@ -310,7 +312,7 @@ static bool probabilities(const char *name, const ag_tensor *x)
 static void bce_into(ag_tensor *out, const ag_tensor *x, const ag_tensor *t, const float *w,
                      ag_reduction r)
 {
-    reducer rd = {out->data, r, 0};
+    reducer rd = {out->data, r, {0}};
     for (int64_t i = 0; i < x->numel; i++) {
         float xv = x->data[i], tv = t->data[i];
         float l = (tv - 1.0f) * max_of(logf(1.0f - xv), -100.0f) - tv * max_of(logf(xv), -100.0f);
@@ -393,7 +395,7 @@ static void bce_logits_into(ag_tensor *out, const ag_tensor *x, const ag_tensor 
                             const loss_ctx *c, ag_reduction r)
 {
     const float *w = c ? c->weight : NULL, *pw = c ? c->pos_weight : NULL;
-    reducer rd = {out->data, r, 0};
+    reducer rd = {out->data, r, {0}};
     for (int64_t i = 0; i < x->numel; i++) {
         float xv = x->data[i], tv = t->data[i];
         float nx = -xv, m = nx < 0.0f ? 0.0f : nx; /* clamp_min(-x, 0); nan stays nan */

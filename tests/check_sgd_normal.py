@@ -4,9 +4,9 @@ compares its --json output with PyTorch's numbers (relative 1e-5). Prints TAP.
     python3 tests/check_sgd_normal.py <sgd_normal_equation binary> <sgd_normal_ref.json>
 
 The true weights and the normal equation's answer are compared as they are. The lab stops
-when two float32 losses are exactly equal; agrad's sums are correctly rounded and
-PyTorch's are not, so the programs may stop a few steps apart (the step must be within
-5%, or 3 steps, of PyTorch's). Every loss the C program printed is compared with
+when two float32 losses are exactly equal; agrad's sums are added in double and rounded
+once, PyTorch's in float, so the programs may stop a few steps apart (the step must be
+within 5%, or 3 steps, of PyTorch's). Every loss the C program printed is compared with
 PyTorch's loss after as many updates, and its answer and test MSE with PyTorch's model
 after as many updates as the C program made. Then --help exits 0 and each bad command
 line exits 2 with a message.

@@ -13,6 +13,8 @@
 
 #include "agrad_test.h"
 
+#include <agrad_nn.h>
+
 typedef ag_tensor *(*binop)(const ag_tensor *, const ag_tensor *);
 
 /* The shape an input of the flat case has: n elements, one element ([1]) or 0-d. */
@@ -146,8 +148,8 @@ Test(flat, one_element_on_either_side_matches_the_general_loop)
 
 Test(flat, a_hundred_thousand_and_three_elements_sum_in_the_same_order)
 {
-    /* the one-element input's gradient is a double sum of 100,003 terms, rounded once:
-     * any change of order shows in its last bits */
+    /* the one-element input's gradient is a double sum of 100,003 terms, rounded once
+     * (sums_add_in_eight_lanes below shows that the order decides such a sum) */
     record_errors();
     for (int op = 0; op < NOPS; op++)
         for (int k = 0; k < 2; k++) {
@@ -155,6 +157,55 @@ Test(flat, a_hundred_thousand_and_three_elements_sum_in_the_same_order)
             compare(op, ONE, FULL, 100003, k, false);
         }
     compare(2, FULL, FULL, 100003, 0, true);
+    test_finish();
+}
+
+/* 2^60, seven ones, -2^60, seven ones: added one after another in double, each one after
+ * 2^60 is lost (2^60 + 1 needs 61 bits), and the sum is 7. In eight lanes (term k in lane
+ * k % 8), lane 0 holds 2^60 - 2^60 = 0 and lanes 1 to 7 hold 1 + 1 each: the sum is 14,
+ * the exact one. Every path that sums these terms must say 14. */
+static const float lanes16[16] = {0x1p60f, 1, 1, 1, 1, 1, 1, 1, -0x1p60f, 1, 1, 1, 1, 1, 1, 1};
+
+Test(flat, sums_add_in_eight_lanes)
+{
+    record_errors();
+    ag_tensor *x = ag_tensor_from(lanes16, AG_SHAPE(16));
+    ag_tensor *rows = ag_zeros(AG_SHAPE(2, 16)), *cols = ag_zeros(AG_SHAPE(16, 2));
+    cr_assert(x && rows && cols, "%s", ag_last_error());
+    for (int k = 0; k < 16; k++)
+        rows->data[k] = rows->data[16 + k] = cols->data[2 * k] = cols->data[2 * k + 1] = lanes16[k];
+    cr_assert_float_eq(ag_item(ag_sum(x)), 14.0f, 0, "sum");
+    cr_assert_float_eq(ag_item(ag_mean(x)), 14.0f / 16, 0, "mean");
+    ag_tensor *s1 = ag_sum_dim(rows, 1, false), *s0 = ag_mean_dim(cols, 0, false);
+    cr_assert(s1 && s0, "%s", ag_last_error());
+    for (int r = 0; r < 2; r++) {
+        cr_assert_float_eq(s1->data[r], 14.0f, 0, "sum over dimension 1, row %d", r);
+        cr_assert_float_eq(s0->data[r], 14.0f / 16, 0, "mean over dimension 0, column %d", r);
+    }
+    /* gradients summed back: a one-element input (flat) and a [2, 1] one (general loop),
+     * each broadcast over 16 elements whose gradients are the terms */
+    ag_tensor *one = ag_zeros(AG_SHAPE(1), .requires_grad = true);
+    ag_tensor *two = ag_zeros(AG_SHAPE(2, 1), .requires_grad = true);
+    cr_assert(one && two, "%s", ag_last_error());
+    cr_assert(ag_backward_with(ag_add(one, ag_zeros(AG_SHAPE(16))), x, false), "%s",
+              ag_last_error());
+    cr_assert(ag_backward_with(ag_mul(two, ag_ones(AG_SHAPE(2, 16))), rows, false), "%s",
+              ag_last_error());
+    cr_assert_float_eq(one->grad->data[0], 14.0f, 0, "d (one + z) / d one");
+    for (int r = 0; r < 2; r++)
+        cr_assert_float_eq(two->grad->data[r], 14.0f, 0, "d (two * ones) / d two, row %d", r);
+    /* A loss's reduction (mse_loss's squares, so no cancelling): 1, 2^-24, then twelve
+     * terms of 2^-54, lanes 2 to 7 twice each, and two zeros (lanes 0 and 1). One after
+     * another, each 2^-54 is lost (a quarter of the ulp of 1 in double), and 1 + 2^-24,
+     * halfway between two floats, rounds to the even one, 1. In lanes, the small terms
+     * meet first and add up to 3 * 2^-52, which is kept: the sum rounds up, to
+     * 1 + 2^-23. */
+    float d[16] = {1, 0x1p-12f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int k = 2; k < 16; k++) d[k] = k % 8 < 2 ? 0.0f : 0x1p-27f;
+    ag_tensor *loss = ag_mse_loss(ag_tensor_from(d, AG_SHAPE(16)), ag_zeros(AG_SHAPE(16)),
+                                  .reduction = AG_SUM);
+    cr_assert_not_null(loss, "%s", ag_last_error());
+    cr_assert_float_eq(ag_item(loss), 1.0f + 0x1p-23f, 0, "mse_loss, reduction sum");
     test_finish();
 }
 
