@@ -9,9 +9,10 @@ static struct {
     ag_tensor **heap;    /* pending tensors, a max-heap by serial: the newest on top */
     ag_tensor **visited; /* every tensor given a gradient in this pass */
     size_t nheap, nvisited;
-    size_t cap;   /* room in both: the heap never holds more than the visited list */
-    bool failed;  /* the lists could not grow in this pass */
-    size_t nodes; /* tensors the last pass visited */
+    size_t cap;     /* room in both: the heap never holds more than the visited list */
+    bool failed;    /* the lists could not grow in this pass */
+    bool hand_over; /* nothing reads a node's gradient after its backward (hand_over) */
+    size_t nodes;   /* tensors the last pass visited */
 } eng;
 
 const ag__op ag__ops[AG__OP_COUNT] = {
@@ -143,7 +144,7 @@ ag_tensor *ag_retain_grad(ag_tensor *t)
 /* is complete. The pass costs what is reachable from the output, however many other     */
 /* tensors the tape holds.                                                               */
 
-static void heap_push(ag_tensor *t)
+AG__INLINE void heap_push(ag_tensor *t)
 {
     size_t i = eng.nheap++;
     while (i > 0 && node(eng.heap[(i - 1) / 2])->serial < node(t)->serial) {
@@ -168,9 +169,10 @@ static ag_tensor *heap_pop(void)
 
 /* Room for one more tensor in both lists; false when out of memory, with both lists as
  * they were (a grown list keeps its contents, and eng.cap its old size). */
-static bool reserve(void)
+static bool grow_lists(void);
+AG__INLINE bool reserve(void) { return eng.nvisited < eng.cap || grow_lists(); }
+static bool grow_lists(void)
 {
-    if (eng.nvisited < eng.cap) return true;
     size_t cap = eng.cap, heap_cap = eng.cap;
     ag_tensor **visited = ag__grow(eng.visited, &cap, eng.nvisited + 1, sizeof *visited);
     if (!visited) return false;
@@ -180,6 +182,15 @@ static bool reserve(void)
     eng.heap = heap;
     eng.cap = cap;
     return true;
+}
+
+/* x joins the pass, with buf as its gradient (reserve() made room). */
+AG__INLINE void enter(ag_tensor *x, float *buf)
+{
+    node(x)->gbuf = buf;
+    node(x)->flags |= AG__F_PENDING;
+    eng.visited[eng.nvisited++] = x;
+    heap_push(x);
 }
 
 float *ag__grad_buf(ag_tensor *x, bool *fresh)
@@ -197,11 +208,7 @@ float *ag__grad_buf(ag_tensor *x, bool *fresh)
         return node(x)->gbuf;
     }
     float *buf = ag__scratch_floats(x->numel); /* a failure is ag__scratch_failed's */
-    if (!buf) return NULL;
-    node(x)->gbuf = buf;
-    node(x)->flags |= AG__F_PENDING;
-    eng.visited[eng.nvisited++] = x;
-    heap_push(x);
+    if (buf) enter(x, buf);
     return buf;
 }
 
@@ -227,11 +234,30 @@ void ag__add_grad(ag_tensor *x, const float *g)
     if (dst) add_flat(dst, fresh, g, x->numel);
 }
 
+/* out's gradient passes to x unchanged (add, sub's first input, a view): x takes out's
+ * buffer as its own, where a copy would cost a pass over memory, as PyTorch passes the
+ * same gradient tensor on. Only when nothing reads the buffer as out's after out's
+ * backward: x has no gradient yet, out keeps none (retain_grad), gave its buffer to no
+ * other input and has no other input that is x (x + x adds into it twice), no replay set
+ * either buffer aside, and no trace, anomaly mode or ag_grad reads the buffers at the
+ * end of the pass. */
+static bool hand_over(ag_tensor *x, const ag_tensor *out)
+{
+    ag__node *r = node(out);
+    if ((node(x)->flags & (AG__F_PENDING | AG__F_SET_ASIDE)) ||
+        (r->flags & (AG__F_GIVEN | AG__F_RETAIN_GRAD | AG__F_SET_ASIDE)) ||
+        r->src[0] == r->src[1] || !reserve())
+        return false;
+    r->flags |= AG__F_GIVEN;
+    enter(x, r->gbuf);
+    return true;
+}
+
 void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
 {
     if (!g) return;
     if (x->numel == out->numel) { /* same shape, or a view: no reduction */
-        ag__add_grad(x, g);
+        if (!eng.hand_over || g != node(out)->gbuf || !hand_over(x, out)) ag__add_grad(x, g);
         return;
     }
     /* sum_to_size: every element of g lands on the element of x it was broadcast from.
@@ -404,7 +430,7 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
         ag__node *r = node(n);
         if (commit && n->grad && keeps_grad(n)) /* make_grads made every ->grad needed */
             for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += r->gbuf[k];
-        r->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH);
+        r->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH | AG__F_GIVEN);
         if (free_saved && r->op) r->flags |= AG__F_FREED;
         r->gbuf = NULL;
     }
@@ -419,6 +445,7 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
 static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, const capture *cap)
 {
     eng.failed = false;
+    eng.hand_over = !cap && !ag__watching;
     eng.nodes = 0;
     eng.running = true;
     float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
@@ -444,6 +471,7 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
 bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n)
 {
     eng.failed = false;
+    eng.hand_over = false; /* every buffer is set aside */
     eng.running = true;
     float *seed = ag__grad_of(loss);
     if (seed) seed[0] = 1.0f;

@@ -77,6 +77,7 @@ enum {
     AG__F_SAVED_EXT = 1 << 11,  /* backward will read a third tensor, kept as an ag__saved */
     AG__F_DERIVED = 1 << 12,    /* a leaf computed by an op that was not recorded */
     AG__F_SET_ASIDE = 1 << 13,  /* a replay set gbuf aside, zeroed, for its next pass */
+    AG__F_GIVEN = 1 << 14,      /* its gbuf became an input's, unchanged (engine.c: hand_over) */
 };
 
 /* A tensor an op's backward reads besides its two inputs (where's condition), which

@@ -331,6 +331,44 @@ Test(graph, deeper_shared_nodes)
     test_finish();
 }
 
+/* add, sub's first input and views pass their gradient on unchanged, and the input then
+ * takes the buffer itself rather than a copy (engine.c, hand_over), unless something reads
+ * the buffer later. The first three cases give wrong numbers if it were handed over there. */
+Test(graph, a_gradient_passed_on_unchanged_is_handed_over_only_when_nothing_else_reads_it)
+{
+    ag_tensor *x = VEC(true, 1, 2, 3), *c = VEC(false, 1, 10, 100), *d = VEC(false, 4, 5, 6);
+    /* out keeps its gradient (retain_grad) and u gets another one after out's backward */
+    ag_tensor *u = ag_mul(x, 2.0);
+    ag_tensor *v = ag_view(u, AG_SHAPE(3, 1)); /* older than out: its backward runs later */
+    ag_tensor *out = ag_retain_grad(ag_add(u, ag_ones(AG_SHAPE(3))));
+    ag_tensor *loss = ag_add(ag_sum(ag_mul(out, c)), ag_sum(ag_mul(v, ag_view(d, AG_SHAPE(3, 1)))));
+    cr_assert(ag_backward(loss), "%s", ag_last_error());
+    CHECK("out.grad = c", out->grad, 0, 1, 10, 100);
+    CHECK("x.grad = 2 (c + d)", x->grad, 0, 10, 30, 212);
+    ag_zero_(x->grad);
+    /* a + b hands its buffer to a; b, both of whose gradients were still to come, copies
+     * it, so that what reaches a later (from e, older than s) does not reach b */
+    ag_tensor *a = ag_mul(x, 2.0), *b = ag_mul(x, 3.0);
+    ag_tensor *e = ag_mul(a, d);
+    ag_tensor *s = ag_add(a, b);
+    cr_assert(ag_backward(ag_add(ag_sum(ag_mul(s, c)), ag_sum(e))), "%s", ag_last_error());
+    CHECK("x.grad = 2 (c + d) + 3 c", x->grad, 0, 13, 60, 512);
+    ag_zero_(x->grad);
+    /* the same through sub's first input */
+    ag_tensor *p = ag_mul(x, 2.0), *q = ag_mul(x, 3.0);
+    ag_tensor *f = ag_mul(p, d);
+    ag_tensor *g = ag_sub(p, q);
+    cr_assert(ag_backward(ag_add(ag_sum(ag_mul(g, c)), ag_sum(f))), "%s", ag_last_error());
+    CHECK("x.grad = 2 (c + d) - 3 c", x->grad, 0, 7, 0, -88);
+    ag_zero_(x->grad);
+    /* h + h: one tensor on both sides, which must not take the buffer it is then added
+     * from a second time */
+    ag_tensor *h = ag_mul(x, 2.0);
+    cr_assert(ag_backward(ag_sum(ag_mul(ag_add(h, h), c))), "%s", ag_last_error());
+    CHECK("x.grad = 4 c", x->grad, 0, 4, 40, 400);
+    test_finish();
+}
+
 Test(graph, same_leaf_on_both_sides_of_an_op)
 {
     ag_tensor *x = VEC(true, 1.5f, -3), *p = ag_scalar(2, true);
