@@ -10,7 +10,6 @@
 #include "agrad_test.h"
 
 #include <criterion/criterion.h>
-#include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
 
@@ -101,22 +100,15 @@ static void replay(const random_ref *ref, int end)
     }
 }
 
-/* Criterion copies parameters into each test's own process, where pointers into the
- * reference tables do not hold: the parameter is an index into random_refs. */
-static void free_indices(struct criterion_test_params *p) { cr_free(p->params); }
-
-ParameterizedTestParameters(random, pytorch_stream)
-{
-    size_t n = sizeof random_refs / sizeof *random_refs;
-    size_t *i = cr_malloc(n * sizeof *i);
-    for (size_t k = 0; k < n; k++) i[k] = k;
-    return cr_make_param_array(size_t, i, n, free_indices);
-}
-
-ParameterizedTest(size_t *i, random, pytorch_stream)
+/* Every reference case, named in each message. */
+Test(random, pytorch_stream)
 {
     ag_set_error_handler(NULL, NULL);
-    replay(&random_refs[*i], random_refs[*i].nsteps);
+    for (size_t i = 0; i < sizeof random_refs / sizeof *random_refs; i++) {
+        ag_mark m = ag_mark_now();
+        replay(&random_refs[i], random_refs[i].nsteps);
+        ag_release(m);
+    }
     test_finish();
 }
 
