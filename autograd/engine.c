@@ -201,10 +201,9 @@ float *ag__grad_buf(ag_tensor *x, bool *fresh)
         eng.failed = true;
         return NULL;
     }
-    if (node(x)->flags & AG__F_SET_ASIDE) { /* a replay's pass: zeroed already, no heap */
+    if (node(x)->flags & AG__F_SET_ASIDE) { /* a replay's pass: its buffer, no heap */
         node(x)->flags |= AG__F_PENDING;
         eng.visited[eng.nvisited++] = x;
-        *fresh = false;
         return node(x)->gbuf;
     }
     float *buf = ag__scratch_floats(x->numel); /* a failure is ag__scratch_failed's */

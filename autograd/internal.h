@@ -76,7 +76,7 @@ enum {
     AG__F_FRESH = 1 << 10,      /* its ->grad was made by the current backward pass */
     AG__F_SAVED_EXT = 1 << 11,  /* backward will read a third tensor, kept as an ag__saved */
     AG__F_DERIVED = 1 << 12,    /* a leaf computed by an op that was not recorded */
-    AG__F_SET_ASIDE = 1 << 13,  /* a replay set gbuf aside, zeroed, for its next pass */
+    AG__F_SET_ASIDE = 1 << 13,  /* a replay set gbuf aside for its next pass */
     AG__F_GIVEN = 1 << 14,      /* its gbuf became an input's, unchanged (engine.c: hand_over) */
 };
 
@@ -372,7 +372,7 @@ void ag__engine_reset(void);
 float *ag__grad_of(ag_tensor *x);
 /* ag__grad_of without the zeros: *fresh is true when the buffer is new this pass, and
  * then holds garbage that the caller must overwrite in full (AG__ADD_FLAT does); false
- * when it holds a gradient already (or a replay's zeros), to add into. */
+ * when it holds a gradient already, to add into. */
 float *ag__grad_buf(ag_tensor *x, bool *fresh);
 /* In ops' backward functions: adds g, a whole gradient of x's shape, into x's gradient.
  * For gradients that are sums of products (matmul, inverse), computed apart first: PyTorch
@@ -409,7 +409,7 @@ static inline void ag__derive(ag_tensor *out)
 }
 
 /* The backward pass of a replay (replay.c): nodes, the program's recorded tensors oldest
- * first, their gradient buffers (and their inputs') set aside and zeroed (AG__F_SET_ASIDE).
+ * first, their gradient buffers (and their inputs') set aside (AG__F_SET_ASIDE).
  * The same pass as ag_backward(loss, retain_graph) without the heap: the same nodes in the
  * same order, so the same floats. False after an error (no ->grad changed). */
 bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n);

@@ -247,8 +247,8 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
         if (!ag__ops[node(t)->op].forward(t)) return false; /* its check said why */
         refresh(t);
     }
-    memset(r->grads, 0, r->nfloats * sizeof *r->grads);
-    float *g = r->grads;
+    float *g = r->grads; /* written afresh by each pass, as the scratch buffers are */
+
     for (size_t i = 0; i < r->ntakers; i++) {
         node(r->takers[i])->gbuf = g;
         node(r->takers[i])->flags |= AG__F_SET_ASIDE;
