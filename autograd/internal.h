@@ -505,8 +505,9 @@ static inline ag__split ag__split_at(const ag_tensor *x, int d)
             BODY;                                                                                  \
         }                                                                                          \
     } while (0)
-/* Sums of floats are added up in double (sum, mean, logsumexp, the losses' reductions, the
- * gradients summed back over broadcast dimensions): term k of a sum goes to lane k % 8,
+/* Sums of floats are added up in double (sum, mean, logsumexp, the reductions of mse_loss
+ * and the binary cross entropies, the gradients summed back over broadcast dimensions;
+ * nll_loss keeps PyTorch's own float cascade, exactly): term k of a sum goes to lane k % 8,
  * and the lanes add up as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). A double sum
  * rounds at every term, so this order is part of its result: every sum takes it, whatever
  * its loop, and the same terms give the same float on every path. Eight lanes rather than

@@ -248,7 +248,6 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
         refresh(t);
     }
     float *g = r->grads; /* written afresh by each pass, as the scratch buffers are */
-
     for (size_t i = 0; i < r->ntakers; i++) {
         node(r->takers[i])->gbuf = g;
         node(r->takers[i])->flags |= AG__F_SET_ASIDE;
