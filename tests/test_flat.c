@@ -194,6 +194,17 @@ Test(flat, sums_add_in_eight_lanes)
     cr_assert_float_eq(one->grad->data[0], 14.0f, 0, "d (one + z) / d one");
     for (int r = 0; r < 2; r++)
         cr_assert_float_eq(two->grad->data[r], 14.0f, 0, "d (two * ones) / d two, row %d", r);
+    /* broadcast along two dimensions, [1, 2, 1] to [2, 2, 8]: term k of each sum is
+     * element (k / 8, j, k % 8), counted over the broadcast dimensions in order */
+    ag_tensor *mid = ag_zeros(AG_SHAPE(1, 2, 1), .requires_grad = true);
+    ag_tensor *g3 = ag_zeros(AG_SHAPE(2, 2, 8));
+    cr_assert(mid && g3, "%s", ag_last_error());
+    for (int k = 0; k < 16; k++)
+        for (int j = 0; j < 2; j++) g3->data[(k / 8) * 16 + j * 8 + k % 8] = lanes16[k];
+    cr_assert(ag_backward_with(ag_mul(mid, ag_ones(AG_SHAPE(2, 2, 8))), g3, false), "%s",
+              ag_last_error());
+    for (int j = 0; j < 2; j++)
+        cr_assert_float_eq(mid->grad->data[j], 14.0f, 0, "[1, 2, 1] from [2, 2, 8], element %d", j);
     /* A loss's reduction (mse_loss's squares, so no cancelling): 1, 2^-24, then twelve
      * terms of 2^-54, lanes 2 to 7 twice each, and two zeros (lanes 0 and 1). One after
      * another, each 2^-54 is lost (a quarter of the ulp of 1 in double), and 1 + 2^-24,
@@ -202,8 +213,8 @@ Test(flat, sums_add_in_eight_lanes)
      * 1 + 2^-23. */
     float d[16] = {1, 0x1p-12f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (int k = 2; k < 16; k++) d[k] = k % 8 < 2 ? 0.0f : 0x1p-27f;
-    ag_tensor *loss = ag_mse_loss(ag_tensor_from(d, AG_SHAPE(16)), ag_zeros(AG_SHAPE(16)),
-                                  .reduction = AG_SUM);
+    ag_tensor *loss =
+        ag_mse_loss(ag_tensor_from(d, AG_SHAPE(16)), ag_zeros(AG_SHAPE(16)), .reduction = AG_SUM);
     cr_assert_not_null(loss, "%s", ag_last_error());
     cr_assert_float_eq(ag_item(loss), 1.0f + 0x1p-23f, 0, "mse_loss, reduction sum");
     test_finish();
