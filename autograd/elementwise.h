@@ -102,13 +102,13 @@ AG__INLINE bool forward_number(ag_tensor *y, float (*f)(float, float))
 AG__INLINE ag_tensor *broadcast_map(const char *name, const ag_tensor *a, const ag_tensor *b,
                                     float (*f)(float, float))
 {
-    int ndim;
-    int64_t shape[AG_MAX_DIMS];
     if (!ag__check(a, name, "a") || !ag__check(b, name, "b")) return NULL;
     ag_tensor *out;
     if (ag__same_shape(a, b)) { /* the common case: nothing to broadcast */
         out = ag__new_like(name, a);
     } else {
+        int ndim;
+        int64_t shape[AG_MAX_DIMS];
         if (!ag__broadcast_shape(name, a, b, &ndim, shape)) return NULL;
         out = ag__new(name, ndim, shape, NULL, NULL);
     }

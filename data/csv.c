@@ -466,8 +466,8 @@ static ag_tensor *read_all(const char *op, const char *where, source src, ag_csv
     }
 
     ag_tensor *t = NULL;
-    int64_t shape[2] = {r.rows, r.m};
     if (!err && !r.failed) {
+        int64_t shape[2] = {r.rows, r.m};
         t = ag__alloc_tensor(op, 2, shape, r.rows * r.m, NULL, NULL);
         if (t && t->numel) memcpy(t->data, r.vals, (size_t)t->numel * sizeof(float));
     }
