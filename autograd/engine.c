@@ -237,14 +237,13 @@ void ag__add_grad(ag_tensor *x, const float *g)
  * buffer as its own, where a copy would cost a pass over memory, as PyTorch passes the
  * same gradient tensor on. Only when nothing reads the buffer as out's after out's
  * backward: x has no gradient yet, out keeps none (retain_grad), gave its buffer to no
- * other input and has no other input that is x (x + x adds into it twice), no replay set
- * either buffer aside, and no trace, anomaly mode or ag_grad reads the buffers at the
- * end of the pass. */
+ * other input and has no other input that is x (x + x adds into it twice); and the pass
+ * allows it (eng.hand_over: not a replay, whose buffers are set aside, and no trace,
+ * anomaly mode or ag_grad reading the buffers at its end). */
 static bool hand_over(ag_tensor *x, const ag_tensor *out)
 {
     ag__node *r = node(out);
-    if ((node(x)->flags & (AG__F_PENDING | AG__F_SET_ASIDE)) ||
-        (r->flags & (AG__F_GIVEN | AG__F_RETAIN_GRAD | AG__F_SET_ASIDE)) ||
+    if ((node(x)->flags & AG__F_PENDING) || (r->flags & (AG__F_GIVEN | AG__F_RETAIN_GRAD)) ||
         r->src[0] == r->src[1] || !reserve())
         return false;
     r->flags |= AG__F_GIVEN;

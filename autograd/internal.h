@@ -517,7 +517,8 @@ static inline double ag__lanes_total(const double l[AG__LANES])
 {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
-/* ACC += the sum of V for i = 0 .. N-1, in lanes (ACC is 0 at every use). */
+/* ACC += the sum of V for i = 0 .. N-1, in lanes (ACC is 0 at every use). The lanes are
+ * eight named locals, which gcc keeps in registers (as an array, in memory). */
 #define AG__SUM_FLAT(N, ACC, V)                                                                    \
     do {                                                                                           \
         double l0_ = 0, l1_ = 0, l2_ = 0, l3_ = 0, l4_ = 0, l5_ = 0, l6_ = 0, l7_ = 0;             \

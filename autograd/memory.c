@@ -324,16 +324,22 @@ bool ag__scratch_fail; /* an ag__scratch since the last reset returned NULL */
 
 AG__RARE static ag_tensor *alloc_tensor_slow(const char *op, int ndim, const int64_t *shape,
                                              int64_t numel, const ag_tensor *base, float *data);
-#define MAX_NUMEL ((SIZE_MAX - HEADER - ALIGN) / sizeof(float)) /* whose bytes a size_t holds */
+
+/* The bytes a tensor takes on the tape: its header, and its storage unless it is a view
+ * (data); 0 when they would not fit a size_t. */
+static inline size_t tensor_bytes(int64_t numel, const float *data)
+{
+    if ((size_t)numel > (SIZE_MAX - HEADER - ALIGN) / sizeof(float)) return 0;
+    return data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
+}
 
 /* The common case makes no call, so that it saves no registers: the rare one (the tape
  * or the chunk is full) makes room and comes back. */
 ag_tensor *ag__alloc_tensor(const char *op, int ndim, const int64_t *shape, int64_t numel,
                             const ag_tensor *base, float *data)
 {
-    size_t size = data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
-    if (tape.len == tape.cap || (size_t)numel > MAX_NUMEL ||
-        size > tensors.hot.size - tensors.at.off)
+    size_t size = tensor_bytes(numel, data);
+    if (tape.len == tape.cap || !size || size > tensors.hot.size - tensors.at.off)
         return alloc_tensor_slow(op, ndim, shape, numel, base, data);
     ag_tensor *t = (ag_tensor *)(tensors.hot.base + tensors.at.off);
     tensors.at.off += size;
@@ -366,19 +372,18 @@ ag_tensor *ag__alloc_tensor(const char *op, int ndim, const int64_t *shape, int6
 AG__RARE static ag_tensor *alloc_tensor_slow(const char *op, int ndim, const int64_t *shape,
                                              int64_t numel, const ag_tensor *base, float *data)
 {
-    size_t size = data ? HEADER : align_up(HEADER + (size_t)numel * sizeof(float));
+    size_t size = tensor_bytes(numel, data);
     bool room = tape.len < tape.cap;
     if (!room) {
         ag_tensor **grown = ag__grow(tape.t, &tape.cap, tape.len + 1, sizeof *tape.t);
         if (grown) tape.t = grown;
         room = grown != NULL;
     }
-    if (room && (size_t)numel <= MAX_NUMEL && size > tensors.hot.size - tensors.at.off) {
+    if (room && size && size > tensors.hot.size - tensors.at.off) {
         room = arena_alloc_next(&tensors, size) != NULL; /* the next chunk, its room taken */
         if (room) tensors.at.off = 0; /* ... and given back, for the common case to take */
     }
-    if (room && (size_t)numel <= MAX_NUMEL)
-        return ag__alloc_tensor(op, ndim, shape, numel, base, data);
+    if (room && size) return ag__alloc_tensor(op, ndim, shape, numel, base, data);
     char s[AG__SHAPE_STR];
     return ag__error("%s: out of memory allocating a tensor of shape %s (%lld bytes of data)", op,
                      ag__shape_str(s, ndim, shape), data ? 0LL : (long long)numel * 4);

@@ -346,21 +346,23 @@ Test(graph, a_gradient_passed_on_unchanged_is_handed_over_only_when_nothing_else
     CHECK("out.grad = c", out->grad, 0, 1, 10, 100);
     CHECK("x.grad = 2 (c + d)", x->grad, 0, 10, 30, 212);
     ag_zero_(x->grad);
-    /* a + b hands its buffer to a; b, both of whose gradients were still to come, copies
-     * it, so that what reaches a later (from e, older than s) does not reach b */
-    ag_tensor *a = ag_mul(x, 2.0), *b = ag_mul(x, 3.0);
-    ag_tensor *e = ag_mul(a, d);
-    ag_tensor *s = ag_add(a, b);
-    cr_assert(ag_backward(ag_add(ag_sum(ag_mul(s, c)), ag_sum(e))), "%s", ag_last_error());
-    CHECK("x.grad = 2 (c + d) + 3 c", x->grad, 0, 13, 60, 512);
-    ag_zero_(x->grad);
-    /* the same through sub's first input */
-    ag_tensor *p = ag_mul(x, 2.0), *q = ag_mul(x, 3.0);
-    ag_tensor *f = ag_mul(p, d);
-    ag_tensor *g = ag_sub(p, q);
-    cr_assert(ag_backward(ag_add(ag_sum(ag_mul(g, c)), ag_sum(f))), "%s", ag_last_error());
-    CHECK("x.grad = 2 (c + d) - 3 c", x->grad, 0, 7, 0, -88);
-    ag_zero_(x->grad);
+    /* a + b (and a - b) hands its buffer to a; b, both of whose gradients were still to
+     * come, takes a copy, so that what reaches a later (from e, older than s) does not
+     * reach b: x.grad = 2 (c + d) + 3 c, and 2 (c + d) - 3 c */
+    static const struct {
+        ag_tensor *(*f)(const ag_tensor *, const ag_tensor *);
+        float want[3];
+    } ops[] = {{ag_add_tt, {13, 60, 512}}, {ag_sub_tt, {7, 0, -88}}};
+    for (int k = 0; k < 2; k++) {
+        ag_tensor *a = ag_mul(x, 2.0), *b = ag_mul(x, 3.0);
+        ag_tensor *e = ag_mul(a, d);
+        ag_tensor *s = ops[k].f(a, b);
+        cr_assert(ag_backward(ag_add(ag_sum(ag_mul(s, c)), ag_sum(e))), "%s", ag_last_error());
+        for (int i = 0; i < 3; i++)
+            cr_assert_float_eq(x->grad->data[i], ops[k].want[i], 0, "%s: x.grad[%d] = %g",
+                               k ? "a - b" : "a + b", i, (double)x->grad->data[i]);
+        ag_zero_(x->grad);
+    }
     /* h + h: one tensor on both sides, which must not take the buffer it is then added
      * from a second time */
     ag_tensor *h = ag_mul(x, 2.0);
