@@ -427,7 +427,7 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
         ag_tensor *n = eng.visited[i];
         ag__node *r = node(n);
         if (commit && n->grad && keeps_grad(n)) /* make_grads made every ->grad needed */
-            for (int64_t k = 0; k < n->numel; k++) n->grad->data[k] += r->gbuf[k];
+            add_flat(n->grad->data, false, r->gbuf, n->numel);
         r->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH | AG__F_GIVEN);
         if (free_saved && r->op) r->flags |= AG__F_FREED;
         r->gbuf = NULL;
