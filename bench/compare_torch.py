@@ -1,7 +1,12 @@
 """agrad-bench's workloads in PyTorch (Debian's python3-torch, one thread), in the same run,
 beside agrad's and the hand-written figures, with the ratios.
 
-    /usr/bin/python3 bench/compare_torch.py build/bench/agrad-bench
+    /usr/bin/python3 bench/compare_torch.py build/bench/agrad-bench [--rounds N]
+
+A round runs agrad-bench, then PyTorch's workloads, and takes each ratio from the two
+figures of that round. With several rounds (5 unless told) it prints each figure's median
+over the rounds and the lowest and highest, ratios included: on a shared machine one round's
+figures move by as much as 2x, and the spread says how far to trust a ratio.
 
 Without PyTorch it says so and exits 0 (nothing to compare with).
 """
@@ -110,8 +115,27 @@ def workloads(torch):
             ("mlp_784_128_10_ms", mlp_setup, mlp_run, 10, 1e3)]
 
 
+def num(v):
+    """four significant digits, without an exponent below 10^7"""
+    return "%.0f" % v if 1e4 <= v < 1e7 else "%.4g" % v
+
+
+def ratio(v):
+    return "%.1f" % v
+
+
+def spread(values, fmt=num):
+    """the median over the rounds (lowest-highest), or the one value of one round"""
+    m = fmt(statistics.median(values))
+    return m if len(values) == 1 else "%s (%s-%s)" % (m, fmt(min(values)), fmt(max(values)))
+
+
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    rounds = 5
+    if len(args) == 3 and args[1] == "--rounds" and args[2].isdigit() and int(args[2]) > 0:
+        rounds = int(args[2])
+    elif len(args) != 1:
         print(__doc__)
         return 2
     try:
@@ -121,23 +145,32 @@ def main():
               "/usr/bin/python3): nothing to compare with")
         return 0
     torch.set_num_threads(1)
-    agrad = json.loads(subprocess.run([sys.argv[1], "--json"], capture_output=True, text=True,
-                                      check=True).stdout)
-    print("%-20s %12s %12s %12s %10s" % ("figure", "agrad", "hand C", "PyTorch", "PyTorch/agrad"))
-    rows = []
-    for key, setup, run, steps, scale in workloads(torch):
-        theirs = timed(setup, run, steps) * scale
-        rows.append((key, agrad[key], theirs))
-        if key == "sgd_step_ns":  # PyTorch has no CPU replay: its eager step beside ours
-            rows.append(("sgd_step_replay_ns", agrad["sgd_step_replay_ns"], theirs))
-    for key, ours, theirs in rows:
-        hand = agrad.get(key.replace("_replay", "").replace("_ns", "_handwritten_ns")
-                         .replace("_ms", "_handwritten_ms"))
-        print("%-20s %12.4g %12s %12.4g %10.1f x" % (key, ours, "%.4g" % hand if hand else "",
-                                                    theirs, theirs / ours))
+    ours, hand, theirs = {}, {}, {}  # figure -> one value per round
+    for r in range(rounds):
+        agrad = json.loads(subprocess.run([args[0], "--json"], capture_output=True, text=True,
+                                          check=True).stdout)
+        for key, setup, run, steps, scale in workloads(torch):
+            t = timed(setup, run, steps) * scale
+            # PyTorch has no CPU replay: its eager step beside our replayed one
+            for k in [key, "sgd_step_replay_ns"] if key == "sgd_step_ns" else [key]:
+                ours.setdefault(k, []).append(agrad[k])
+                theirs.setdefault(k, []).append(t)
+                h = agrad.get(k.replace("_replay", "").replace("_ns", "_handwritten_ns")
+                              .replace("_ms", "_handwritten_ms"))
+                if h:
+                    hand.setdefault(k, []).append(h)
+        print("round %d of %d done" % (r + 1, rounds), file=sys.stderr)
+    print("%-20s %-24s %-22s %-26s %s" % ("figure", "agrad", "hand C", "PyTorch",
+                                           "PyTorch/agrad"))
+    for k in ours:
+        ratios = [t / o for t, o in zip(theirs[k], ours[k])]
+        print("%-20s %-24s %-22s %-26s %s x" % (k, spread(ours[k]),
+                                                 spread(hand[k]) if k in hand else "",
+                                                 spread(theirs[k]), spread(ratios, ratio)))
     print("node_bytes: agrad %d B per recorded scalar node; allocs_per_step %g"
           % (agrad["node_bytes"], agrad["allocs_per_step"]))
-    print("PyTorch %s, %d thread" % (torch.__version__, torch.get_num_threads()))
+    print("PyTorch %s, %d thread; %d round%s, each ratio from one round's two figures"
+          % (torch.__version__, torch.get_num_threads(), rounds, "" if rounds == 1 else "s"))
     return 0
 
 
