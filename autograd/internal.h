@@ -100,6 +100,16 @@ typedef struct ag__saved {
 #define AG__INLINE static inline
 #endif
 
+/* For loops of fmaf (the optimizers' updates, add_): on x86-64 Linux the compiler builds
+ * the function twice, once with FMA instructions (fmaf inline, the loop vectorisable) and
+ * once without (a call to libm's fmaf per element), and the loader picks one by the CPU.
+ * fmaf rounds once either way, so both give the same floats. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define AG__FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define AG__FMA_CLONES
+#endif
+
 /* The largest number of elements a tensor may have: its bytes fit in int64_t, and so
  * does any product of some of its sizes. */
 #define AG__NUMEL_MAX (INT64_MAX / (int64_t)sizeof(float))
@@ -547,6 +557,9 @@ static inline double ag__lanes_total(const double l[AG__LANES])
         else                                                                                       \
             AG__FOR_FLAT(N, (DX)[i] += (V));                                                       \
     } while (0)
+/* o[i] = o[i] + a v[i] with one rounding (fmaf) for i < n, o apart from v: PyTorch's
+ * add_(v, alpha=a), and its SGD step's (ops.c). */
+void ag__add_scaled_flat(float *restrict o, const float *restrict v, float a, int64_t n);
 
 /* ---- the op table (optable.h, defined in engine.c) ---- */
 

@@ -424,13 +424,28 @@ ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("div_"
 
 /* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
  * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
+AG__FMA_CLONES static void add_scaled_flat(float *restrict o, const float *restrict v, float a,
+                                           int64_t n)
+{
+    AG__FOR_FLAT(n, o[i] = fmaf(v[i], a, o[i]));
+}
+/* (compilers resolve a cloned function's calls in its own file only) */
+void ag__add_scaled_flat(float *restrict o, const float *restrict v, float a, int64_t n)
+{
+    add_scaled_flat(o, v, a, n);
+}
+
 ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
 {
     if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;
     float a = (float)alpha, *o = t->data;
     const float *v = x->data;
-    if (x->numel == t->numel) {
-        for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(v[i], a, o[i]);
+    if (x->numel == t->numel && o != v) { /* no storage in common (overlap_check) */
+        add_scaled_flat(o, v, a, t->numel);
+        return t;
+    }
+    if (x->numel == t->numel) { /* t.add_(t, alpha=a) */
+        for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(o[i], a, o[i]);
         return t;
     }
     int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];

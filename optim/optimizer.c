@@ -500,13 +500,17 @@ static bool make_state(int kind, const ag__group *gr, int i)
 }
 
 /* _single_tensor_sgd for one parameter. */
-static void sgd_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
+AG__FMA_CLONES static void sgd_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
 {
     float *x = p->data, *buf = st->buf[0];
     const float *g = p->grad->data;
     bool decay = a->weight_decay != 0, momentum = a->momentum != 0;
     float wd = (float)a->weight_decay, mu = (float)a->momentum;
     float keep = (float)(1 - a->dampening), step = (float)-a->lr;
+    if (!decay && !momentum) { /* param.add_(d_p, alpha=-lr), d_p = +-grad: one loop */
+        ag__add_scaled_flat(x, g, a->maximize ? -step : step, p->numel);
+        return;
+    }
     for (int64_t i = 0; i < p->numel; i++) {
         float d = a->maximize ? -g[i] : g[i];
         if (decay) d = fmaf(x[i], wd, d); /* d_p.add(param, alpha=weight_decay) */
@@ -521,7 +525,8 @@ static void sgd_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st
 }
 
 /* _single_tensor_adam and _single_tensor_adamw for one parameter. */
-static void adam_update(bool adamw, const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
+AG__FMA_CLONES static void adam_update(bool adamw, const ag_optim_args *a, ag_tensor *p,
+                                       ag__param_state *st)
 {
     float *x = p->data, *m = st->buf[0], *v = st->buf[1], *vmax = st->buf[2];
     const float *g = p->grad->data;
@@ -552,7 +557,7 @@ static void adam_update(bool adamw, const ag_optim_args *a, ag_tensor *p, ag__pa
 }
 
 /* _single_tensor_rmsprop for one parameter. */
-static void rmsprop_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
+AG__FMA_CLONES static void rmsprop_update(const ag_optim_args *a, ag_tensor *p, ag__param_state *st)
 {
     float *x = p->data, *sq = st->buf[0], *buf = st->buf[1], *gavg = st->buf[2];
     const float *g = p->grad->data;
