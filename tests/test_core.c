@@ -603,6 +603,18 @@ Test(data, add_scaled_rounds_once_and_makes_no_tensor)
     ag_tensor *t = VEC(false, 1.0f), *x = VEC(false, 1.0f + 0x1p-23f);
     cr_assert_eq(ag_add_scaled_(t, x, -(1.0 - 0x1p-23)), t);
     CHECK("fused", t, 0, 0x1p-46f);
+    /* the same over a block of 8 and one more (the flat loop's two parts) */
+    const float one = 1.0f, next = 1.0f + 0x1p-23f;
+    ag_tensor *t9 = VEC(false, one, one, one, one, one, one, one, one, one);
+    ag_tensor *x9 = VEC(false, next, next, next, next, next, next, next, next, next);
+    cr_assert_eq(ag_add_scaled_(t9, x9, -(1.0 - 0x1p-23)), t9);
+    CHECK("fused, 9", t9, 0, 0x1p-46f, 0x1p-46f, 0x1p-46f, 0x1p-46f, 0x1p-46f, 0x1p-46f, 0x1p-46f,
+          0x1p-46f, 0x1p-46f);
+    /* t.add_(t, alpha): (1 + 2^-23) (1 - (1 - 2^-23)) rounded once is 2^-23 + 2^-46; the
+     * product rounded first gives 2^-23 */
+    ag_tensor *s = VEC(false, next);
+    cr_assert_eq(ag_add_scaled_(s, s, -(1.0 - 0x1p-23)), s);
+    CHECK("fused, itself", s, 0, 0x1p-23f + 0x1p-46f);
     /* x broadcast over t's rows; the update of a leaf under no_grad, as an optimizer's */
     ag_tensor *w = ag_tensor_from(((const float[]){1, 2, 3, 4, 5, 6}), AG_SHAPE(2, 3), true);
     size_t before = ag_memory_stats().live_tensors;
