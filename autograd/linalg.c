@@ -350,13 +350,9 @@ static void swap_dims(float *dst, const float *src, int ndim, const int64_t *sha
         for (int64_t i1 = 0; i1 < p[1]; i1++)
             for (int64_t i2 = 0; i2 < p[2]; i2++) {
                 const float *row = src + i0 * st[0] + i1 * st[1] + i2 * st[2];
-                float *out = dst + o;
-                int64_t n = p[3], step = st[3];
-                if (add)
-                    for (int64_t i3 = 0; i3 < n; i3++) out[i3] += row[i3 * step];
-                else
-                    for (int64_t i3 = 0; i3 < n; i3++) out[i3] = 0.0f + row[i3 * step];
-                o += n;
+                int64_t step = st[3];
+                AG__ADD_FLAT(!add, dst + o, p[3], row[i * step]);
+                o += p[3];
             }
 }
 

@@ -422,19 +422,20 @@ ag_tensor *ag_isub_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("sub_"
 ag_tensor *ag_imul_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("mul_", t, x, mul_f); }
 ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("div_", t, x, div_f); }
 
-/* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
- * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
 AG__FMA_CLONES static void add_scaled_flat(float *restrict o, const float *restrict v, float a,
                                            int64_t n)
 {
     AG__FOR_FLAT(n, o[i] = fmaf(v[i], a, o[i]));
 }
-/* (compilers resolve a cloned function's calls in its own file only) */
+/* For the optimizers: a cloned function is called through its resolver only from its
+ * own file. */
 void ag__add_scaled_flat(float *restrict o, const float *restrict v, float a, int64_t n)
 {
     add_scaled_flat(o, v, a, n);
 }
 
+/* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
+ * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
 ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
 {
     if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;

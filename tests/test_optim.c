@@ -128,6 +128,26 @@ Test(optim_pytorch, a_parameter_without_a_gradient_is_skipped)
     test_finish();
 }
 
+Test(optim_pytorch, plain_sgd_rounds_each_update_once_over_a_block_and_its_tail)
+{
+    /* param.add_(d_p, alpha=-lr) with param 1, d_p 1 + 2^-23, lr 1 - 2^-23: 2^-46 rounded
+     * once, 0 with the product rounded first. Nine elements: the flat loop's block of 8
+     * and one more; with maximize, d_p = -grad from the opposite gradient. */
+    const float one = 1.0f, next = 1.0f + 0x1p-23f, tiny = 0x1p-46f;
+    for (int maximize = 0; maximize < 2; maximize++) {
+        float g = maximize ? -next : next;
+        ag_tensor *w = VEC(true, one, one, one, one, one, one, one, one, one);
+        ag_tensor *c = VEC(false, g, g, g, g, g, g, g, g, g);
+        ag_optimizer *opt = ag_SGD(AG_PARAMS(w), .lr = 1.0 - 0x1p-23, .maximize = maximize);
+        cr_assert(ag_backward(ag_sum(ag_mul(w, c))));
+        cr_assert(ag_step(opt));
+        CHECK(maximize ? "maximize" : "w", w, 0, tiny, tiny, tiny, tiny, tiny, tiny, tiny, tiny,
+              tiny);
+        ag_optimizer_free(opt);
+    }
+    test_finish();
+}
+
 Test(optim_pytorch, zero_grad_zeroes_or_frees_the_gradients)
 {
     ag_tensor *w = VEC(true, 1, 2, 3);
