@@ -6,7 +6,7 @@
 static struct {
     int no_grad_depth;
     bool running;        /* a backward pass is under way */
-    ag_tensor **heap;    /* pending tensors, a max-heap by serial: the newest on top */
+    ag_tensor **heap;    /* pending recorded tensors, a max-heap by serial: newest on top */
     ag_tensor **visited; /* every tensor given a gradient in this pass */
     size_t nheap, nvisited;
     size_t cap;     /* room in both: the heap never holds more than the visited list */
@@ -139,10 +139,10 @@ ag_tensor *ag_retain_grad(ag_tensor *t)
 /* Backward                                                                              */
 /*                                                                                       */
 /* Every tensor's serial is larger than its inputs', so a tensor's consumers are all     */
-/* newer than it. The pass keeps the tensors that have received a gradient in a heap and */
-/* always takes the newest: by then every consumer has given its share, so the gradient  */
-/* is complete. The pass costs what is reachable from the output, however many other     */
-/* tensors the tape holds.                                                               */
+/* newer than it. The pass keeps the recorded tensors that have received a gradient in   */
+/* a heap and always takes the newest: by then every consumer has given its share, so    */
+/* the gradient is complete. The pass costs what is reachable from the output, however   */
+/* many other tensors the tape holds.                                                    */
 
 AG__INLINE void heap_push(ag_tensor *t)
 {
@@ -184,13 +184,14 @@ static bool grow_lists(void)
     return true;
 }
 
-/* x joins the pass, with buf as its gradient (reserve() made room). */
+/* x joins the pass, with buf as its gradient (reserve() made room). A leaf has no
+ * backward to run: it waits for the pass's end in the visited list, outside the heap. */
 AG__INLINE void enter(ag_tensor *x, float *buf)
 {
     node(x)->gbuf = buf;
     node(x)->flags |= AG__F_PENDING;
     eng.visited[eng.nvisited++] = x;
-    heap_push(x);
+    if (node(x)->op) heap_push(x);
 }
 
 float *ag__grad_buf(ag_tensor *x, bool *fresh)
@@ -432,6 +433,7 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
         if (free_saved && r->op) r->flags |= AG__F_FREED;
         r->gbuf = NULL;
     }
+    eng.nodes = eng.nvisited;
     eng.nheap = 0;
     eng.nvisited = 0;
     eng.running = false;
@@ -444,7 +446,6 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
 {
     eng.failed = false;
     eng.hand_over = !cap && !ag__watching;
-    eng.nodes = 0;
     eng.running = true;
     float *seed = ag__grad_of(t); /* d t / d t: 1, or the gradient given */
     for (int64_t i = 0; seed && i < t->numel; i++) seed[i] = gradient ? gradient->data[i] : 1.0f;
@@ -453,8 +454,6 @@ static bool pass(ag_tensor *t, const ag_tensor *gradient, bool retain_graph, con
     const ag_tensor *at = t;
     while (ok && eng.nheap > 0) {
         ag_tensor *n = heap_pop();
-        eng.nodes++;
-        if (node(n)->op == 0) continue;
         at = n;
         ok = node_check(n);
         if (ok && ag__watching)
@@ -482,7 +481,6 @@ bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n)
         ag__ops[node(at)->op].backward(nodes[i]);
         ok = !eng.failed && !ag__scratch_failed();
     }
-    eng.nodes = eng.nvisited;
     return pass_end(ok, at, true, NULL);
 }
 
