@@ -441,12 +441,11 @@ ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
     if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;
     float a = (float)alpha, *o = t->data;
     const float *v = x->data;
-    if (x->numel == t->numel && o != v) { /* no storage in common (overlap_check) */
-        add_scaled_flat(o, v, a, t->numel);
-        return t;
-    }
-    if (x->numel == t->numel) { /* t.add_(t, alpha=a) */
-        for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(o[i], a, o[i]);
+    if (x->numel == t->numel) {
+        if (o != v) /* no storage in common (overlap_check) */
+            add_scaled_flat(o, v, a, t->numel);
+        else /* t.add_(t, alpha=a), which the flat loop's restrict forbids */
+            for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(o[i], a, o[i]);
         return t;
     }
     int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];

@@ -303,6 +303,22 @@ Test(backward, works_inside_no_grad)
     test_finish();
 }
 
+/* A pass from a leaf: the leaf takes the seed and waits for the pass's end outside the
+ * heap, which never holds anything. PyTorch: w.backward() twice gives w.grad 2, and
+ * v.backward(g) gives v.grad g. */
+Test(graph, backward_from_a_leaf_gives_it_the_seed)
+{
+    ag_tensor *w = ag_scalar(2.0, true), *v = VEC(true, 1, 2, 3);
+    cr_assert(ag_backward(w), "backward(w): %s", ag_last_error());
+    cr_assert(ag_backward(w), "backward(w) again: %s", ag_last_error());
+    CHECK("w.grad, accumulated", w->grad, 0, 2);
+    cr_assert_eq(ag_memory_stats().backward_nodes, 1u, "the pass visited %zu tensors",
+                 ag_memory_stats().backward_nodes);
+    cr_assert(ag_backward_with(v, VEC(false, 0.5f, -1, 4), false), "%s", ag_last_error());
+    CHECK("v.grad = gradient", v->grad, 0, 0.5f, -1, 4);
+    test_finish();
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Shared nodes                                                                          */
 
