@@ -47,6 +47,8 @@ ag_stats ag_memory_stats(void)
     return st;
 }
 
+void ag__pass_visited(size_t n) { eng.nodes = n; }
+
 void ag_no_grad_begin(void) { eng.no_grad_depth++; }
 
 void ag_no_grad_end(void)
@@ -359,20 +361,13 @@ static bool node_check(const ag_tensor *n)
            (!(saved & AG__F_SAVED_EXT) || intact(extra->t, extra->version, extra->role, name));
 }
 
-/* Whether t keeps the gradient that reached it in ->grad: a leaf that requires grad (now:
- * PyTorch's AccumulateGrad checks at the time of the pass), or a retain_grad tensor. */
-static bool keeps_grad(const ag_tensor *t)
-{
-    return node(t)->op == 0 ? t->requires_grad : (node(t)->flags & AG__F_RETAIN_GRAD) != 0;
-}
-
 /* Makes the ->grad of every tensor that keeps its gradient and has none yet, all or
  * nothing: if one cannot be made, those made here are freed again. */
 static bool make_grads(void)
 {
     for (size_t i = 0; i < eng.nvisited; i++) {
         ag_tensor *t = eng.visited[i];
-        if (t->grad || !keeps_grad(t)) continue;
+        if (t->grad || !ag__keeps_grad(t)) continue;
         t->grad = ag__new_grad(t);
         if (t->grad) {
             node(t)->flags |= AG__F_FRESH;
@@ -427,7 +422,7 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
     for (size_t i = 0; i < eng.nvisited; i++) {
         ag_tensor *n = eng.visited[i];
         ag__node *r = node(n);
-        if (commit && n->grad && keeps_grad(n)) /* make_grads made every ->grad needed */
+        if (commit && n->grad && ag__keeps_grad(n)) /* make_grads made every ->grad needed */
             add_flat(n->grad->data, false, r->gbuf, n->numel);
         r->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH | AG__F_GIVEN);
         if (free_saved && r->op) r->flags |= AG__F_FREED;

@@ -423,10 +423,33 @@ static inline void ag__derive(ag_tensor *out)
  * The same pass as ag_backward(loss, retain_graph) without the heap: the same nodes in the
  * same order, so the same floats. False after an error (no ->grad changed). */
 bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n);
+/* Whether t keeps the gradient that reached it in ->grad at the end of a pass: a leaf
+ * that requires grad (now: PyTorch's AccumulateGrad checks at the time of the pass), or
+ * a retain_grad tensor. */
+static inline bool ag__keeps_grad(const ag_tensor *t)
+{
+    return node(t)->op == 0 ? t->requires_grad : (node(t)->flags & AG__F_RETAIN_GRAD) != 0;
+}
+/* What ag_memory_stats reports as the last pass's backward_nodes, for a pass that did not
+ * go through the engine (a replay's scalar program). */
+void ag__pass_visited(size_t n);
+/* The scalar form of an elementwise op (ops.c), for a replay of a graph whose tensors all
+ * hold one element (replay.c): y = f(a, b), b the op's second input or its number, and
+ * d[k] input k's derivative rule (elementwise.h's RULE, d(a, b, y, g)), or NULL where the
+ * gradient passes unchanged. They are the functions the op's loops fold in, called once:
+ * the same floats. NULL for an op without one. */
+typedef struct ag__scalar_op {
+    float (*f)(float a, float b);
+    float (*d[2])(float a, float b, float y, float g);
+} ag__scalar_op;
+const ag__scalar_op *ag__scalar_of(int op);
 /* The forward of an op a replay cannot run (optable.h), and of a view, whose values are
  * its input's storage: nothing to compute. */
 bool ag__no_replay(ag_tensor *out);
 bool ag__view_forward(ag_tensor *out);
+/* Whether r runs as a scalar program (replay.c): exported for test_replay, which checks
+ * that the graphs it compares with eager ones take that path. */
+AG_API bool ag__replay_is_scalar(const ag_replay *r);
 /* Frees every replay (ag_shutdown). */
 void ag__replay_reset(void);
 /* Every tensor reachable from t through the inputs its op recorded (cat's and stack's

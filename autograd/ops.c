@@ -284,6 +284,38 @@ ag_tensor *ag_sum(const ag_tensor *x) { return reduce(AG__OP_SUM, "sum", x); }
 ag_tensor *ag_mean(const ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); }
 
 /* ------------------------------------------------------------------------------------ */
+/* The scalar forms of the ops above (ag__scalar_of), for a replay of a graph of          */
+/* one-element tensors: each op's own function and rules, called once rather than folded  */
+/* into a loop. Sum and mean of one element are sum_into's, with the gradient passed      */
+/* unchanged (reduce_backward's g / 1).                                                   */
+
+static float sum1_f(float x, float unused)
+{
+    double s = 0;
+    AG__SUM_FLAT(1, s, x);
+    return AG__UNUSED(unused), (float)s;
+}
+static float mean1_f(float x, float unused) { return sum1_f(x, unused) / 1.0f; }
+
+static const ag__scalar_op scalar_ops[AG__OP_COUNT] = {
+    [AG__OP_ADD] = {add_f, {NULL, NULL}},
+    [AG__OP_SUB] = {sub_f, {NULL, sub_db}},
+    [AG__OP_MUL] = {mul_f, {mul_da, mul_db}},
+    [AG__OP_DIV] = {div_f, {div_da, div_db}},
+    [AG__OP_POW_TENSOR] = {pow_f, {pow_dx, pow_dp}},
+    [AG__OP_ADD_NUMBER] = {add_f, {add_number_dx}},
+    [AG__OP_SUB_NUMBER] = {sub_f, {add_number_dx}},
+    [AG__OP_RSUB] = {rsub_f, {rsub_dx}},
+    [AG__OP_MUL_NUMBER] = {mul_f, {mul_number_dx}},
+    [AG__OP_DIV_NUMBER] = {div_f, {div_number_dx}},
+    [AG__OP_POW_SCALAR] = {pow_scalar, {pow_number_dx}},
+    [AG__OP_SUM] = {sum1_f, {NULL}},
+    [AG__OP_MEAN] = {mean1_f, {NULL}},
+};
+
+const ag__scalar_op *ag__scalar_of(int op) { return scalar_ops[op].f ? &scalar_ops[op] : NULL; }
+
+/* ------------------------------------------------------------------------------------ */
 /* view / reshape: y shares x's storage    dy/dx = identity, read in x's shape           */
 
 /* its values are its input's storage: nothing to compute */

@@ -13,10 +13,30 @@
  * step, and the inputs given anew. Only recorded ops run again: a leaf that an unrecorded
  * op computed (under no_grad, on data alone, a comparison, argmax) after the graph's
  * inputs or parameters were made may have been computed from them, so a graph that reads
- * one is refused unless it is one of the inputs. */
+ * one is refused unless it is one of the inputs.
+ *
+ * A graph whose every tensor holds one element, made by ops of a scalar form (the SGD
+ * lab's step on one sample), is also kept as a scalar program: a step per node on the
+ * tensors' values, and a gradient slot per tensor that takes one. Its run is the same
+ * pass without the engine's loops and bookkeeping: each op's function, then its rules
+ * newest node first, adding into the slots in the order the engine adds, so the same
+ * floats. */
 #include "internal.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* A node of the scalar program: y = op->f(*a, *b), and in the pass each input's slot
+ * takes op->d[k](*a, *b, *y, *gy) (or *gy, for a NULL rule), written when fresh (the
+ * first gradient to reach that slot: 0 + d, as a new buffer takes it) and added after. */
+typedef struct sstep {
+    const ag__scalar_op *op;
+    float *y;
+    const float *a, *b; /* the inputs' values; b the op's number for an op of one tensor */
+    const float *gy;    /* y's gradient slot; NULL where no gradient reaches y */
+    float *gin[2];      /* the inputs' slots; NULL for an input that takes none */
+    bool fresh[2];
+} sstep;
 
 struct ag_replay {
     ag_tensor *loss;
@@ -29,6 +49,9 @@ struct ag_replay {
     size_t nfloats;
     ag_tensor **inputs; /* the leaves each run takes new values for */
     int ninputs;
+    sstep *steps;    /* the scalar program, one step per node; NULL: none */
+    size_t *reached; /* the takers a gradient reaches in it (indices) */
+    size_t nreached;
 };
 
 static ag__live replays; /* every live replay, so a freed one passed again is reported */
@@ -130,8 +153,119 @@ static bool program_make(ag_replay *r, ag_tensor **ts, size_t n)
     return r->grads != NULL;
 }
 
+/* ---- The scalar program ---- */
+
+typedef struct slot {
+    uint64_t serial; /* a taker's, to find its slot by */
+    size_t i;        /* its index in r->takers, and in r->grads */
+} slot;
+
+static int by_serial(const void *x, const void *y)
+{
+    uint64_t a = ((const slot *)x)->serial, b = ((const slot *)y)->serial;
+    return (a > b) - (a < b);
+}
+
+/* t's slot index in slots (sorted by serial), or r->ntakers if t takes no gradient. */
+static size_t slot_of(const slot *slots, size_t n, const ag_tensor *t)
+{
+    slot key = {node(t)->serial, 0};
+    const slot *found = bsearch(&key, slots, n, sizeof *slots, by_serial);
+    return found ? found->i : n;
+}
+
+/* The program's steps, when every node and every input holds one element and every op
+ * has a scalar form; otherwise none, and the runs take the general path. False when out
+ * of memory. */
+static bool scalar_make(ag_replay *r)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        const ag_tensor *t = r->nodes[i], *a = node(t)->src[0], *b = node(t)->src[1];
+        if (t->numel != 1 || !ag__scalar_of(node(t)->op) || a->numel != 1 || (b && b->numel != 1))
+            return true;
+    }
+    size_t n = r->ntakers;
+    slot *slots = ag__malloc(n * sizeof *slots);
+    bool *has = ag__malloc(n * sizeof *has);
+    r->steps = ag__malloc(r->nnodes * sizeof *r->steps);
+    r->reached = ag__malloc(n * sizeof *r->reached);
+    bool ok = slots && has && r->steps && r->reached;
+    if (ok) {
+        for (size_t i = 0; i < n; i++) {
+            slots[i] = (slot){node(r->takers[i])->serial, i};
+            has[i] = i == 0; /* the seed reaches loss, taker 0 */
+        }
+        qsort(slots, n, sizeof *slots, by_serial);
+        /* newest first, as the pass goes: a slot's first gradient is fresh */
+        for (size_t i = r->nnodes; i-- > 0;) {
+            ag_tensor *t = r->nodes[i];
+            const ag__node *nd = node(t);
+            sstep *s = &r->steps[i];
+            size_t gy = slot_of(slots, n, t);
+            *s = (sstep){.op = ag__scalar_of(nd->op),
+                         .y = t->data,
+                         .a = nd->src[0]->data,
+                         .b = nd->src[1] ? nd->src[1]->data : &nd->arg.number,
+                         .gy = gy < n && has[gy] ? &r->grads[gy] : NULL};
+            for (int k = 0; k < 2 && s->gy; k++) {
+                if (!nd->src[k] || !ag__wants(t, k)) continue;
+                size_t j = slot_of(slots, n, nd->src[k]);
+                s->gin[k] = &r->grads[j];
+                s->fresh[k] = !has[j];
+                has[j] = true;
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            if (has[i]) r->reached[r->nreached++] = i;
+    }
+    ag__free(slots);
+    ag__free(has);
+    return ok;
+}
+
+/* Whether every tensor the program gives a gradient to and that keeps it has a ->grad
+ * to add into: making one can fail, which the general path reports. */
+static bool scalar_ready(const ag_replay *r)
+{
+    for (size_t j = 0; j < r->nreached; j++) {
+        const ag_tensor *t = r->takers[r->reached[j]];
+        if (!t->grad && ag__keeps_grad(t)) return false;
+    }
+    return true;
+}
+
+static void refresh(ag_tensor *t);
+
+/* The forward and the backward pass of the scalar program; nothing in it can fail. */
+static void scalar_run(ag_replay *r)
+{
+    for (size_t i = 0; i < r->nnodes; i++) {
+        const sstep *s = &r->steps[i];
+        *s->y = s->op->f(*s->a, *s->b);
+        refresh(r->nodes[i]);
+    }
+    r->grads[0] = 1.0f; /* d loss / d loss */
+    for (size_t i = r->nnodes; i-- > 0;) {
+        const sstep *s = &r->steps[i];
+        for (int k = 0; k < 2 && s->gy; k++) {
+            if (!s->gin[k]) continue;
+            float d = s->op->d[k] ? s->op->d[k](*s->a, *s->b, *s->y, *s->gy) : *s->gy;
+            *s->gin[k] = s->fresh[k] ? 0.0f + d : *s->gin[k] + d;
+        }
+    }
+    for (size_t j = 0; j < r->nreached; j++) {
+        ag_tensor *t = r->takers[r->reached[j]];
+        if (ag__keeps_grad(t)) t->grad->data[0] += r->grads[r->reached[j]];
+    }
+    ag__pass_visited(r->nreached);
+}
+
+bool ag__replay_is_scalar(const ag_replay *r) { return r->steps != NULL; }
+
 static void destroy(ag_replay *r)
 {
+    ag__free(r->steps);
+    ag__free(r->reached);
     ag__free(r->nodes);
     ag__free(r->takers);
     ag__free(r->grads);
@@ -171,7 +305,7 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
     ag_replay *r = ag__malloc(sizeof *r);
     if (r) *r = (ag_replay){.loss = (ag_tensor *)loss, .serial = node(loss)->serial, .ninputs = n};
     bool ok = r && (r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs)) &&
-              program_make(r, ts, nts) && ag__live_add(&replays, r);
+              program_make(r, ts, nts) && scalar_make(r) && ag__live_add(&replays, r);
     ag__free(ts);
     if (!ok) {
         if (r) destroy(r);
@@ -241,6 +375,10 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
         if (values[k]->data != x->data)
             memmove(x->data, values[k]->data, (size_t)x->numel * sizeof *x->data);
         ag__bump_version(x);
+    }
+    if (r->steps && scalar_ready(r)) {
+        scalar_run(r);
+        return true;
     }
     for (size_t i = 0; i < r->nnodes; i++) {
         ag_tensor *t = r->nodes[i];

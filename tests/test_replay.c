@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agrad_test.h"
+#include "internal.h" /* whether a replay runs as a scalar program */
 
 TestSuite(replay, .init = record_errors);
 
@@ -118,6 +119,90 @@ Test(replay, every_op_is_eager_bit_for_bit)
         ag_release(start);
     }
     ag_replay_free(r);
+    test_finish();
+}
+
+/* A graph of one-element tensors (0-d, [1] and [1,1]) made by every op of a scalar form:
+ * numbers on either side, a tensor used twice, sum and mean of one element, pow's special
+ * exponents and a tensor exponent. k, kept through retain_grad, is returned in *kept. */
+static ag_tensor *scalar_graph(ag_tensor *p, ag_tensor *q, ag_tensor *x, ag_tensor *y,
+                               ag_tensor **kept)
+{
+    ag_tensor *h = ag_add(ag_mul(p, x), q);
+    ag_tensor *k = *kept = ag_retain_grad(ag_sub(h, y)); /* [1,1] */
+    ag_tensor *a = ag_div(ag_mul(k, k), ag_add(ag_pow(q, 2), 1));
+    ag_tensor *b = ag_sub(2.0, ag_div(ag_mul(0.5, h), 3));
+    ag_tensor *r = ag_add(ag_pow(ag_add(ag_pow(b, 3), 40), 0.5), 1); /* above 1 */
+    ag_tensor *c = ag_pow(r, ag_mean(ag_pow(p, 3)));
+    ag_tensor *d = ag_add(ag_pow(r, -1), ag_pow(r, -2));
+    d = ag_add(d, ag_mul(ag_pow(r, 1.7), ag_pow(r, -0.5)));
+    d = ag_add(d, ag_sub(ag_pow(r, 0), ag_pow(ag_sum(q), 1)));
+    return ag_sum(ag_add(ag_add(a, c), ag_sub(ag_mul(d, 0.25), 3.0)));
+}
+
+Test(replay, scalar_program_is_eager_bit_for_bit)
+{
+    ag_manual_seed(5);
+    ag_tensor *p1 = ag_scalar(0.8, true), *q1 = VEC(true, -0.3f);
+    ag_tensor *p2 = ag_scalar(0.8, true), *q2 = VEC(true, -0.3f);
+    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1, 1)), *k1, *k2;
+    ag_tensor *loss2 = scalar_graph(p2, q2, x, y, &k2);
+    ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){x, y}, 2);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    cr_assert(ag__replay_is_scalar(r));
+    ag_mark start = ag_mark_now();
+    for (int run = 0; run < 24; run++) {
+        /* the first run makes the ->grads (the general path), the others add into them */
+        ag_tensor *xk = ag_randn(AG_SHAPE(1)), *yk = ag_randn(AG_SHAPE(1, 1));
+        if (run == 5) xk->data[0] = -0.0f; /* p's gradient -0 */
+        ag_tensor *loss1 = scalar_graph(p1, q1, xk, yk, &k1);
+        cr_assert(ag_backward(loss1));
+        size_t visited = ag_memory_stats().backward_nodes;
+        if (k2->grad) ag_zero_(k2->grad); /* k1 is new at every run, and its gradient too */
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){xk, yk}, 2), "%s", ag_last_error());
+        cr_assert(isfinite(loss1->data[0]));
+        cr_assert(same_bits(loss1, loss2), "run %d: loss %.9g vs %.9g", run, (double)loss1->data[0],
+                  (double)loss2->data[0]);
+        cr_assert(same_bits(p1->grad, p2->grad) && same_bits(q1->grad, q2->grad) &&
+                      same_bits(k1->grad, k2->grad),
+                  "run %d: grads differ: p %.9g vs %.9g, q %.9g vs %.9g, k %.9g vs %.9g", run,
+                  (double)p1->grad->data[0], (double)p2->grad->data[0], (double)q1->grad->data[0],
+                  (double)q2->grad->data[0], (double)k1->grad->data[0], (double)k2->grad->data[0]);
+        cr_assert_eq(ag_memory_stats().backward_nodes, visited);
+        if (run % 3 == 2) { /* accumulated over three runs, then a step */
+            step(p1, 0.05);
+            step(q1, 0.05);
+            step(p2, 0.05);
+            step(q2, 0.05);
+        }
+        ag_release(start);
+    }
+    ag_replay_free(r);
+    test_finish();
+}
+
+/* Only graphs of one-element tensors and ops of a scalar form become scalar programs. */
+Test(replay, which_graphs_run_as_a_scalar_program)
+{
+    ag_tensor *w = ag_scalar(2.0, true), *b = ag_scalar(0.5, true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1)), *v = ag_zeros(AG_SHAPE(2));
+    struct {
+        ag_tensor *loss;
+        bool scalar;
+    } cases[] = {
+        {lab(w, b, x, y), true},
+        {ag_sum(ag_exp(ag_mul(w, x))), false},               /* exp: no scalar form */
+        {ag_sum(ag_view(ag_mul(w, x), AG_SHAPE(1))), false}, /* a view */
+        {ag_mean(ag_mul(w, v)), false},                      /* two elements */
+        {ag_sum(ag_mul(ag_sum(ag_mul(w, v)), x)), false},    /* one node reads two elements */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ag_replay *r = ag_replay_new(cases[i].loss, NULL, 0);
+        cr_assert_not_null(r, "case %zu: %s", i, ag_last_error());
+        cr_assert_eq(ag__replay_is_scalar(r), cases[i].scalar, "case %zu", i);
+        cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error());
+        ag_replay_free(r);
+    }
     test_finish();
 }
 
