@@ -447,9 +447,9 @@ const ag__scalar_op *ag__scalar_of(int op);
  * its input's storage: nothing to compute. */
 bool ag__no_replay(ag_tensor *out);
 bool ag__view_forward(ag_tensor *out);
-/* Whether r runs as a scalar program (replay.c): exported for test_replay, which checks
- * that the graphs it compares with eager ones take that path. */
-AG_API bool ag__replay_is_scalar(const ag_replay *r);
+/* Whether r runs as a scalar program (replay.c): for test_replay, which checks that the
+ * graphs it compares with eager ones take that path. */
+bool ag__replay_is_scalar(const ag_replay *r);
 /* Frees every replay (ag_shutdown). */
 void ag__replay_reset(void);
 /* Every tensor reachable from t through the inputs its op recorded (cat's and stack's

@@ -231,15 +231,16 @@ ag_tensor *ag_pow_ts(const ag_tensor *x, double exponent)
 /* sum: y = sum_i x_i                      dy/dx_i = 1                                   */
 /* mean: y = sum_i x_i / n                 dy/dx_i = 1 / n                               */
 
-/* Accumulated in double: the float result is then the correctly rounded sum, within
- * an ulp of PyTorch's pairwise float sum. */
-static double total(const ag_tensor *x)
+/* The sum of v's n floats, accumulated in double: the float result is then the correctly
+ * rounded sum, within an ulp of PyTorch's pairwise float sum. Inlined into total and into
+ * the scalar form of sum below, where n is 1. */
+AG__INLINE double sum_floats(const float *v, int64_t n)
 {
     double s = 0;
-    const float *v = x->data;
-    AG__SUM_FLAT(x->numel, s, v[i]);
+    AG__SUM_FLAT(n, s, v[i]);
     return s;
 }
+static double total(const ag_tensor *x) { return sum_floats(x->data, x->numel); }
 
 static void reduce_backward(ag_tensor *y, float scale_div)
 {
@@ -289,12 +290,7 @@ ag_tensor *ag_mean(const ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); 
 /* into a loop. Sum and mean of one element are sum_into's, with the gradient passed      */
 /* unchanged (reduce_backward's g / 1).                                                   */
 
-static float sum1_f(float x, float unused)
-{
-    double s = 0;
-    AG__SUM_FLAT(1, s, x);
-    return AG__UNUSED(unused), (float)s;
-}
+static float sum1_f(float x, float unused) { return AG__UNUSED(unused), (float)sum_floats(&x, 1); }
 static float mean1_f(float x, float unused) { return sum1_f(x, unused) / 1.0f; }
 
 static const ag__scalar_op scalar_ops[AG__OP_COUNT] = {

@@ -176,12 +176,13 @@ static size_t slot_of(const slot *slots, size_t n, const ag_tensor *t)
 
 /* The program's steps, when every node and every input holds one element and every op
  * has a scalar form; otherwise none, and the runs take the general path. False when out
- * of memory. */
+ * of memory. (An elementwise result has as many elements as its inputs, or more: only sum
+ * and mean read more than they make, from their one input.) */
 static bool scalar_make(ag_replay *r)
 {
     for (size_t i = 0; i < r->nnodes; i++) {
-        const ag_tensor *t = r->nodes[i], *a = node(t)->src[0], *b = node(t)->src[1];
-        if (t->numel != 1 || !ag__scalar_of(node(t)->op) || a->numel != 1 || (b && b->numel != 1))
+        const ag_tensor *t = r->nodes[i];
+        if (t->numel != 1 || !ag__scalar_of(node(t)->op) || node(t)->src[0]->numel != 1)
             return true;
     }
     size_t n = r->ntakers;
