@@ -288,10 +288,11 @@ ag_tensor *ag_mean(const ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); 
 /* The scalar forms of the ops above (ag__scalar_of), for a replay of a graph of          */
 /* one-element tensors: each op's own function and rules, called once rather than folded  */
 /* into a loop. Sum and mean of one element are sum_into's, with the gradient passed      */
-/* unchanged (reduce_backward's g / 1).                                                   */
+/* unchanged (reduce_backward's g / 1). unary.c has the functions of one tensor's.        */
 
 static float sum1_f(float x, float unused) { return AG__UNUSED(unused), (float)sum_floats(&x, 1); }
 static float mean1_f(float x, float unused) { return sum1_f(x, unused) / 1.0f; }
+static float neg_s(float x, float unused) { return AG__UNUSED(unused), neg_f(x); }
 
 static const ag__scalar_op scalar_ops[AG__OP_COUNT] = {
     [AG__OP_ADD] = {add_f, {NULL, NULL}},
@@ -307,9 +308,13 @@ static const ag__scalar_op scalar_ops[AG__OP_COUNT] = {
     [AG__OP_POW_SCALAR] = {pow_scalar, {pow_number_dx}},
     [AG__OP_SUM] = {sum1_f, {NULL}},
     [AG__OP_MEAN] = {mean1_f, {NULL}},
+    [AG__OP_NEG] = {neg_s, {neg_dx}},
 };
 
-const ag__scalar_op *ag__scalar_of(int op) { return scalar_ops[op].f ? &scalar_ops[op] : NULL; }
+const ag__scalar_op *ag__scalar_of(int op)
+{
+    return scalar_ops[op].f ? &scalar_ops[op] : ag__unary_scalar_of(op);
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* view / reshape: y shares x's storage    dy/dx = identity, read in x's shape           */

@@ -179,3 +179,36 @@ ag_tensor *ag_map(const ag_tensor *x, float (*f)(float), float (*df)(float), con
     node(y)->arg.map.name = name;
     return ag__record(y, AG__OP_MAP, x, NULL);
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* The scalar forms of the functions above (ag__scalar_of), for a replay of a graph of    */
+/* one-element tensors: each function and its rule, called once rather than folded into   */
+/* a loop. A scalar form takes the op's number as a second argument, which these ignore.  */
+/* clamp (two bounds) and map (the user's functions, kept per node) have none.            */
+
+#define SCALAR1(name, f)                                                                           \
+    static float name(float x, float unused) { return AG__UNUSED(unused), f(x); }
+SCALAR1(exp_s, exp_f)
+SCALAR1(log_s, log_f)
+SCALAR1(sqrt_s, sqrt_f)
+SCALAR1(abs_s, abs_f)
+SCALAR1(relu_s, relu_f)
+SCALAR1(sigmoid_s, sigmoid_f)
+SCALAR1(tanh_s, tanh_f)
+
+/* clang-format off */
+static const ag__scalar_op scalar_ops[AG__OP_COUNT] = {
+    [AG__OP_EXP] = {exp_s, {exp_dx}},
+    [AG__OP_LOG] = {log_s, {log_dx}},
+    [AG__OP_SQRT] = {sqrt_s, {sqrt_dx}},
+    [AG__OP_ABS] = {abs_s, {abs_dx}},
+    [AG__OP_RELU] = {relu_s, {relu_dx}},
+    [AG__OP_SIGMOID] = {sigmoid_s, {sigmoid_dx}},
+    [AG__OP_TANH] = {tanh_s, {tanh_dx}},
+};
+/* clang-format on */
+
+const ag__scalar_op *ag__unary_scalar_of(int op)
+{
+    return scalar_ops[op].f ? &scalar_ops[op] : NULL;
+}

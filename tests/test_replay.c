@@ -124,7 +124,8 @@ Test(replay, every_op_is_eager_bit_for_bit)
 
 /* A graph of one-element tensors (0-d, [1] and [1,1]) made by every op of a scalar form:
  * numbers on either side, a tensor used twice, sum and mean of one element, pow's special
- * exponents and a tensor exponent. k, kept through retain_grad, is returned in *kept. */
+ * exponents and a tensor exponent, the functions of one tensor. k, kept through
+ * retain_grad, is returned in *kept. */
 static ag_tensor *scalar_graph(ag_tensor *p, ag_tensor *q, ag_tensor *x, ag_tensor *y,
                                ag_tensor **kept)
 {
@@ -137,7 +138,12 @@ static ag_tensor *scalar_graph(ag_tensor *p, ag_tensor *q, ag_tensor *x, ag_tens
     ag_tensor *d = ag_add(ag_pow(r, -1), ag_pow(r, -2));
     d = ag_add(d, ag_mul(ag_pow(r, 1.7), ag_pow(r, -0.5)));
     d = ag_add(d, ag_sub(ag_pow(r, 0), ag_pow(ag_sum(q), 1)));
-    return ag_sum(ag_add(ag_add(a, c), ag_sub(ag_mul(d, 0.25), 3.0)));
+    /* the functions of one tensor, on both sides of 0 (h and k change sign over the runs) */
+    ag_tensor *e = ag_add(ag_exp(ag_mul(h, 0.5)), ag_log(r));
+    e = ag_add(e, ag_mul(ag_sqrt(r), ag_abs(k)));
+    e = ag_add(e, ag_sub(ag_relu(h), ag_relu(ag_neg(k))));
+    e = ag_add(e, ag_mul(ag_sigmoid(h), ag_tanh(k)));
+    return ag_sum(ag_add(ag_add(a, c), ag_add(ag_sub(ag_mul(d, 0.25), 3.0), e)));
 }
 
 Test(replay, scalar_program_is_eager_bit_for_bit)
@@ -192,7 +198,8 @@ Test(replay, which_graphs_run_as_a_scalar_program)
         bool scalar;
     } cases[] = {
         {lab(w, b, x, y), true},
-        {ag_sum(ag_exp(ag_mul(w, x))), false},               /* exp: no scalar form */
+        {ag_sum(ag_exp(ag_mul(w, x))), true},                /* exp */
+        {ag_sum(ag_clamp(ag_mul(w, x), -1, 1)), false},      /* clamp: no scalar form */
         {ag_sum(ag_view(ag_mul(w, x), AG_SHAPE(1))), false}, /* a view */
         {ag_mean(ag_mul(w, v)), false},                      /* two elements */
         {ag_mul(ag_sum(P), w), false},                       /* sum: one element, of two */
