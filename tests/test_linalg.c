@@ -349,6 +349,33 @@ Test(linalg, same_tensor_on_both_sides)
     test_finish();
 }
 
+/* A's and B's gradients reach them from matmul and from (A + B) * 3, in either order: the
+ * product's is the first to reach them, or is added to the other's; four times, so that
+ * the later passes' buffers are memory the earlier ones used. */
+Test(linalg, gradient_from_matmul_and_another_op)
+{
+    ag_tensor *a = ag_tensor_from((const float[]){1, 2, 3, 4}, AG_SHAPE(2, 2), true);
+    ag_tensor *b = ag_tensor_from((const float[]){1, 2, 3, 4}, AG_SHAPE(2, 2), true);
+    ag_mark start = ag_mark_now();
+    for (int run = 0; run < 4; run++) {
+        ag_tensor *mm = ag_sum(ag_matmul(a, b)), *times3 = ag_sum(ag_mul(ag_add(a, b), 3));
+        ag_tensor *y = run % 2 ? ag_add(times3, mm) : ag_add(mm, times3);
+        cr_assert(ag_backward(y), "backward failed: %s", ag_last_error());
+        /* dA = ones B^T + 3 (B's row sums, plus 3); dB = A^T ones + 3 (A's column sums) */
+        const float want_a[] = {6, 10, 6, 10}, want_b[] = {7, 7, 9, 9};
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(a->grad->data[i], want_a[i], "run %d: a.grad[%d] = %g, expected %g", run,
+                         i, (double)a->grad->data[i], (double)want_a[i]);
+            cr_assert_eq(b->grad->data[i], want_b[i], "run %d: b.grad[%d] = %g, expected %g", run,
+                         i, (double)b->grad->data[i], (double)want_b[i]);
+        }
+        ag_zero_(a->grad);
+        ag_zero_(b->grad);
+        ag_release(start);
+    }
+    test_finish();
+}
+
 Test(linalg, transposes_are_copies)
 {
     ag_tensor *x = ag_tensor_from((const float[]){1, 2, 3}, AG_SHAPE(3), false);
