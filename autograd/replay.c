@@ -26,17 +26,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A node of the scalar program: y = op->f(*a, *b), and in the pass each input's slot
- * takes op->d[k](*a, *b, *y, *gy) (or *gy, for a NULL rule), written when fresh (the
- * first gradient to reach that slot: 0 + d, as a new buffer takes it) and added after. */
+/* A node of the scalar program's forward: *y = f(*a, *b). */
 typedef struct sstep {
-    const ag__scalar_op *op;
+    float (*f)(float a, float b);
     float *y;
     const float *a, *b; /* the inputs' values; b the op's number for an op of one tensor */
-    const float *gy;    /* y's gradient slot; NULL where no gradient reaches y */
-    float *gin[2];      /* the inputs' slots; NULL for an input that takes none */
-    bool fresh[2];
 } sstep;
+
+/* An edge of its backward, from a node to an input that takes a gradient, in the order of
+ * the pass: the input's slot *gin takes d(*a, *b, *y, *gy) (or *gy, for a NULL rule),
+ * written when fresh (the first gradient to reach that slot: 0 + d, as a new buffer takes
+ * it) and added after. */
+typedef struct sedge {
+    float (*d)(float a, float b, float y, float g);
+    const float *a, *b, *y; /* the node's */
+    const float *gy;        /* the node's gradient slot */
+    float *gin;
+    bool fresh;
+} sedge;
 
 struct ag_replay {
     ag_tensor *loss;
@@ -49,7 +56,9 @@ struct ag_replay {
     size_t nfloats;
     ag_tensor **inputs; /* the leaves each run takes new values for */
     int ninputs;
-    sstep *steps;    /* the scalar program, one step per node; NULL: none */
+    sstep *steps; /* the scalar program, one step per node; NULL: none */
+    sedge *edges; /* ... and its backward, at most two edges a node */
+    size_t nedges;
     size_t *reached; /* the takers a gradient reaches in it (indices) */
     size_t nreached;
 };
@@ -189,8 +198,9 @@ static bool scalar_make(ag_replay *r)
     slot *slots = ag__malloc(n * sizeof *slots);
     bool *has = ag__malloc(n * sizeof *has);
     r->steps = ag__malloc(r->nnodes * sizeof *r->steps);
+    r->edges = ag__malloc(2 * r->nnodes * sizeof *r->edges);
     r->reached = ag__malloc(n * sizeof *r->reached);
-    bool ok = slots && has && r->steps && r->reached;
+    bool ok = slots && has && r->steps && r->edges && r->reached;
     if (ok) {
         for (size_t i = 0; i < n; i++) {
             slots[i] = (slot){node(r->takers[i])->serial, i};
@@ -201,18 +211,18 @@ static bool scalar_make(ag_replay *r)
         for (size_t i = r->nnodes; i-- > 0;) {
             ag_tensor *t = r->nodes[i];
             const ag__node *nd = node(t);
+            const ag__scalar_op *op = ag__scalar_of(nd->op);
             sstep *s = &r->steps[i];
-            size_t gy = slot_of(slots, n, t);
-            *s = (sstep){.op = ag__scalar_of(nd->op),
+            *s = (sstep){.f = op->f,
                          .y = t->data,
                          .a = nd->src[0]->data,
-                         .b = nd->src[1] ? nd->src[1]->data : &nd->arg.number,
-                         .gy = gy < n && has[gy] ? &r->grads[gy] : NULL};
-            for (int k = 0; k < 2 && s->gy; k++) {
+                         .b = nd->src[1] ? nd->src[1]->data : &nd->arg.number};
+            size_t gy = slot_of(slots, n, t);
+            for (int k = 0; k < 2 && gy < n && has[gy]; k++) {
                 if (!nd->src[k] || !ag__wants(t, k)) continue;
                 size_t j = slot_of(slots, n, nd->src[k]);
-                s->gin[k] = &r->grads[j];
-                s->fresh[k] = !has[j];
+                r->edges[r->nedges++] =
+                    (sedge){op->d[k], s->a, s->b, s->y, &r->grads[gy], &r->grads[j], !has[j]};
                 has[j] = true;
             }
         }
@@ -242,17 +252,13 @@ static void scalar_run(ag_replay *r)
 {
     for (size_t i = 0; i < r->nnodes; i++) {
         const sstep *s = &r->steps[i];
-        *s->y = s->op->f(*s->a, *s->b);
+        *s->y = s->f(*s->a, *s->b);
         refresh(r->nodes[i]);
     }
     r->grads[0] = 1.0f; /* d loss / d loss */
-    for (size_t i = r->nnodes; i-- > 0;) {
-        const sstep *s = &r->steps[i];
-        for (int k = 0; k < 2 && s->gy; k++) {
-            if (!s->gin[k]) continue;
-            float d = s->op->d[k] ? s->op->d[k](*s->a, *s->b, *s->y, *s->gy) : *s->gy;
-            *s->gin[k] = s->fresh[k] ? 0.0f + d : *s->gin[k] + d;
-        }
+    for (const sedge *e = r->edges; e < r->edges + r->nedges; e++) {
+        float d = e->d ? e->d(*e->a, *e->b, *e->y, *e->gy) : *e->gy;
+        *e->gin = e->fresh ? 0.0f + d : *e->gin + d;
     }
     for (size_t j = 0; j < r->nreached; j++) {
         ag_tensor *t = r->takers[r->reached[j]];
@@ -266,6 +272,7 @@ bool ag__replay_is_scalar(const ag_replay *r) { return r->steps != NULL; }
 static void destroy(ag_replay *r)
 {
     ag__free(r->steps);
+    ag__free(r->edges);
     ag__free(r->reached);
     ag__free(r->nodes);
     ag__free(r->takers);
