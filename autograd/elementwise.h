@@ -140,6 +140,11 @@ AG__INLINE ag_tensor *binary(int op, const char *name, const ag_tensor *a, const
 #define RULE1(name, x) RULE(name, x, number)
 typedef float (*rule_fn)(float a, float b, float y, float g);
 
+/* The scalar form (ag__scalar_op's f) of a function of one tensor, y = f(x): it is handed
+ * the op's number too, and ignores it. */
+#define SCALAR1(name, f)                                                                           \
+    static float name(float x, float unused) { return AG__UNUSED(unused), f(x); }
+
 /* dx[i] += d(a[i * sa], b[i * sb], o[i], g[i]) for i < n (into a fresh dx: AG__ADD_FLAT),
  * sa and sb constants 0 or 1. The pointers are restrict parameters, which gcc honours once
  * inlined (restrict locals it does not), so that the loop vectorises. */

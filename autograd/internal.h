@@ -433,17 +433,17 @@ static inline bool ag__keeps_grad(const ag_tensor *t)
 /* What ag_memory_stats reports as the last pass's backward_nodes, for a pass that did not
  * go through the engine (a replay's scalar program). */
 void ag__pass_visited(size_t n);
-/* The scalar form of an elementwise op (ops.c, unary.c), for a replay of a graph whose tensors all
- * hold one element (replay.c): y = f(a, b), b the op's second input or its number, and
- * d[k] input k's derivative rule (elementwise.h's RULE, d(a, b, y, g)), or NULL where the
- * gradient passes unchanged. They are the functions the op's loops fold in, called once:
- * the same floats. NULL for an op without one. */
+/* The scalar form of an elementwise op (ops.c, unary.c), for a replay of a graph whose
+ * tensors all hold one element (replay.c): y = f(a, b), b the op's second input or its
+ * number, and d[k] input k's derivative rule (elementwise.h's RULE, d(a, b, y, g)), or
+ * NULL where the gradient passes unchanged. They are the functions the op's loops fold in,
+ * called once: the same floats. NULL for an op without one. */
 typedef struct ag__scalar_op {
     float (*f)(float a, float b);
     float (*d[2])(float a, float b, float y, float g);
 } ag__scalar_op;
 const ag__scalar_op *ag__scalar_of(int op);
-const ag__scalar_op *ag__unary_scalar_of(int op); /* the functions of unary.c's */
+const ag__scalar_op *ag__unary_scalar_of(int op); /* unary.c's, which ag__scalar_of asks */
 /* The forward of an op a replay cannot run (optable.h), and of a view, whose values are
  * its input's storage: nothing to compute. */
 bool ag__no_replay(ag_tensor *out);

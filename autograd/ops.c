@@ -288,11 +288,11 @@ ag_tensor *ag_mean(const ag_tensor *x) { return reduce(AG__OP_MEAN, "mean", x); 
 /* The scalar forms of the ops above (ag__scalar_of), for a replay of a graph of          */
 /* one-element tensors: each op's own function and rules, called once rather than folded  */
 /* into a loop. Sum and mean of one element are sum_into's, with the gradient passed      */
-/* unchanged (reduce_backward's g / 1). unary.c has the functions of one tensor's.        */
+/* unchanged (reduce_backward's g / 1). unary.c has those of the functions of one tensor. */
 
 static float sum1_f(float x, float unused) { return AG__UNUSED(unused), (float)sum_floats(&x, 1); }
 static float mean1_f(float x, float unused) { return sum1_f(x, unused) / 1.0f; }
-static float neg_s(float x, float unused) { return AG__UNUSED(unused), neg_f(x); }
+SCALAR1(neg_s, neg_f)
 
 static const ag__scalar_op scalar_ops[AG__OP_COUNT] = {
     [AG__OP_ADD] = {add_f, {NULL, NULL}},

@@ -183,11 +183,8 @@ ag_tensor *ag_map(const ag_tensor *x, float (*f)(float), float (*df)(float), con
 /* ------------------------------------------------------------------------------------ */
 /* The scalar forms of the functions above (ag__scalar_of), for a replay of a graph of    */
 /* one-element tensors: each function and its rule, called once rather than folded into   */
-/* a loop. A scalar form takes the op's number as a second argument, which these ignore.  */
-/* clamp (two bounds) and map (the user's functions, kept per node) have none.            */
+/* a loop. clamp (two bounds) and map (the user's functions, kept per node) have none.     */
 
-#define SCALAR1(name, f)                                                                           \
-    static float name(float x, float unused) { return AG__UNUSED(unused), f(x); }
 SCALAR1(exp_s, exp_f)
 SCALAR1(log_s, log_f)
 SCALAR1(sqrt_s, sqrt_f)
