@@ -33,14 +33,14 @@ typedef struct sstep {
     const float *a, *b; /* the inputs' values; b the op's number for an op of one tensor */
 } sstep;
 
-/* An edge of its backward, from a node to an input that takes a gradient, in the order of
- * the pass: the input's slot *gin takes d(*a, *b, *y, *gy) (or *gy, for a NULL rule),
- * written when fresh (the first gradient to reach that slot: 0 + d, as a new buffer takes
- * it) and added after. */
+/* An edge of its backward, from a node (its step s) to an input that takes a gradient, in
+ * the order of the pass: the input's slot *gin takes d(*s->a, *s->b, *s->y, *gy) (or *gy,
+ * for a NULL rule), written when fresh (the first gradient to reach that slot: 0 + d, as a
+ * new buffer takes it) and added after. */
 typedef struct sedge {
     float (*d)(float a, float b, float y, float g);
-    const float *a, *b, *y; /* the node's */
-    const float *gy;        /* the node's gradient slot */
+    const sstep *s;
+    const float *gy; /* the node's gradient slot */
     float *gin;
     bool fresh;
 } sedge;
@@ -175,12 +175,13 @@ static int by_serial(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* t's slot index in slots (sorted by serial), or r->ntakers if t takes no gradient. */
+/* t's slot index in slots (sorted by serial), or n if t takes no gradient. In a scalar
+ * program every node and every input a node gives a gradient is a taker (program_make), so
+ * n never comes back; it keeps an index out of the slots if that ever changes. */
 static size_t slot_of(const slot *slots, size_t n, const ag_tensor *t)
 {
-    slot key = {node(t)->serial, 0};
-    const slot *found = bsearch(&key, slots, n, sizeof *slots, by_serial);
-    return found ? found->i : n;
+    size_t k = ag__serial_bound(slots, n, sizeof *slots, node(t)->serial);
+    return k < n && slots[k].serial == node(t)->serial ? slots[k].i : n;
 }
 
 /* The program's steps, when every node and every input holds one element and every op
@@ -221,8 +222,7 @@ static bool scalar_make(ag_replay *r)
             for (int k = 0; k < 2 && gy < n && has[gy]; k++) {
                 if (!nd->src[k] || !ag__wants(t, k)) continue;
                 size_t j = slot_of(slots, n, nd->src[k]);
-                r->edges[r->nedges++] =
-                    (sedge){op->d[k], s->a, s->b, s->y, &r->grads[gy], &r->grads[j], !has[j]};
+                r->edges[r->nedges++] = (sedge){op->d[k], s, &r->grads[gy], &r->grads[j], !has[j]};
                 has[j] = true;
             }
         }
@@ -257,7 +257,7 @@ static void scalar_run(ag_replay *r)
     }
     r->grads[0] = 1.0f; /* d loss / d loss */
     for (const sedge *e = r->edges; e < r->edges + r->nedges; e++) {
-        float d = e->d ? e->d(*e->a, *e->b, *e->y, *e->gy) : *e->gy;
+        float d = e->d ? e->d(*e->s->a, *e->s->b, *e->s->y, *e->gy) : *e->gy;
         *e->gin = e->fresh ? 0.0f + d : *e->gin + d;
     }
     for (size_t j = 0; j < r->nreached; j++) {
