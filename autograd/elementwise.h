@@ -158,7 +158,8 @@ AG__INLINE void rule_flat(float *restrict dx, bool fresh, const float *restrict 
 /* Input k's gradient from d when both inputs have y's numel or one element (sa, sb: 1 or
  * 0, constants), the flat loop over y's n elements: an input of all n takes d at each
  * element; an input of one element, broadcast, takes their sum, in double and in y's
- * order, which is what summing a buffer of d's values over y's shape gives. */
+ * order, which is what summing a buffer of d's values over y's shape gives (in a tiled
+ * replay, the sum is carried in ag__tile_lanes). */
 AG__INLINE void backward_flat(ag_tensor *y, int k, rule_fn d, int64_t sa, int64_t sb)
 {
     ag_tensor *x = node(y)->src[k];
@@ -171,8 +172,11 @@ AG__INLINE void backward_flat(ag_tensor *y, int k, rule_fn d, int64_t sa, int64_
         if (dx) rule_flat(dx, fresh, a, sa, b, sb, o, g, n, d);
         return;
     }
+    double own[AG__LANES] = {0}, *lanes = ag__tile_lanes ? ag__tile_lanes + k * AG__LANES : own;
+    AG__SUM_LANES(n, lanes, d(a[i * sa], b[i * sb], o[i], g[i]));
+    if (lanes != own) return; /* a tiled replay's: it adds them up after the last tile */
     double acc = 0;
-    AG__SUM_FLAT(n, acc, d(a[i * sa], b[i * sb], o[i], g[i]));
+    acc += ag__lanes_total(own);
     float *dx = ag__grad_buf(x, &fresh);
     if (dx) dx[0] = (fresh ? 0.0f : dx[0]) + (float)acc;
 }

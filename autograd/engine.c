@@ -169,14 +169,16 @@ static ag_tensor *heap_pop(void)
     return top;
 }
 
-/* Room for one more tensor in both lists; false when out of memory, with both lists as
- * they were (a grown list keeps its contents, and eng.cap its old size). */
-static bool grow_lists(void);
-AG__INLINE bool reserve(void) { return eng.nvisited < eng.cap || grow_lists(); }
-static bool grow_lists(void)
+/* Room for n tensors in both lists; false when out of memory, with both lists as they
+ * were (a grown list keeps its contents, and eng.cap its old size). reserve(): room for
+ * one more. */
+static bool grow_lists(size_t n);
+AG__INLINE bool reserve(void) { return eng.nvisited < eng.cap || grow_lists(eng.nvisited + 1); }
+bool ag__pass_reserve(size_t n) { return n <= eng.cap || grow_lists(n); }
+static bool grow_lists(size_t n)
 {
     size_t cap = eng.cap, heap_cap = eng.cap;
-    ag_tensor **visited = ag__grow(eng.visited, &cap, eng.nvisited + 1, sizeof *visited);
+    ag_tensor **visited = ag__grow(eng.visited, &cap, n, sizeof *visited);
     if (!visited) return false;
     eng.visited = visited;
     ag_tensor **heap = ag__grow(eng.heap, &heap_cap, cap, sizeof *heap);
@@ -265,8 +267,12 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
      * Summed in double, so that a million terms round once, as closely as PyTorch's
      * pairwise float sum, rather than a million times (in lanes: AG__LANES). */
     if (x->numel == 1) { /* x broadcast to all of out: one flat sum, in out's order */
+        double own[AG__LANES] = {0}, *lanes = own;
+        if (ag__tile_lanes) lanes = ag__tile_lanes + (x == node(out)->src[0] ? 0 : AG__LANES);
+        AG__SUM_LANES(out->numel, lanes, g[i]);
+        if (lanes != own) return; /* a tiled replay's: it adds them up after the last tile */
         double acc = 0;
-        AG__SUM_FLAT(out->numel, acc, g[i]);
+        acc += ag__lanes_total(own);
         bool fresh;
         float *dst = ag__grad_buf(x, &fresh);
         if (dst) dst[0] = (fresh ? 0.0f : dst[0]) + (float)acc;
@@ -477,6 +483,25 @@ bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n)
         ok = !eng.failed && !ag__scratch_failed();
     }
     return pass_end(ok, at, true, NULL);
+}
+
+double *ag__tile_lanes;
+
+void ag__tile_pass(ag_tensor *const *nodes, size_t n, double *lanes)
+{
+    eng.hand_over = true; /* a tile's buffers are set aside again before the next */
+    eng.running = true;
+    for (size_t i = n; i-- > 0;) {
+        if (!(node(nodes[i])->flags & AG__F_PENDING)) continue;
+        ag__tile_lanes = lanes + i * 2 * AG__LANES;
+        ag__ops[node(nodes[i])->op].backward(nodes[i]);
+    }
+    ag__tile_lanes = NULL;
+    for (size_t i = 0; i < eng.nvisited; i++)
+        node(eng.visited[i])->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH | AG__F_GIVEN);
+    eng.nvisited = 0;
+    eng.nheap = 0; /* what a hand-over put there: nothing is taken from the heap */
+    eng.running = false;
 }
 
 bool ag_backward_with(const ag_tensor *t, const ag_tensor *gradient, bool retain_graph)

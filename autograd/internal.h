@@ -94,8 +94,10 @@ typedef struct ag__saved {
 #define AG__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define AG__INLINE       static inline __attribute__((always_inline))
 #define AG__RARE         __attribute__((noinline, cold)) /* kept out of its caller's way */
+#define AG__OUTLINE      __attribute__((noinline))       /* the same, for a path that is not rare */
 #else
 #define AG__RARE
+#define AG__OUTLINE
 #define AG__PRINTF(f, a)
 #define AG__INLINE static inline
 #endif
@@ -423,6 +425,15 @@ static inline void ag__derive(ag_tensor *out)
  * The same pass as ag_backward(loss, retain_graph) without the heap: the same nodes in the
  * same order, so the same floats. False after an error (no ->grad changed). */
 bool ag__replay_pass(ag_tensor *loss, ag_tensor *const *nodes, size_t n);
+/* The backward pass of a replay's tiled program (replay.c) over one tile: nodes (oldest
+ * first) that have a gradient pending, newest first, as ag__replay_pass takes them, on
+ * windows of their tensors and buffers set aside. The sums that give an input of one
+ * element its gradient are carried in lanes instead: node i's input k's in
+ * lanes + (2 i + k) AG__LANES, through ag__tile_lanes, which is NULL outside this pass.
+ * It cannot fail once ag__pass_reserve has made room for every tensor it visits. */
+void ag__tile_pass(ag_tensor *const *nodes, size_t n, double *lanes);
+extern double *ag__tile_lanes;
+bool ag__pass_reserve(size_t n);
 /* Whether t keeps the gradient that reached it in ->grad at the end of a pass: a leaf
  * that requires grad (now: PyTorch's AccumulateGrad checks at the time of the pass), or
  * a retain_grad tensor. */
@@ -444,13 +455,18 @@ typedef struct ag__scalar_op {
 } ag__scalar_op;
 const ag__scalar_op *ag__scalar_of(int op);
 const ag__scalar_op *ag__unary_scalar_of(int op); /* unary.c's, which ag__scalar_of asks */
+/* y = sum or mean of x's n elements from their double sum, and what reaches each of x's
+ * elements from d loss / d y = g (ops.c): the formulas that replay.c's tiles share. */
+float ag__reduce_value(double total, int64_t n, bool mean);
+float ag__reduce_dx(float g, int64_t n, bool mean);
 /* The forward of an op a replay cannot run (optable.h), and of a view, whose values are
  * its input's storage: nothing to compute. */
 bool ag__no_replay(ag_tensor *out);
 bool ag__view_forward(ag_tensor *out);
-/* Whether r runs as a scalar program (replay.c): for test_replay, which checks that the
- * graphs it compares with eager ones take that path. */
+/* Whether r runs as a scalar program, or as a tiled one (replay.c): for test_replay, which
+ * checks that the graphs it compares with eager ones take that path. */
 bool ag__replay_is_scalar(const ag_replay *r);
+bool ag__replay_is_tiled(const ag_replay *r);
 /* Frees every replay (ag_shutdown). */
 void ag__replay_reset(void);
 /* Every tensor reachable from t through the inputs its op recorded (cat's and stack's
@@ -551,11 +567,15 @@ static inline double ag__lanes_total(const double l[AG__LANES])
 {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
-/* ACC += the sum of V for i = 0 .. N-1, in lanes (ACC is 0 at every use). The lanes are
- * eight named locals, which gcc keeps in registers (as an array, in memory). */
-#define AG__SUM_FLAT(N, ACC, V)                                                                    \
+/* LANES[k % 8] += term k of V for i = 0 .. N-1 (LANES: eight doubles), the lanes held in
+ * eight locals, which gcc keeps in registers. A sum over several calls, each N a multiple
+ * of 8 but the last, adds the same terms to the same lanes in the same order as one call
+ * over all of them (a replay's tiles, replay.c). */
+#define AG__SUM_LANES(N, LANES, V)                                                                 \
     do {                                                                                           \
-        double l0_ = 0, l1_ = 0, l2_ = 0, l3_ = 0, l4_ = 0, l5_ = 0, l6_ = 0, l7_ = 0;             \
+        double *lanes_ = (LANES);                                                                  \
+        double l0_ = lanes_[0], l1_ = lanes_[1], l2_ = lanes_[2], l3_ = lanes_[3];                 \
+        double l4_ = lanes_[4], l5_ = lanes_[5], l6_ = lanes_[6], l7_ = lanes_[7];                 \
         int64_t n_ = (N), i_ = 0;                                                                  \
         for (; i_ + 8 <= n_; i_ += 8) {                                                            \
             int64_t i = i_;                                                                        \
@@ -568,8 +588,15 @@ static inline double ag__lanes_total(const double l[AG__LANES])
             l6_ += (V), i++;                                                                       \
             l7_ += (V);                                                                            \
         }                                                                                          \
-        double t_[AG__LANES] = {l0_, l1_, l2_, l3_, l4_, l5_, l6_, l7_};                           \
-        for (int64_t i = i_; i < n_; i++) t_[i - i_] += (V);                                       \
+        lanes_[0] = l0_, lanes_[1] = l1_, lanes_[2] = l2_, lanes_[3] = l3_;                        \
+        lanes_[4] = l4_, lanes_[5] = l5_, lanes_[6] = l6_, lanes_[7] = l7_;                        \
+        for (int64_t i = i_; i < n_; i++) lanes_[i - i_] += (V);                                   \
+    } while (0)
+/* ACC += the sum of V for i = 0 .. N-1, in lanes (ACC is 0 at every use). */
+#define AG__SUM_FLAT(N, ACC, V)                                                                    \
+    do {                                                                                           \
+        double t_[AG__LANES] = {0};                                                                \
+        AG__SUM_LANES(N, t_, V);                                                                   \
         (ACC) += ag__lanes_total(t_);                                                              \
     } while (0)
 /* DX[i] += V for i = 0 .. N-1, DX from ag__grad_buf: into a FRESH buffer DX[i] = 0.0f + V,

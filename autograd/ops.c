@@ -242,24 +242,31 @@ AG__INLINE double sum_floats(const float *v, int64_t n)
 }
 static double total(const ag_tensor *x) { return sum_floats(x->data, x->numel); }
 
-static void reduce_backward(ag_tensor *y, float scale_div)
+/* PyTorch's mean divides the float sum by n in float (ReduceOps.cpp, mean_out on CPU:
+ * sum_out(...).div_(dim_prod)), as mean over a dimension does here. A tiled replay
+ * (replay.c) finishes its sums with these too. */
+float ag__reduce_value(double total, int64_t n, bool mean)
+{
+    float s = (float)total;
+    return mean ? s / (float)n : s;
+}
+float ag__reduce_dx(float g, int64_t n, bool mean) { return mean ? g / (float)n : g / 1.0f; }
+
+static void reduce_backward(ag_tensor *y, bool mean)
 {
     ag_tensor *x = node(y)->src[0];
     bool fresh;
     float *dx = ag__grad_buf(x, &fresh);
     if (!dx) return;
-    float g = node(y)->gbuf[0] / scale_div;
+    float g = ag__reduce_dx(node(y)->gbuf[0], x->numel, mean);
     AG__ADD_FLAT(fresh, dx, x->numel, g);
 }
-void ag__sum_backward(ag_tensor *y) { reduce_backward(y, 1.0f); }
-void ag__mean_backward(ag_tensor *y) { reduce_backward(y, (float)node(y)->src[0]->numel); }
+void ag__sum_backward(ag_tensor *y) { reduce_backward(y, false); }
+void ag__mean_backward(ag_tensor *y) { reduce_backward(y, true); }
 
-/* PyTorch's mean divides the float sum by n in float (ReduceOps.cpp, mean_out on CPU:
- * sum_out(...).div_(dim_prod)), as mean over a dimension does here */
 static void sum_into(ag_tensor *y, const ag_tensor *x, bool mean)
 {
-    float s = (float)total(x);
-    y->data[0] = mean ? s / (float)x->numel : s;
+    y->data[0] = ag__reduce_value(total(x), x->numel, mean);
 }
 bool ag__sum_forward(ag_tensor *y)
 {

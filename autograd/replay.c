@@ -45,6 +45,32 @@ typedef struct sedge {
     bool fresh;
 } sedge;
 
+/* An edge of the tiled program from node node to its input k of one element, whose
+ * gradient the sum in the node's lanes gives, added into slot (fresh: written). */
+typedef struct tedge {
+    size_t node;
+    int k;
+    float *slot;
+    bool fresh;
+} tedge;
+
+/* The tiled program (below). */
+typedef struct tiles {
+    int64_t n;           /* elements of loss's input */
+    ag_tensor **tensors; /* the tensors of n elements, windowed a tile at a time */
+    float **data;        /* ... and their own data */
+    size_t ntensors;
+    ag_tensor **takers; /* those of them that take a gradient, */
+    float *grads;       /* ... a tile of it each */
+    size_t ntakers;
+    tedge *edges; /* the edges to inputs of one element, in the pass's order */
+    size_t nedges;
+    ag_tensor **ones; /* the takers of one element (loss first), */
+    float **slots;    /* ... and their gradients */
+    size_t nones;
+    double *lanes; /* the sums: 2 AG__LANES per node, then loss's */
+} tiles;
+
 struct ag_replay {
     ag_tensor *loss;
     uint64_t serial;   /* loss's: a released graph is told from a live one */
@@ -61,6 +87,7 @@ struct ag_replay {
     size_t nedges;
     size_t *reached; /* the takers a gradient reaches in it (indices) */
     size_t nreached;
+    tiles tiles; /* the tiled program; tiles.tensors NULL: none */
 };
 
 static ag__live replays; /* every live replay, so a freed one passed again is reported */
@@ -267,10 +294,192 @@ static void scalar_run(ag_replay *r)
     ag__pass_visited(r->nreached);
 }
 
+/* ---- The tiled program ---- */
+
+/* A graph of elementwise ops on tensors of n elements (and leaves of one, broadcast),
+ * whose loss is their sum or mean, is also kept as a tiled program: its run takes the
+ * elements a tile at a time, and on each tile runs every node's forward, then the
+ * backward pass from the loss, before the next, so that what a node makes is read again
+ * while it is in the cache rather than after the whole tensor has gone through. Each op
+ * runs its own loops on windows of its tensors (their data and numel narrowed to the
+ * tile), so every element takes the same floats as in an eager run: elements do not meet
+ * in these ops, and the loss's gradient (1 / n for a mean) does not depend on its value.
+ * They meet only in sums, the loss's and those that give an input of one element its
+ * gradient; these go on in lanes from tile to tile (AG__SUM_LANES), which adds the same
+ * terms in the same order as one sum over all n elements, and are added up at the end in
+ * the pass's order. A tile's length is a multiple of AG__LANES. */
+enum { TILE = 1024 };
+
+/* The tensors of n elements: every node but loss, and their inputs of n elements; and
+ * those of them that take a gradient (every taker of n elements, but loss when n is 1). */
+static bool tile_tensors(ag_replay *r, tiles *tl)
+{
+    size_t nodes = r->nnodes - 1, cap = 3 * nodes + 1;
+    tl->tensors = ag__malloc(cap * sizeof *tl->tensors);
+    tl->data = ag__malloc(cap * sizeof *tl->data);
+    tl->takers = ag__malloc(r->ntakers * sizeof *tl->takers);
+    if (!tl->tensors || !tl->data || !tl->takers) return false;
+    ag_tensor *z = node(r->loss)->src[0];
+    for (size_t i = 0; i <= nodes; i++) { /* SET_ASIDE marks those listed, as in program_make */
+        ag_tensor *t = i < nodes ? r->nodes[i] : z, *const *xs = NULL;
+        int count = i < nodes ? ag__inputs(t, &xs) : 0;
+        for (int k = -1; k < count; k++) {
+            ag_tensor *x = k < 0 ? t : xs[k];
+            if (x->numel != tl->n || (node(x)->flags & AG__F_SET_ASIDE)) continue;
+            node(x)->flags |= AG__F_SET_ASIDE;
+            tl->data[tl->ntensors] = x->data;
+            tl->tensors[tl->ntensors++] = x;
+        }
+    }
+    for (size_t j = 0; j < tl->ntensors; j++)
+        node(tl->tensors[j])->flags &= (uint16_t)~AG__F_SET_ASIDE;
+    for (size_t j = 1; j < r->ntakers; j++)
+        if (r->takers[j]->numel == tl->n) tl->takers[tl->ntakers++] = r->takers[j];
+    tl->grads = ag__malloc(((size_t)TILE * tl->ntakers + 1) * sizeof *tl->grads);
+    return tl->grads != NULL;
+}
+
+/* The takers of one element (loss and the leaves), their slots in r->grads, and the edges
+ * to them in the pass's order (newest node first, input 0 then 1), each fresh when it is
+ * the first to its taker. */
+static bool tile_edges(ag_replay *r, tiles *tl)
+{
+    size_t nodes = r->nnodes - 1;
+    tl->edges = ag__malloc((2 * nodes + 1) * sizeof *tl->edges);
+    tl->ones = ag__malloc(r->ntakers * sizeof *tl->ones);
+    tl->slots = ag__malloc(r->ntakers * sizeof *tl->slots);
+    tl->lanes = ag__malloc((2 * nodes + 1) * AG__LANES * sizeof *tl->lanes);
+    bool *has = ag__malloc(r->ntakers * sizeof *has);
+    bool ok = tl->edges && tl->ones && tl->slots && tl->lanes && has;
+    float *g = r->grads; /* the takers' buffers lie one after another */
+    for (size_t j = 0; ok && j < r->ntakers; g += r->takers[j++]->numel)
+        if (j == 0 || r->takers[j]->numel != tl->n) {
+            has[tl->nones] = j == 0; /* the seed reaches loss */
+            tl->ones[tl->nones] = r->takers[j];
+            tl->slots[tl->nones++] = g;
+        }
+    for (size_t i = nodes; ok && i-- > 0;)
+        for (int k = 0; k < 2; k++) {
+            ag_tensor *x = node(r->nodes[i])->src[k];
+            if (!x || !ag__wants(r->nodes[i], k) || x->numel == tl->n) continue;
+            size_t j = 0;
+            while (tl->ones[j] != x) j++; /* it is a taker: program_make listed it */
+            tl->edges[tl->nedges++] = (tedge){i, k, tl->slots[j], !has[j]};
+            has[j] = true;
+        }
+    ag__free(has);
+    return ok;
+}
+
+/* The tiled program, when every node but loss is an elementwise op (one of a scalar form,
+ * but sum and mean) of n elements whose inputs hold n elements or are leaves of one, and
+ * loss is their sum or mean; otherwise none. False when out of memory. Every node is
+ * reached by the pass: a recorded tensor requires grad, so each of its users recorded an
+ * edge to it. */
+static bool tile_make(ag_replay *r)
+{
+    int op = node(r->loss)->op;
+    if (r->steps || (op != AG__OP_SUM && op != AG__OP_MEAN)) return true;
+    tiles tl = {.n = node(r->loss)->src[0]->numel};
+    for (size_t i = 0; i + 1 < r->nnodes; i++) {
+        const ag_tensor *t = r->nodes[i];
+        int o = node(t)->op;
+        if (t->numel != tl.n || !ag__scalar_of(o) || o == AG__OP_SUM || o == AG__OP_MEAN)
+            return true;
+        for (int k = 0; k < 2; k++) {
+            const ag_tensor *x = node(t)->src[k];
+            if (x && x->numel != tl.n && (x->numel != 1 || node(x)->op)) return true;
+        }
+    }
+    bool ok = tile_tensors(r, &tl) && tile_edges(r, &tl);
+    r->tiles = tl; /* destroy frees what was made */
+    return ok;
+}
+
+/* Every taker that keeps its gradient has a ->grad to add into (making one can fail,
+ * which the general path reports), and the pass has room for every taker. */
+static bool tile_ready(const ag_replay *r)
+{
+    for (size_t j = 0; j < r->ntakers; j++) {
+        const ag_tensor *t = r->takers[j];
+        if (!t->grad && ag__keeps_grad(t)) return false;
+    }
+    return ag__pass_reserve(r->ntakers);
+}
+
+/* Narrows the tensors of n elements to the tile of len elements from i0. */
+static void window(const tiles *tl, int64_t i0, int64_t len)
+{
+    for (size_t j = 0; j < tl->ntensors; j++) {
+        tl->tensors[j]->data = tl->data[j] + i0;
+        tl->tensors[j]->numel = len;
+    }
+}
+
+/* The forward and the backward pass of the tiled program; nothing in it can fail. */
+static AG__OUTLINE void tile_run(ag_replay *r)
+{
+    const tiles *tl = &r->tiles;
+    size_t nodes = r->nnodes - 1;
+    ag_tensor *z = node(r->loss)->src[0];
+    bool mean = node(r->loss)->op == AG__OP_MEAN;
+    float dz = ag__reduce_dx(1.0f, tl->n, mean); /* what reaches each of z's elements */
+    double *sum = tl->lanes + 2 * nodes * AG__LANES;
+    memset(tl->lanes, 0, (2 * nodes + 1) * AG__LANES * sizeof *tl->lanes);
+    for (int64_t i0 = 0; i0 < tl->n; i0 += TILE) {
+        int64_t len = tl->n - i0 < TILE ? tl->n - i0 : TILE;
+        window(tl, i0, len);
+        for (size_t j = 0; j < tl->ntakers; j++) { /* a hand-over moved some in the last tile */
+            node(tl->takers[j])->gbuf = tl->grads + j * TILE;
+            node(tl->takers[j])->flags |= AG__F_SET_ASIDE;
+        }
+        for (size_t i = 0; i < nodes; i++) ag__ops[node(r->nodes[i])->op].forward(r->nodes[i]);
+        AG__SUM_LANES(len, sum, z->data[i]);
+        bool fresh;
+        float *g = ag__grad_buf(z, &fresh); /* fresh: the first gradient of z in the pass */
+        AG__ADD_FLAT(fresh, g, len, dz);
+        ag__tile_pass(r->nodes, nodes, tl->lanes);
+        for (size_t j = 0; j < tl->ntakers; j++) {
+            ag_tensor *t = tl->takers[j];
+            const float *gt = node(t)->gbuf;
+            if (ag__keeps_grad(t)) AG__ADD_FLAT(false, t->grad->data + i0, len, gt[i]);
+        }
+    }
+    window(tl, 0, tl->n);
+    for (size_t j = 0; j < tl->ntakers; j++) {
+        node(tl->takers[j])->gbuf = NULL;
+        node(tl->takers[j])->flags &= (uint16_t)~AG__F_SET_ASIDE;
+    }
+    double total = 0;
+    total += ag__lanes_total(sum);
+    r->loss->data[0] = ag__reduce_value(total, tl->n, mean);
+    for (size_t i = 0; i < r->nnodes; i++) refresh(r->nodes[i]);
+    /* the inputs of one element: the sums in the pass's order, as ag__accum adds them */
+    tl->slots[0][0] = 1.0f; /* d loss / d loss */
+    for (const tedge *e = tl->edges; e < tl->edges + tl->nedges; e++) {
+        double acc = 0;
+        acc += ag__lanes_total(tl->lanes + (2 * e->node + (size_t)e->k) * AG__LANES);
+        *e->slot = (e->fresh ? 0.0f : *e->slot) + (float)acc;
+    }
+    for (size_t j = 0; j < tl->nones; j++)
+        if (ag__keeps_grad(tl->ones[j])) tl->ones[j]->grad->data[0] += tl->slots[j][0];
+    ag__pass_visited(r->ntakers);
+}
+
+bool ag__replay_is_tiled(const ag_replay *r) { return r->tiles.tensors != NULL; }
+
 bool ag__replay_is_scalar(const ag_replay *r) { return r->steps != NULL; }
 
 static void destroy(ag_replay *r)
 {
+    ag__free(r->tiles.tensors);
+    ag__free(r->tiles.data);
+    ag__free(r->tiles.takers);
+    ag__free(r->tiles.grads);
+    ag__free(r->tiles.edges);
+    ag__free(r->tiles.ones);
+    ag__free(r->tiles.slots);
+    ag__free(r->tiles.lanes);
     ag__free(r->steps);
     ag__free(r->edges);
     ag__free(r->reached);
@@ -313,7 +522,8 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
     ag_replay *r = ag__malloc(sizeof *r);
     if (r) *r = (ag_replay){.loss = (ag_tensor *)loss, .serial = node(loss)->serial, .ninputs = n};
     bool ok = r && (r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs)) &&
-              program_make(r, ts, nts) && scalar_make(r) && ag__live_add(&replays, r);
+              program_make(r, ts, nts) && scalar_make(r) && tile_make(r) &&
+              ag__live_add(&replays, r);
     ag__free(ts);
     if (!ok) {
         if (r) destroy(r);
@@ -386,6 +596,10 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
     }
     if (r->steps && scalar_ready(r)) {
         scalar_run(r);
+        return true;
+    }
+    if (r->tiles.tensors && tile_ready(r)) {
+        tile_run(r);
         return true;
     }
     for (size_t i = 0; i < r->nnodes; i++) {

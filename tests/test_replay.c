@@ -214,6 +214,120 @@ Test(replay, which_graphs_run_as_a_scalar_program)
     test_finish();
 }
 
+/* A graph of elementwise ops on n elements and leaves of one (p, q), ending in a sum or a
+ * mean: every op of a scalar form that a tiled program runs, p and q on either side and
+ * twice, d used twice by one op, a retained gradient (k) and, with X requiring grad, a
+ * leaf of n elements that keeps its gradient. */
+static ag_tensor *tiled_graph(ag_tensor *p, ag_tensor *q, ag_tensor *X, ag_tensor *Y, bool mean,
+                              ag_tensor **kept)
+{
+    ag_tensor *h = ag_add(ag_mul(p, X), q); /* p: a rule's lanes; q: passed through */
+    ag_tensor *k = *kept = ag_retain_grad(ag_sigmoid(h));
+    ag_tensor *d = ag_sub(ag_div(k, ag_add(ag_exp(ag_neg(h)), 1.5)), Y);
+    ag_tensor *e = ag_add(ag_pow(d, 2), ag_mul(ag_tanh(ag_mul(d, d)), p));
+    e = ag_add(e, ag_div(ag_sub(2.0, ag_abs(h)), q));  /* q as a divisor */
+    e = ag_add(e, ag_pow(ag_add(ag_relu(h), 0.5), q)); /* q as an exponent */
+    e = ag_sub(ag_mul(ag_sqrt(ag_add(ag_abs(d), 1)), ag_log(ag_add(k, 1))), ag_div(e, 4));
+    e = ag_add(ag_sub(e, ag_div(p, ag_add(ag_abs(e), 1))), ag_pow(ag_sub(h, 1.0), 3));
+    return mean ? ag_mean(e) : ag_sum(e);
+}
+
+/* n: 2 whole tiles (512 elements) and a part, whose length is no multiple of 8; or less
+ * than one tile. */
+static void tiled_case(int64_t n, bool mean, bool x_grad)
+{
+    ag_manual_seed(9);
+    ag_tensor *p1 = ag_scalar(0.7, true), *q1 = VEC(true, 1.3f);
+    ag_tensor *p2 = ag_scalar(0.7, true), *q2 = VEC(true, 1.3f);
+    ag_tensor *X1 = ag_randn(AG_SHAPE(n), .requires_grad = x_grad);
+    ag_tensor *X2 = ag_tensor_from(X1->data, AG_SHAPE(n), x_grad);
+    ag_tensor *Y = ag_zeros(AG_SHAPE(n)), *k1, *k2;
+    ag_tensor *loss2 = tiled_graph(p2, q2, X2, Y, mean, &k2);
+    ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){Y}, 1);
+    cr_assert_not_null(r, "%s", ag_last_error());
+    cr_assert(ag__replay_is_tiled(r));
+    ag_mark start = ag_mark_now();
+    for (int run = 0; run < 6; run++) {
+        /* the first run makes the ->grads (the general path), the others add into them */
+        ag_tensor *Yk = ag_randn(AG_SHAPE(n));
+        ag_tensor *loss1 = tiled_graph(p1, q1, X1, Yk, mean, &k1);
+        cr_assert(ag_backward(loss1));
+        size_t visited = ag_memory_stats().backward_nodes;
+        if (k2->grad) ag_zero_(k2->grad); /* k1 is new at every run, and its gradient too */
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){Yk}, 1), "%s", ag_last_error());
+        cr_assert(isfinite(loss1->data[0]));
+        cr_assert(same_bits(loss1, loss2), "n %lld, run %d: loss %.9g vs %.9g", (long long)n, run,
+                  (double)loss1->data[0], (double)loss2->data[0]);
+        cr_assert(same_bits(p1->grad, p2->grad) && same_bits(q1->grad, q2->grad),
+                  "n %lld, run %d: p %.9g vs %.9g, q %.9g vs %.9g", (long long)n, run,
+                  (double)p1->grad->data[0], (double)p2->grad->data[0], (double)q1->grad->data[0],
+                  (double)q2->grad->data[0]);
+        cr_assert(same_bits(k1->grad, k2->grad), "n %lld, run %d: k's gradient", (long long)n, run);
+        cr_assert(!x_grad || same_bits(X1->grad, X2->grad), "n %lld, run %d: X's gradient",
+                  (long long)n, run);
+        cr_assert(same_bits(k1, k2), "n %lld, run %d: an intermediate's values", (long long)n, run);
+        cr_assert_eq(ag_memory_stats().backward_nodes, visited);
+        if (run % 3 == 2) { /* accumulated over three runs, then a step */
+            double lr = 0.05 / (double)n;
+            step(p1, lr);
+            step(q1, lr);
+            step(p2, lr);
+            step(q2, lr);
+            if (x_grad) {
+                step(X1, lr);
+                step(X2, lr);
+            }
+        }
+        ag_release(start);
+    }
+    ag_replay_free(r);
+}
+
+Test(replay, tiled_program_is_eager_bit_for_bit)
+{
+    tiled_case(2 * 512 + 77, true, false);
+    tiled_case(2 * 512 + 77, false, true);
+    tiled_case(5, true, true);
+    tiled_case(512, false, false);
+    test_finish();
+}
+
+/* Only graphs of elementwise ops on n elements and leaves of one, whose loss is their sum
+ * or mean, become tiled programs. */
+Test(replay, which_graphs_run_as_a_tiled_program)
+{
+    ag_tensor *w = ag_scalar(2.0, true), *b = ag_scalar(0.5, true);
+    ag_tensor *X = ag_arange(0, 6, 1), *Y = ag_ones(AG_SHAPE(6));
+    ag_tensor *P = ag_zeros(AG_SHAPE(6), .requires_grad = true);
+    ag_tensor *M = ag_zeros(AG_SHAPE(6), .requires_grad = true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
+    struct {
+        ag_tensor *loss;
+        bool tiled;
+    } cases[] = {
+        {lab(w, b, X, Y), true},
+        {ag_mean(M), true},                                     /* the mean of a leaf */
+        {lab(w, b, x, y), false},                               /* a scalar program */
+        {ag_mul(lab(w, b, X, Y), 2.0), false},                  /* loss: no sum or mean */
+        {ag_sum(ag_mul(ag_mul(w, w), X)), false},               /* a node of one element */
+        {ag_sum(ag_clamp(ag_mul(w, X), -1, 1)), false},         /* clamp: no scalar form */
+        {ag_sum(ag_view(ag_mul(w, X), AG_SHAPE(2, 3))), false}, /* a view */
+        {ag_sum(ag_mul(ag_view(X, AG_SHAPE(6, 1)), P)), false}, /* a broadcast [6,1] by [6] */
+        {ag_sum(ag_mul(ag_sum_dim(ag_mul(w, X), 0, true), P)), false}, /* a reduction inside */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ag_replay *r = ag_replay_new(cases[i].loss, NULL, 0);
+        cr_assert_not_null(r, "case %zu: %s", i, ag_last_error());
+        cr_assert_eq(ag__replay_is_tiled(r), cases[i].tiled, "case %zu", i);
+        cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error());
+        cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error());
+        ag_replay_free(r);
+    }
+    /* the mean of M, run twice (the second run tiled): 1/6 twice in every element */
+    for (int i = 0; i < 6; i++) cr_assert_eq(M->grad->data[i], 1.0f / 6.0f + 1.0f / 6.0f);
+    test_finish();
+}
+
 /* The other ops a replay runs: reductions over a dimension, max and min, softmax and its
  * kin, rows, slices, cat, stack, where (its condition an input), and the four losses.
  * cond is x > 0, given as an input. */
@@ -490,9 +604,11 @@ Test(replay, not_from_inside_backward)
     test_finish(); /* ag_shutdown frees the replay */
 }
 
-Test(replay, out_of_memory_everywhere)
+/* Each allocation of ag_replay_new fails in turn, for the lab's graph on one sample (a
+ * scalar program) and on three (a tiled one). */
+static void out_of_memory_case(int64_t n)
 {
-    ag_tensor *w = ag_scalar(2.0, true), *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
+    ag_tensor *w = ag_scalar(2.0, true), *x = ag_zeros(AG_SHAPE(n)), *y = ag_zeros(AG_SHAPE(n));
     ag_tensor *loss = lab(w, ag_scalar(1.0, true), x, y);
     ag_set_allocator(agt_faulty_realloc, NULL);
     bool done = false;
@@ -513,6 +629,8 @@ Test(replay, out_of_memory_everywhere)
         }
         cr_assert_not_null(r, "%s", ag_last_error());
         agt_arm(0);
+        cr_assert(n == 1 ? ag__replay_is_scalar(r) : ag__replay_is_tiled(r));
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
         cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
         ag_replay_free(r);
         done = true;
@@ -520,5 +638,11 @@ Test(replay, out_of_memory_everywhere)
     cr_assert(done);
     agt_arm(0);
     ag_set_allocator(NULL, NULL);
+}
+
+Test(replay, out_of_memory_everywhere)
+{
+    out_of_memory_case(1);
+    out_of_memory_case(3);
     test_finish();
 }
