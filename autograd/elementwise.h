@@ -172,7 +172,8 @@ AG__INLINE void backward_flat(ag_tensor *y, int k, rule_fn d, int64_t sa, int64_
         if (dx) rule_flat(dx, fresh, a, sa, b, sb, o, g, n, d);
         return;
     }
-    double own[AG__LANES] = {0}, *lanes = ag__tile_lanes ? ag__tile_lanes + k * AG__LANES : own;
+    double own[AG__LANES] = {0};
+    double *lanes = ag__tile_lanes ? ag__tile_lanes + (size_t)k * AG__LANES : own;
     AG__SUM_LANES(n, lanes, d(a[i * sa], b[i * sb], o[i], g[i]));
     if (lanes != own) return; /* a tiled replay's: it adds them up after the last tile */
     double acc = 0;
