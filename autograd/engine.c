@@ -243,8 +243,9 @@ void ag__add_grad(ag_tensor *x, const float *g)
  * same gradient tensor on. Only when nothing reads the buffer as out's after out's
  * backward: x has no gradient yet, out keeps none (retain_grad), gave its buffer to no
  * other input and has no other input that is x (x + x adds into it twice); and the pass
- * allows it (eng.hand_over: not a replay, whose buffers are set aside, and no trace,
- * anomaly mode or ag_grad reading the buffers at its end). */
+ * allows it (eng.hand_over: not a general replay, whose buffers are set aside for every
+ * run, but a tiled one's pass, which sets them again at each tile; and no trace, anomaly
+ * mode or ag_grad reading the buffers at its end). */
 static bool hand_over(ag_tensor *x, const ag_tensor *out)
 {
     ag__node *r = node(out);

@@ -442,7 +442,7 @@ static inline bool ag__keeps_grad(const ag_tensor *t)
     return node(t)->op == 0 ? t->requires_grad : (node(t)->flags & AG__F_RETAIN_GRAD) != 0;
 }
 /* What ag_memory_stats reports as the last pass's backward_nodes, for a pass that did not
- * go through the engine (a replay's scalar program). */
+ * go through pass() (a replay's scalar or tiled program). */
 void ag__pass_visited(size_t n);
 /* The scalar form of an elementwise op (ops.c, unary.c), for a replay of a graph whose
  * tensors all hold one element (replay.c): y = f(a, b), b the op's second input or its
@@ -463,10 +463,13 @@ float ag__reduce_dx(float g, int64_t n, bool mean);
  * its input's storage: nothing to compute. */
 bool ag__no_replay(ag_tensor *out);
 bool ag__view_forward(ag_tensor *out);
-/* Whether r runs as a scalar program, or as a tiled one (replay.c): for test_replay, which
- * checks that the graphs it compares with eager ones take that path. */
-bool ag__replay_is_scalar(const ag_replay *r);
-bool ag__replay_is_tiled(const ag_replay *r);
+/* The path a replay's next run takes (replay.c): the one ag_replay_run takes, and for
+ * test_replay, which checks that the graphs it compares with eager ones take it. */
+enum { AG__REPLAY_GENERAL, AG__REPLAY_SCALAR, AG__REPLAY_TILED };
+int ag__replay_path(ag_replay *r);
+/* Elements a tiled replay takes at a time: a multiple of AG__LANES, whose ten or so arrays
+ * (values and gradients) stay within a 48 KB L1 cache. */
+enum { AG__TILE = 1024 };
 /* Frees every replay (ag_shutdown). */
 void ag__replay_reset(void);
 /* Every tensor reachable from t through the inputs its op recorded (cat's and stack's

@@ -250,7 +250,7 @@ float ag__reduce_value(double total, int64_t n, bool mean)
     float s = (float)total;
     return mean ? s / (float)n : s;
 }
-float ag__reduce_dx(float g, int64_t n, bool mean) { return mean ? g / (float)n : g / 1.0f; }
+float ag__reduce_dx(float g, int64_t n, bool mean) { return mean ? g / (float)n : g; }
 
 static void reduce_backward(ag_tensor *y, bool mean)
 {

@@ -45,11 +45,10 @@ typedef struct sedge {
     bool fresh;
 } sedge;
 
-/* An edge of the tiled program from node node to its input k of one element, whose
- * gradient the sum in the node's lanes gives, added into slot (fresh: written). */
+/* An edge of the tiled program from a node to an input of one element: the sum carried
+ * in lanes is its gradient, added into slot (fresh: written). */
 typedef struct tedge {
-    size_t node;
-    int k;
+    const double *lanes;
     float *slot;
     bool fresh;
 } tedge;
@@ -85,7 +84,7 @@ struct ag_replay {
     sstep *steps; /* the scalar program, one step per node; NULL: none */
     sedge *edges; /* ... and its backward, at most two edges a node */
     size_t nedges;
-    size_t *reached; /* the takers a gradient reaches in it (indices) */
+    size_t *reached; /* the takers a gradient reaches in either program (indices) */
     size_t nreached;
     tiles tiles; /* the tiled program; tiles.tensors NULL: none */
 };
@@ -261,9 +260,9 @@ static bool scalar_make(ag_replay *r)
     return ok;
 }
 
-/* Whether every tensor the program gives a gradient to and that keeps it has a ->grad
- * to add into: making one can fail, which the general path reports. */
-static bool scalar_ready(const ag_replay *r)
+/* Whether every tensor a program (scalar or tiled) gives a gradient to and that keeps it
+ * has a ->grad to add into: making one can fail, which the general path reports. */
+AG__INLINE bool grads_ready(const ag_replay *r)
 {
     for (size_t j = 0; j < r->nreached; j++) {
         const ag_tensor *t = r->takers[r->reached[j]];
@@ -307,8 +306,7 @@ static void scalar_run(ag_replay *r)
  * They meet only in sums, the loss's and those that give an input of one element its
  * gradient; these go on in lanes from tile to tile (AG__SUM_LANES), which adds the same
  * terms in the same order as one sum over all n elements, and are added up at the end in
- * the pass's order. A tile's length is a multiple of AG__LANES. */
-enum { TILE = 1024 };
+ * the pass's order. A tile is AG__TILE elements (internal.h), a multiple of AG__LANES. */
 
 /* The tensors of n elements: every node but loss, and their inputs of n elements; and
  * those of them that take a gradient (every taker of n elements, but loss when n is 1). */
@@ -335,7 +333,7 @@ static bool tile_tensors(ag_replay *r, tiles *tl)
         node(tl->tensors[j])->flags &= (uint16_t)~AG__F_SET_ASIDE;
     for (size_t j = 1; j < r->ntakers; j++)
         if (r->takers[j]->numel == tl->n) tl->takers[tl->ntakers++] = r->takers[j];
-    tl->grads = ag__malloc(((size_t)TILE * tl->ntakers + 1) * sizeof *tl->grads);
+    tl->grads = ag__malloc(((size_t)AG__TILE * tl->ntakers + 1) * sizeof *tl->grads);
     return tl->grads != NULL;
 }
 
@@ -364,7 +362,8 @@ static bool tile_edges(ag_replay *r, tiles *tl)
             if (!x || !ag__wants(r->nodes[i], k) || x->numel == tl->n) continue;
             size_t j = 0;
             while (tl->ones[j] != x) j++; /* it is a taker: program_make listed it */
-            tl->edges[tl->nedges++] = (tedge){i, k, tl->slots[j], !has[j]};
+            const double *lanes = tl->lanes + (2 * i + (size_t)k) * AG__LANES; /* ag__tile_pass */
+            tl->edges[tl->nedges++] = (tedge){lanes, tl->slots[j], !has[j]};
             has[j] = true;
         }
     ag__free(has);
@@ -391,20 +390,11 @@ static bool tile_make(ag_replay *r)
             if (x && x->numel != tl.n && (x->numel != 1 || node(x)->op)) return true;
         }
     }
-    bool ok = tile_tensors(r, &tl) && tile_edges(r, &tl);
+    bool ok = tile_tensors(r, &tl) && tile_edges(r, &tl) &&
+              (r->reached = ag__malloc(r->ntakers * sizeof *r->reached));
+    for (size_t j = 0; ok && j < r->ntakers; j++) r->reached[r->nreached++] = j;
     r->tiles = tl; /* destroy frees what was made */
     return ok;
-}
-
-/* Every taker that keeps its gradient has a ->grad to add into (making one can fail,
- * which the general path reports), and the pass has room for every taker. */
-static bool tile_ready(const ag_replay *r)
-{
-    for (size_t j = 0; j < r->ntakers; j++) {
-        const ag_tensor *t = r->takers[j];
-        if (!t->grad && ag__keeps_grad(t)) return false;
-    }
-    return ag__pass_reserve(r->ntakers);
 }
 
 /* Narrows the tensors of n elements to the tile of len elements from i0. */
@@ -426,13 +416,12 @@ static AG__OUTLINE void tile_run(ag_replay *r)
     float dz = ag__reduce_dx(1.0f, tl->n, mean); /* what reaches each of z's elements */
     double *sum = tl->lanes + 2 * nodes * AG__LANES;
     memset(tl->lanes, 0, (2 * nodes + 1) * AG__LANES * sizeof *tl->lanes);
-    for (int64_t i0 = 0; i0 < tl->n; i0 += TILE) {
-        int64_t len = tl->n - i0 < TILE ? tl->n - i0 : TILE;
+    for (size_t j = 0; j < tl->ntakers; j++) node(tl->takers[j])->flags |= AG__F_SET_ASIDE;
+    for (int64_t i0 = 0; i0 < tl->n; i0 += AG__TILE) {
+        int64_t len = tl->n - i0 < AG__TILE ? tl->n - i0 : AG__TILE;
         window(tl, i0, len);
-        for (size_t j = 0; j < tl->ntakers; j++) { /* a hand-over moved some in the last tile */
-            node(tl->takers[j])->gbuf = tl->grads + j * TILE;
-            node(tl->takers[j])->flags |= AG__F_SET_ASIDE;
-        }
+        for (size_t j = 0; j < tl->ntakers; j++) /* a hand-over moved some in the last tile */
+            node(tl->takers[j])->gbuf = tl->grads + j * AG__TILE;
         for (size_t i = 0; i < nodes; i++) ag__ops[node(r->nodes[i])->op].forward(r->nodes[i]);
         AG__SUM_LANES(len, sum, z->data[i]);
         bool fresh;
@@ -458,17 +447,23 @@ static AG__OUTLINE void tile_run(ag_replay *r)
     tl->slots[0][0] = 1.0f; /* d loss / d loss */
     for (const tedge *e = tl->edges; e < tl->edges + tl->nedges; e++) {
         double acc = 0;
-        acc += ag__lanes_total(tl->lanes + (2 * e->node + (size_t)e->k) * AG__LANES);
+        acc += ag__lanes_total(e->lanes);
         *e->slot = (e->fresh ? 0.0f : *e->slot) + (float)acc;
     }
     for (size_t j = 0; j < tl->nones; j++)
         if (ag__keeps_grad(tl->ones[j])) tl->ones[j]->grad->data[0] += tl->slots[j][0];
-    ag__pass_visited(r->ntakers);
+    ag__pass_visited(r->nreached);
 }
 
-bool ag__replay_is_tiled(const ag_replay *r) { return r->tiles.tensors != NULL; }
-
-bool ag__replay_is_scalar(const ag_replay *r) { return r->steps != NULL; }
+/* The path r's next run takes: a program, when it has one and every ->grad it adds into
+ * exists (and, for the tiled one, the pass has room for every taker); else the general. */
+AG__INLINE int next_path(ag_replay *r)
+{
+    if (r->steps && grads_ready(r)) return AG__REPLAY_SCALAR;
+    if (r->tiles.tensors && grads_ready(r) && ag__pass_reserve(r->ntakers)) return AG__REPLAY_TILED;
+    return AG__REPLAY_GENERAL;
+}
+int ag__replay_path(ag_replay *r) { return next_path(r); }
 
 static void destroy(ag_replay *r)
 {
@@ -594,13 +589,15 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
             memmove(x->data, values[k]->data, (size_t)x->numel * sizeof *x->data);
         ag__bump_version(x);
     }
-    if (r->steps && scalar_ready(r)) {
+    switch (next_path(r)) {
+    case AG__REPLAY_SCALAR:
         scalar_run(r);
         return true;
-    }
-    if (r->tiles.tensors && tile_ready(r)) {
+    case AG__REPLAY_TILED:
         tile_run(r);
         return true;
+    default:
+        break; /* the general path, below */
     }
     for (size_t i = 0; i < r->nnodes; i++) {
         ag_tensor *t = r->nodes[i];

@@ -84,6 +84,12 @@ static void sgd_setup(void)
     sgd.graph = ag_mark_now();
 }
 
+/* The labs' loss: mean((w*x + b - y)**2), x and y a sample or the whole data. */
+static inline ag_tensor *mse_line(ag_tensor *w, ag_tensor *b, ag_tensor *x, ag_tensor *y)
+{
+    return ag_mean(ag_pow(ag_sub(ag_add(ag_mul(w, x), b), y), 2));
+}
+
 /* After backward: w.add_(w.grad, alpha=-lr) and b likewise under no_grad (in place, no
  * tensor made), then zero the grads (both lab workloads end their steps so). */
 static void update(ag_tensor *w, ag_tensor *b, double lr)
@@ -103,7 +109,7 @@ static void sgd_run(long steps)
     for (long s = 0; s < steps; s++, sgd.i = (sgd.i + 1) % sgd.n) {
         ag_tensor *x = ag_tensor_from(sgd.X->data + sgd.i, AG_SHAPE(1));
         ag_tensor *y = ag_tensor_from(sgd.Y->data + sgd.i, AG_SHAPE(1));
-        ag_backward(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2)));
+        ag_backward(mse_line(sgd.w, sgd.b, x, y));
         update(sgd.w, sgd.b, lr);
         ag_release(sgd.graph);
     }
@@ -127,7 +133,7 @@ static void replay_setup(void)
         rep.ys[i] = ag_select(sgd.Y, 0, i);
     }
     ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
-    ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(sgd.w, x), sgd.b), y), 2));
+    ag_tensor *loss = mse_line(sgd.w, sgd.b, x, y);
     rep.step = ag_replay_new(loss, (ag_tensor *[]){x, y}, 2);
 }
 
@@ -220,7 +226,7 @@ static void bgd_setup(void)
 static void bgd_run(long steps)
 {
     for (long s = 0; s < steps; s++) {
-        ag_backward(ag_mean(ag_pow(ag_sub(ag_add(ag_mul(bgd.w, bgd.X), bgd.b), bgd.Y), 2)));
+        ag_backward(mse_line(bgd.w, bgd.b, bgd.X, bgd.Y));
         update(bgd.w, bgd.b, 0.1);
         ag_release(bgd.graph);
     }
@@ -233,7 +239,7 @@ static ag_replay *bgd_replay;
 static void bgd_replay_setup(void)
 {
     bgd_setup();
-    ag_tensor *loss = ag_mean(ag_pow(ag_sub(ag_add(ag_mul(bgd.w, bgd.X), bgd.b), bgd.Y), 2));
+    ag_tensor *loss = mse_line(bgd.w, bgd.b, bgd.X, bgd.Y);
     bgd_replay = ag_replay_new(loss, NULL, 0);
 }
 

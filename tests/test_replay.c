@@ -155,7 +155,6 @@ Test(replay, scalar_program_is_eager_bit_for_bit)
     ag_tensor *loss2 = scalar_graph(p2, q2, x, y, &k2);
     ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){x, y}, 2);
     cr_assert_not_null(r, "%s", ag_last_error());
-    cr_assert(ag__replay_is_scalar(r));
     ag_mark start = ag_mark_now();
     for (int run = 0; run < 24; run++) {
         /* the first run makes the ->grads (the general path), the others add into them */
@@ -165,6 +164,7 @@ Test(replay, scalar_program_is_eager_bit_for_bit)
         cr_assert(ag_backward(loss1));
         size_t visited = ag_memory_stats().backward_nodes;
         if (k2->grad) ag_zero_(k2->grad); /* k1 is new at every run, and its gradient too */
+        cr_assert_eq(ag__replay_path(r), run == 0 ? AG__REPLAY_GENERAL : AG__REPLAY_SCALAR);
         cr_assert(ag_replay_run(r, (ag_tensor *[]){xk, yk}, 2), "%s", ag_last_error());
         cr_assert(isfinite(loss1->data[0]));
         cr_assert(same_bits(loss1, loss2), "run %d: loss %.9g vs %.9g", run, (double)loss1->data[0],
@@ -187,33 +187,6 @@ Test(replay, scalar_program_is_eager_bit_for_bit)
     test_finish();
 }
 
-/* Only graphs of one-element tensors and ops of a scalar form become scalar programs. */
-Test(replay, which_graphs_run_as_a_scalar_program)
-{
-    ag_tensor *w = ag_scalar(2.0, true), *b = ag_scalar(0.5, true);
-    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1)), *v = ag_zeros(AG_SHAPE(2));
-    ag_tensor *P = ag_zeros(AG_SHAPE(2), .requires_grad = true);
-    struct {
-        ag_tensor *loss;
-        bool scalar;
-    } cases[] = {
-        {lab(w, b, x, y), true},
-        {ag_sum(ag_exp(ag_mul(w, x))), true},                /* exp */
-        {ag_sum(ag_clamp(ag_mul(w, x), -1, 1)), false},      /* clamp: no scalar form */
-        {ag_sum(ag_view(ag_mul(w, x), AG_SHAPE(1))), false}, /* a view */
-        {ag_mean(ag_mul(w, v)), false},                      /* two elements */
-        {ag_mul(ag_sum(P), w), false},                       /* sum: one element, of two */
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        ag_replay *r = ag_replay_new(cases[i].loss, NULL, 0);
-        cr_assert_not_null(r, "case %zu: %s", i, ag_last_error());
-        cr_assert_eq(ag__replay_is_scalar(r), cases[i].scalar, "case %zu", i);
-        cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error());
-        ag_replay_free(r);
-    }
-    test_finish();
-}
-
 /* A graph of elementwise ops on n elements and leaves of one (p, q), ending in a sum or a
  * mean: every op of a scalar form that a tiled program runs, p and q on either side and
  * twice, d used twice by one op, a retained gradient (k) and, with X requiring grad, a
@@ -232,8 +205,8 @@ static ag_tensor *tiled_graph(ag_tensor *p, ag_tensor *q, ag_tensor *X, ag_tenso
     return mean ? ag_mean(e) : ag_sum(e);
 }
 
-/* n: 2 whole tiles (512 elements) and a part, whose length is no multiple of 8; or less
- * than one tile. */
+/* n: 2 whole tiles (AG__TILE elements) and a part, whose length is no multiple of 8; one
+ * tile; or less than one. */
 static void tiled_case(int64_t n, bool mean, bool x_grad)
 {
     ag_manual_seed(9);
@@ -245,7 +218,6 @@ static void tiled_case(int64_t n, bool mean, bool x_grad)
     ag_tensor *loss2 = tiled_graph(p2, q2, X2, Y, mean, &k2);
     ag_replay *r = ag_replay_new(loss2, (ag_tensor *[]){Y}, 1);
     cr_assert_not_null(r, "%s", ag_last_error());
-    cr_assert(ag__replay_is_tiled(r));
     ag_mark start = ag_mark_now();
     for (int run = 0; run < 6; run++) {
         /* the first run makes the ->grads (the general path), the others add into them */
@@ -254,6 +226,7 @@ static void tiled_case(int64_t n, bool mean, bool x_grad)
         cr_assert(ag_backward(loss1));
         size_t visited = ag_memory_stats().backward_nodes;
         if (k2->grad) ag_zero_(k2->grad); /* k1 is new at every run, and its gradient too */
+        cr_assert_eq(ag__replay_path(r), run == 0 ? AG__REPLAY_GENERAL : AG__REPLAY_TILED);
         cr_assert(ag_replay_run(r, (ag_tensor *[]){Yk}, 1), "%s", ag_last_error());
         cr_assert(isfinite(loss1->data[0]));
         cr_assert(same_bits(loss1, loss2), "n %lld, run %d: loss %.9g vs %.9g", (long long)n, run,
@@ -285,41 +258,48 @@ static void tiled_case(int64_t n, bool mean, bool x_grad)
 
 Test(replay, tiled_program_is_eager_bit_for_bit)
 {
-    tiled_case(2 * 512 + 77, true, false);
-    tiled_case(2 * 512 + 77, false, true);
+    tiled_case(2 * AG__TILE + 77, true, false);
+    tiled_case(2 * AG__TILE + 77, false, true);
     tiled_case(5, true, true);
-    tiled_case(512, false, false);
+    tiled_case(AG__TILE, false, false);
     test_finish();
 }
 
-/* Only graphs of elementwise ops on n elements and leaves of one, whose loss is their sum
- * or mean, become tiled programs. */
-Test(replay, which_graphs_run_as_a_tiled_program)
+/* Only graphs of one-element tensors and ops of a scalar form become scalar programs;
+ * only graphs of elementwise ops on n elements and leaves of one, whose loss is their sum
+ * or mean, become tiled programs; the rest take the general path. Each is run once to make
+ * its ->grads (the general path), then asked the path its next run takes, and run. */
+Test(replay, which_graphs_take_which_path)
 {
+    enum { GENERAL = AG__REPLAY_GENERAL, SCALAR = AG__REPLAY_SCALAR, TILED = AG__REPLAY_TILED };
     ag_tensor *w = ag_scalar(2.0, true), *b = ag_scalar(0.5, true);
+    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
     ag_tensor *X = ag_arange(0, 6, 1), *Y = ag_ones(AG_SHAPE(6));
     ag_tensor *P = ag_zeros(AG_SHAPE(6), .requires_grad = true);
     ag_tensor *M = ag_zeros(AG_SHAPE(6), .requires_grad = true);
-    ag_tensor *x = ag_zeros(AG_SHAPE(1)), *y = ag_zeros(AG_SHAPE(1));
     struct {
         ag_tensor *loss;
-        bool tiled;
+        int path;
     } cases[] = {
-        {lab(w, b, X, Y), true},
-        {ag_mean(M), true},                                     /* the mean of a leaf */
-        {lab(w, b, x, y), false},                               /* a scalar program */
-        {ag_mul(lab(w, b, X, Y), 2.0), false},                  /* loss: no sum or mean */
-        {ag_sum(ag_mul(ag_mul(w, w), X)), false},               /* a node of one element */
-        {ag_sum(ag_clamp(ag_mul(w, X), -1, 1)), false},         /* clamp: no scalar form */
-        {ag_sum(ag_view(ag_mul(w, X), AG_SHAPE(2, 3))), false}, /* a view */
-        {ag_sum(ag_mul(ag_view(X, AG_SHAPE(6, 1)), P)), false}, /* a broadcast [6,1] by [6] */
-        {ag_sum(ag_mul(ag_sum_dim(ag_mul(w, X), 0, true), P)), false}, /* a reduction inside */
+        {lab(w, b, x, y), SCALAR},
+        {ag_sum(ag_exp(ag_mul(w, x))), SCALAR},                   /* exp */
+        {ag_sum(ag_clamp(ag_mul(w, x), -1, 1)), GENERAL},         /* clamp: no scalar form */
+        {ag_sum(ag_view(ag_mul(w, x), AG_SHAPE(1))), GENERAL},    /* a view */
+        {ag_mul(ag_sum(P), w), GENERAL},                          /* sum: one element, of six */
+        {lab(w, b, X, Y), TILED},                                 /* six elements */
+        {ag_mean(M), TILED},                                      /* the mean of a leaf */
+        {ag_mul(lab(w, b, X, Y), 2.0), GENERAL},                  /* loss: no sum or mean */
+        {ag_sum(ag_mul(ag_mul(w, w), X)), GENERAL},               /* a node of one element */
+        {ag_sum(ag_clamp(ag_mul(w, X), -1, 1)), GENERAL},         /* clamp */
+        {ag_sum(ag_view(ag_mul(w, X), AG_SHAPE(2, 3))), GENERAL}, /* a view */
+        {ag_sum(ag_mul(ag_view(X, AG_SHAPE(6, 1)), P)), GENERAL}, /* a broadcast [6,1] by [6] */
+        {ag_sum(ag_mul(ag_sum_dim(ag_mul(w, X), 0, true), P)), GENERAL}, /* a reduction inside */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ag_replay *r = ag_replay_new(cases[i].loss, NULL, 0);
         cr_assert_not_null(r, "case %zu: %s", i, ag_last_error());
-        cr_assert_eq(ag__replay_is_tiled(r), cases[i].tiled, "case %zu", i);
-        cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error());
+        cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error()); /* makes the ->grads */
+        cr_assert_eq(ag__replay_path(r), cases[i].path, "case %zu", i);
         cr_assert(ag_replay_run(r, NULL, 0), "%s", ag_last_error());
         ag_replay_free(r);
     }
@@ -629,8 +609,8 @@ static void out_of_memory_case(int64_t n)
         }
         cr_assert_not_null(r, "%s", ag_last_error());
         agt_arm(0);
-        cr_assert(n == 1 ? ag__replay_is_scalar(r) : ag__replay_is_tiled(r));
         cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
+        cr_assert_eq(ag__replay_path(r), n == 1 ? AG__REPLAY_SCALAR : AG__REPLAY_TILED);
         cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
         ag_replay_free(r);
         done = true;
