@@ -8,8 +8,9 @@ static struct {
     bool running;        /* a backward pass is under way */
     ag_tensor **heap;    /* pending recorded tensors, a max-heap by serial: newest on top */
     ag_tensor **visited; /* every tensor given a gradient in this pass */
-    size_t nheap, nvisited;
-    size_t cap;     /* room in both: the heap never holds more than the visited list */
+    ag_tensor **keep;    /* those of them that may keep it: leaves, retain_grad */
+    size_t nheap, nvisited, nkeep;
+    size_t cap;     /* room in all three: the heap and keep never hold more than visited */
     bool failed;    /* the lists could not grow in this pass */
     bool hand_over; /* nothing reads a node's gradient after its backward (hand_over) */
     size_t nodes;   /* tensors the last pass visited */
@@ -36,6 +37,7 @@ void ag__engine_reset(void)
 {
     ag__free(eng.heap);
     ag__free(eng.visited);
+    ag__free(eng.keep);
     memset(&eng, 0, sizeof eng);
 }
 
@@ -169,33 +171,55 @@ static ag_tensor *heap_pop(void)
     return top;
 }
 
-/* Room for n tensors in both lists; false when out of memory, with both lists as they
+/* Room for n tensors in the three lists; false when out of memory, with the lists as they
  * were (a grown list keeps its contents, and eng.cap its old size). reserve(): room for
  * one more. */
 static bool grow_lists(size_t n);
 AG__INLINE bool reserve(void) { return eng.nvisited < eng.cap || grow_lists(eng.nvisited + 1); }
 bool ag__pass_reserve(size_t n) { return n <= eng.cap || grow_lists(n); }
+/* *list, with room for eng.cap tensors, grown to room for at least n (n > 0): its new
+ * room, or 0 when out of memory (the list as it was). */
+static size_t grow_list(ag_tensor ***list, size_t n)
+{
+    size_t cap = eng.cap;
+    ag_tensor **grown = ag__grow(*list, &cap, n, sizeof **list);
+    if (!grown) return 0;
+    *list = grown;
+    return cap;
+}
 static bool grow_lists(size_t n)
 {
-    size_t cap = eng.cap, heap_cap = eng.cap;
-    ag_tensor **visited = ag__grow(eng.visited, &cap, n, sizeof *visited);
-    if (!visited) return false;
-    eng.visited = visited;
-    ag_tensor **heap = ag__grow(eng.heap, &heap_cap, cap, sizeof *heap);
-    if (!heap) return false;
-    eng.heap = heap;
+    size_t cap = grow_list(&eng.visited, n);
+    if (!cap || !grow_list(&eng.heap, cap) || !grow_list(&eng.keep, cap)) return false;
     eng.cap = cap;
     return true;
 }
 
-/* x joins the pass, with buf as its gradient (reserve() made room). A leaf has no
- * backward to run: it waits for the pass's end in the visited list, outside the heap. */
+/* x has its gradient in this pass (reserve() made room): it is listed, and kept apart
+ * when the pass's end may give the gradient to its ->grad. */
+AG__INLINE void visit(ag_tensor *x)
+{
+    node(x)->flags |= AG__F_PENDING;
+    eng.visited[eng.nvisited++] = x;
+    if (!node(x)->op || (node(x)->flags & AG__F_RETAIN_GRAD)) eng.keep[eng.nkeep++] = x;
+}
+
+/* x joins the pass, with buf as its gradient. A leaf has no backward to run: it waits for
+ * the pass's end in the lists, outside the heap. */
 AG__INLINE void enter(ag_tensor *x, float *buf)
 {
     node(x)->gbuf = buf;
-    node(x)->flags |= AG__F_PENDING;
-    eng.visited[eng.nvisited++] = x;
+    visit(x);
     if (node(x)->op) heap_push(x);
+}
+
+/* A tensor of at most AG__ALIGN / 8 elements in storage of its own has room for as many
+ * again in the padding that storage is rounded up to: its gradient goes there, where a
+ * scratch buffer would cost a call. */
+AG__INLINE bool spare_room(const ag_tensor *x)
+{
+    return x->numel <= AG__ALIGN / (2 * (int64_t)sizeof(float)) &&
+           (const char *)x->data == (const char *)x + AG__HEADER && !(node(x)->flags & AG__F_GRAD);
 }
 
 float *ag__grad_buf(ag_tensor *x, bool *fresh)
@@ -207,11 +231,11 @@ float *ag__grad_buf(ag_tensor *x, bool *fresh)
         return NULL;
     }
     if (node(x)->flags & AG__F_SET_ASIDE) { /* a replay's pass: its buffer, no heap */
-        node(x)->flags |= AG__F_PENDING;
-        eng.visited[eng.nvisited++] = x;
+        visit(x);
         return node(x)->gbuf;
     }
-    float *buf = ag__scratch_floats(x->numel); /* a failure is ag__scratch_failed's */
+    /* a failure is ag__scratch_failed's */
+    float *buf = spare_room(x) ? x->data + x->numel : ag__scratch_floats(x->numel);
     if (buf) enter(x, buf);
     return buf;
 }
@@ -372,8 +396,8 @@ static bool node_check(const ag_tensor *n)
  * nothing: if one cannot be made, those made here are freed again. */
 static bool make_grads(void)
 {
-    for (size_t i = 0; i < eng.nvisited; i++) {
-        ag_tensor *t = eng.visited[i];
+    for (size_t i = 0; i < eng.nkeep; i++) {
+        ag_tensor *t = eng.keep[i];
         if (t->grad || !ag__keeps_grad(t)) continue;
         t->grad = ag__new_grad(t);
         if (t->grad) {
@@ -381,7 +405,7 @@ static bool make_grads(void)
             continue;
         }
         for (size_t j = 0; j < i; j++)
-            if (node(eng.visited[j])->flags & AG__F_FRESH) ag__free_grad(eng.visited[j]);
+            if (node(eng.keep[j])->flags & AG__F_FRESH) ag__free_grad(eng.keep[j]);
         char s[AG__SHAPE_STR];
         ag__error("backward: out of memory allocating the ->grad of a tensor of shape %s",
                   ag__tensor_str(s, t));
@@ -425,12 +449,14 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
     if (ag__watching) ag__watch_end(ok, eng.visited, eng.nvisited);
 
     /* Gradients reach ->grad only now that nothing can fail. */
+    for (size_t i = 0; commit && i < eng.nkeep; i++) {
+        ag_tensor *n = eng.keep[i];
+        if (n->grad && ag__keeps_grad(n)) /* make_grads made every ->grad needed */
+            add_flat(n->grad->data, false, node(n)->gbuf, n->numel);
+    }
     bool free_saved = ok && !retain_graph;
     for (size_t i = 0; i < eng.nvisited; i++) {
-        ag_tensor *n = eng.visited[i];
-        ag__node *r = node(n);
-        if (commit && n->grad && ag__keeps_grad(n)) /* make_grads made every ->grad needed */
-            add_flat(n->grad->data, false, r->gbuf, n->numel);
+        ag__node *r = node(eng.visited[i]);
         r->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH | AG__F_GIVEN);
         if (free_saved && r->op) r->flags |= AG__F_FREED;
         r->gbuf = NULL;
@@ -438,6 +464,7 @@ static bool pass_end(bool ok, const ag_tensor *at, bool retain_graph, const capt
     eng.nodes = eng.nvisited;
     eng.nheap = 0;
     eng.nvisited = 0;
+    eng.nkeep = 0;
     eng.running = false;
     ag__scratch_reset();
     return ok;
@@ -501,6 +528,7 @@ void ag__tile_pass(ag_tensor *const *nodes, size_t n, double *lanes)
     for (size_t i = 0; i < eng.nvisited; i++)
         node(eng.visited[i])->flags &= (uint16_t) ~(AG__F_PENDING | AG__F_FRESH | AG__F_GIVEN);
     eng.nvisited = 0;
+    eng.nkeep = 0;
     eng.nheap = 0; /* what a hand-over put there: nothing is taken from the heap */
     eng.running = false;
 }
