@@ -172,14 +172,11 @@ AG__INLINE void backward_flat(ag_tensor *y, int k, rule_fn d, int64_t sa, int64_
         if (dx) rule_flat(dx, fresh, a, sa, b, sb, o, g, n, d);
         return;
     }
-    double own[AG__LANES] = {0};
-    double *lanes = ag__tile_lanes ? ag__tile_lanes + (size_t)k * AG__LANES : own;
+    double own[AG__LANES] = {0}, *lanes = ag__one_lanes(k, own);
     AG__SUM_LANES(n, lanes, d(a[i * sa], b[i * sb], o[i], g[i]));
-    if (lanes != own) return; /* a tiled replay's: it adds them up after the last tile */
-    double acc = 0;
-    acc += ag__lanes_total(own);
+    if (lanes != own) return; /* a tiled replay's */
     float *dx = ag__grad_buf(x, &fresh);
-    if (dx) dx[0] = (fresh ? 0.0f : dx[0]) + (float)acc;
+    if (dx) ag__add_lanes(dx, fresh, own);
 }
 
 /* backward_input's general loop, for inputs broadcast other than from one element. */

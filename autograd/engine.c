@@ -213,15 +213,6 @@ AG__INLINE void enter(ag_tensor *x, float *buf)
     if (node(x)->op) heap_push(x);
 }
 
-/* A tensor of at most AG__ALIGN / 8 elements in storage of its own has room for as many
- * again in the padding that storage is rounded up to: its gradient goes there, where a
- * scratch buffer would cost a call. */
-AG__INLINE bool spare_room(const ag_tensor *x)
-{
-    return x->numel <= AG__ALIGN / (2 * (int64_t)sizeof(float)) &&
-           (const char *)x->data == (const char *)x + AG__HEADER && !(node(x)->flags & AG__F_GRAD);
-}
-
 float *ag__grad_buf(ag_tensor *x, bool *fresh)
 {
     *fresh = !(node(x)->flags & AG__F_PENDING);
@@ -234,8 +225,9 @@ float *ag__grad_buf(ag_tensor *x, bool *fresh)
         visit(x);
         return node(x)->gbuf;
     }
-    /* a failure is ag__scratch_failed's */
-    float *buf = spare_room(x) ? x->data + x->numel : ag__scratch_floats(x->numel);
+    /* a small tensor's in its spare room, where a scratch buffer would cost a call; a
+     * failure is ag__scratch_failed's */
+    float *buf = ag__has_spare_room(x) ? x->data + x->numel : ag__scratch_floats(x->numel);
     if (buf) enter(x, buf);
     return buf;
 }
@@ -292,15 +284,12 @@ void ag__accum(ag_tensor *x, const ag_tensor *out, const float *g)
      * Summed in double, so that a million terms round once, as closely as PyTorch's
      * pairwise float sum, rather than a million times (in lanes: AG__LANES). */
     if (x->numel == 1) { /* x broadcast to all of out: one flat sum, in out's order */
-        double own[AG__LANES] = {0}, *lanes = own;
-        if (ag__tile_lanes) lanes = ag__tile_lanes + (x == node(out)->src[0] ? 0 : AG__LANES);
+        double own[AG__LANES] = {0}, *lanes = ag__one_lanes(x == node(out)->src[0] ? 0 : 1, own);
         AG__SUM_LANES(out->numel, lanes, g[i]);
-        if (lanes != own) return; /* a tiled replay's: it adds them up after the last tile */
-        double acc = 0;
-        acc += ag__lanes_total(own);
+        if (lanes != own) return; /* a tiled replay's */
         bool fresh;
         float *dst = ag__grad_buf(x, &fresh);
-        if (dst) dst[0] = (fresh ? 0.0f : dst[0]) + (float)acc;
+        if (dst) ag__add_lanes(dst, fresh, own);
         return;
     }
     float *dst = ag__grad_of(x);

@@ -60,6 +60,15 @@ static inline ag__node *node(const ag_tensor *t) { return (ag__node *)(t + 1); }
 #define AG__ALIGN 32
 #define AG__HEADER                                                                                 \
     ((sizeof(ag_tensor) + sizeof(ag__node) + AG__ALIGN - 1) & ~(size_t)(AG__ALIGN - 1))
+/* Whether t's storage is its own, right after its header, and of at most AG__ALIGN / 8
+ * floats: then its memory holds as many floats again past them (memory.c keeps this: the
+ * tape rounds a tensor up to AG__ALIGN bytes, and the grad pool's blocks are at least
+ * AG__HEADER + AG__ALIGN bytes), where a backward pass puts its gradient. */
+static inline bool ag__has_spare_room(const ag_tensor *t)
+{
+    return t->numel <= AG__ALIGN / (2 * (int64_t)sizeof(float)) &&
+           (const char *)t->data == (const char *)t + AG__HEADER;
+}
 
 /* ag__node.flags */
 enum {
@@ -569,6 +578,21 @@ enum { AG__LANES = 8 };
 static inline double ag__lanes_total(const double l[AG__LANES])
 {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+/* Where the sum that gives input k of a node its gradient, an input of one element, is
+ * carried: in a tiled replay's pass, that node's lanes for input k (ag__tile_lanes), which
+ * the replay adds up after the last tile; else own. */
+static inline double *ag__one_lanes(int k, double own[AG__LANES])
+{
+    return ag__tile_lanes ? ag__tile_lanes + (size_t)k * AG__LANES : own;
+}
+/* *dst (0 when fresh) + the sum in lanes l, as one float: what an input of one element
+ * takes from a gradient summed over its broadcast (0.0 + the total, as AG__SUM_FLAT adds). */
+static inline void ag__add_lanes(float *dst, bool fresh, const double l[AG__LANES])
+{
+    double acc = 0;
+    acc += ag__lanes_total(l);
+    *dst = (fresh ? 0.0f : *dst) + (float)acc;
 }
 /* LANES[k % 8] += term k of V for i = 0 .. N-1 (LANES: eight doubles), the lanes held in
  * eight locals, which gcc keeps in registers. A sum over several calls, each N a multiple

@@ -442,6 +442,10 @@ static void release_tape(ag_mark mark)
 /* its size class in ->numel, so a held pointer to it is caught like a released tensor.   */
 
 static size_t grad_bytes(int64_t numel) { return HEADER + (size_t)numel * sizeof(float); }
+/* A block is a power of two of at least grad_bytes(1) bytes: with a header of more than
+ * 128 bytes, at least 256, so past a small tensor's storage there is as much room again
+ * (ag__has_spare_room), as on the tape. */
+_Static_assert(HEADER > 128 && HEADER + ALIGN <= 256, "grad pool blocks and spare room");
 
 static struct {
     arena mem;

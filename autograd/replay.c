@@ -445,11 +445,8 @@ static AG__OUTLINE void tile_run(ag_replay *r)
     for (size_t i = 0; i < r->nnodes; i++) refresh(r->nodes[i]);
     /* the inputs of one element: the sums in the pass's order, as ag__accum adds them */
     tl->slots[0][0] = 1.0f; /* d loss / d loss */
-    for (const tedge *e = tl->edges; e < tl->edges + tl->nedges; e++) {
-        double acc = 0;
-        acc += ag__lanes_total(e->lanes);
-        *e->slot = (e->fresh ? 0.0f : *e->slot) + (float)acc;
-    }
+    for (const tedge *e = tl->edges; e < tl->edges + tl->nedges; e++)
+        ag__add_lanes(e->slot, e->fresh, e->lanes);
     for (size_t j = 0; j < tl->nones; j++)
         if (ag__keeps_grad(tl->ones[j])) tl->ones[j]->grad->data[0] += tl->slots[j][0];
     ag__pass_visited(r->nreached);

@@ -409,10 +409,8 @@ enum { NWORK = sizeof workloads / sizeof workloads[0], REPS = 7 };
 
 /* The median over REPS repetitions of one workload, in its unit per step, after a warm-up
  * of one repetition (the arena and the pools have their steady size then) and more until
- * WARM_NS have passed: a machine can run the first tens of milliseconds of a process at
- * half speed (the eighth session's did: the eager step, measured first with no more
- * warm-up, read anywhere from 322 to 710 ns from one run to the next, and 326-335 ns once
- * warmed). */
+ * WARM_NS have passed: a machine can run a process's first tens of milliseconds at up to
+ * half speed (bench/README.md). */
 enum { WARM_NS = 200 * 1000 * 1000 };
 static double measure(const workload *wl)
 {
