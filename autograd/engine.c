@@ -112,21 +112,17 @@ ag_tensor *ag__record_n(ag_tensor *out, int op, ag_tensor *const *inputs, int n,
     return ag__watching ? ag__watch_forward(out, op, NULL, NULL) : out;
 }
 
-bool ag__inplace_begin(ag_tensor *t, const char *op)
+bool ag__inplace_refused(const ag_tensor *t, const char *op)
 {
-    if (t->requires_grad && eng.no_grad_depth == 0) {
-        if (node(t)->op == 0)
-            ag__error("%s: a leaf Variable that requires grad is being used in an in-place "
-                      "operation.",
-                      op);
-        else
-            ag__error("%s: agrad does not record in-place operations on a tensor that "
-                      "requires grad (made by %s); use the out-of-place form",
-                      op, ag__ops[node(t)->op].grad_fn);
-        return false;
-    }
-    ag__bump_version(t);
-    return true;
+    if (node(t)->op == 0)
+        ag__error("%s: a leaf Variable that requires grad is being used in an in-place "
+                  "operation.",
+                  op);
+    else
+        ag__error("%s: agrad does not record in-place operations on a tensor that requires "
+                  "grad (made by %s); use the out-of-place form",
+                  op, ag__ops[node(t)->op].grad_fn);
+    return false;
 }
 
 ag_tensor *ag_retain_grad(ag_tensor *t)

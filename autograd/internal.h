@@ -370,10 +370,13 @@ ag_tensor *ag__new_leaf(const char *op, ag_shape shape, bool requires_grad);
  * stack frames small. */
 void ag__broadcast_error(const char *op, const ag_tensor *a, const ag_tensor *b, int k, int64_t sa,
                          int64_t sb) AG__RARE;
-/* Whether a and b have the same shape (sizes past ndim are 1 in both). */
+/* Whether a and b have the same shape. */
 static inline bool ag__same_shape(const ag_tensor *a, const ag_tensor *b)
 {
-    return a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape);
+    if (a->ndim != b->ndim) return false;
+    for (int k = 0; k < a->ndim; k++)
+        if (a->shape[k] != b->shape[k]) return false;
+    return true;
 }
 /* ag__new with t's shape (inline: every op's result is made so). */
 static inline ag_tensor *ag__new_like(const char *op, const ag_tensor *t)
@@ -487,14 +490,21 @@ void ag__replay_reset(void);
  * naming op (out of memory). */
 bool ag__graph_tensors(const ag_tensor *t, const char *op, ag_tensor ***out, size_t *n);
 
-/* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
- * storage version (ag__bump_version). Call it after every other check: false after an
- * error. */
-bool ag__inplace_begin(ag_tensor *t, const char *op);
 /* t's storage was written in place: its version moves, so that a graph that saved t
  * refuses to backward with the new values. Alone (without ag__inplace_begin's rule) for
  * the writes PyTorch makes under no_grad: .data =, a load, an optimizer's step. */
 static inline void ag__bump_version(const ag_tensor *t) { node(node(t)->base)->version++; }
+/* The error of writing in place, outside no_grad, a tensor that requires grad; false. */
+bool ag__inplace_refused(const ag_tensor *t, const char *op) AG__RARE;
+/* Checks that t may be written in place by op (the leaf-in-place rule) and bumps its
+ * storage version (ag__bump_version). Call it after every other check: false after an
+ * error. */
+static inline bool ag__inplace_begin(ag_tensor *t, const char *op)
+{
+    if (t->requires_grad && ag__grad_mode()) return ag__inplace_refused(t, op);
+    ag__bump_version(t);
+    return true;
+}
 
 /* torch.autograd.grad(y, inputs, gradient, retain_graph=True) into out[k] (inputs[k]'s
  * numel floats each, zeros where no gradient reaches): no ->grad changes, the graph is

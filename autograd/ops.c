@@ -476,18 +476,10 @@ void ag__add_scaled_flat(float *restrict o, const float *restrict v, float a, in
 
 /* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
  * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
-ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
+static AG__OUTLINE void add_scaled_bcast(ag_tensor *t, const ag_tensor *x, float a)
 {
-    if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;
-    float a = (float)alpha, *o = t->data;
+    float *o = t->data;
     const float *v = x->data;
-    if (x->numel == t->numel) {
-        if (o != v) /* no storage in common (overlap_check) */
-            add_scaled_flat(o, v, a, t->numel);
-        else /* t.add_(t, alpha=a), which the flat loop's restrict forbids */
-            for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(o[i], a, o[i]);
-        return t;
-    }
     int64_t p[AG_MAX_DIMS], sx[AG_MAX_DIMS];
     ag__pad(t->ndim, t->shape, p);
     ag__bstrides(x, sx);
@@ -495,6 +487,19 @@ ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
         o[io] = fmaf(v[ia], a, o[io]);
         AG__UNUSED(ib);
     });
+}
+
+ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
+{
+    if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;
+    float a = (float)alpha, *o = t->data;
+    const float *v = x->data;
+    if (x->numel != t->numel) /* x broadcast */
+        add_scaled_bcast(t, x, a);
+    else if (o != v) /* no storage in common (overlap_check) */
+        add_scaled_flat(o, v, a, t->numel);
+    else /* t.add_(t, alpha=a), which the flat loop's restrict forbids */
+        for (int64_t i = 0; i < t->numel; i++) o[i] = fmaf(o[i], a, o[i]);
     return t;
 }
 

@@ -45,6 +45,19 @@ typedef struct sedge {
     bool fresh;
 } sedge;
 
+/* A tensor a program's pass reaches, and its gradient slot in r->grads. */
+typedef struct reach {
+    ag_tensor *t;
+    const float *g;
+} reach;
+
+/* A version a node saved and the version it is copied from when the node's forward ran
+ * again (refresh, below). */
+typedef struct vcopy {
+    uint64_t *saved;
+    const uint64_t *now;
+} vcopy;
+
 /* An edge of the tiled program from a node to an input of one element: the sum carried
  * in lanes is its gradient, added into slot (fresh: written). */
 typedef struct tedge {
@@ -84,8 +97,11 @@ struct ag_replay {
     sstep *steps; /* the scalar program, one step per node; NULL: none */
     sedge *edges; /* ... and its backward, at most two edges a node */
     size_t nedges;
-    size_t *reached; /* the takers a gradient reaches in either program (indices) */
-    size_t nreached;
+    reach *reached; /* the takers a gradient reaches in either program, */
+    reach *keep;    /* ... and those of them that keep it, at this run (grads_ready) */
+    size_t nreached, nkeep;
+    vcopy *versions; /* what either program's refresh copies */
+    size_t nversions;
     tiles tiles; /* the tiled program; tiles.tensors NULL: none */
 };
 
@@ -188,6 +204,48 @@ static bool program_make(ag_replay *r, ag_tensor **ts, size_t n)
     return r->grads != NULL;
 }
 
+/* The versions refresh copies: each node's inputs' (and the third tensor's it saved) from
+ * the tensors whose storage they read. */
+static bool versions_make(ag_replay *r)
+{
+    r->versions = ag__malloc((3 * r->nnodes + 1) * sizeof *r->versions);
+    if (!r->versions) return false;
+    for (size_t i = 0; i < r->nnodes; i++) {
+        ag__node *nd = node(r->nodes[i]);
+        for (int k = 0; k < 2 && nd->src[k]; k++)
+            r->versions[r->nversions++] =
+                (vcopy){&nd->src_version[k], &node(node(nd->src[k])->base)->version};
+        if (nd->flags & AG__F_SAVED_EXT) {
+            ag__saved *extra = nd->ctx;
+            r->versions[r->nversions++] =
+                (vcopy){&extra->version, &node(node(extra->t)->base)->version};
+        }
+    }
+    return true;
+}
+
+/* Every node's forward ran again: its storage was written in place (its version moves, so
+ * that a graph outside the replay's that saved it refuses to backward), its saved values
+ * are back, and what it read is as recorded. */
+static void refresh(const ag_replay *r)
+{
+    ag_tensor *const *t = r->nodes, *const *tend = t + r->nnodes; /* (a version written may */
+    const vcopy *v = r->versions, *vend = v + r->nversions;       /* be r's, for all C knows) */
+    for (; t < tend; t++) {
+        if (node(*t)->base == *t) ag__bump_version(*t);
+        node(*t)->flags &= (uint16_t)~AG__F_FREED;
+    }
+    for (; v < vend; v++) *v->saved = *v->now;
+}
+
+/* Room for n takers in r->reached and r->keep. */
+static bool reach_alloc(ag_replay *r, size_t n)
+{
+    r->reached = ag__malloc(n * sizeof *r->reached);
+    r->keep = ag__malloc(n * sizeof *r->keep);
+    return r->reached && r->keep;
+}
+
 /* ---- The scalar program ---- */
 
 typedef struct slot {
@@ -226,8 +284,7 @@ static bool scalar_make(ag_replay *r)
     bool *has = ag__malloc(n * sizeof *has);
     r->steps = ag__malloc(r->nnodes * sizeof *r->steps);
     r->edges = ag__malloc(2 * r->nnodes * sizeof *r->edges);
-    r->reached = ag__malloc(n * sizeof *r->reached);
-    bool ok = slots && has && r->steps && r->edges && r->reached;
+    bool ok = slots && has && r->steps && r->edges && reach_alloc(r, n);
     if (ok) {
         for (size_t i = 0; i < n; i++) {
             slots[i] = (slot){node(r->takers[i])->serial, i};
@@ -252,8 +309,8 @@ static bool scalar_make(ag_replay *r)
                 has[j] = true;
             }
         }
-        for (size_t i = 0; i < n; i++)
-            if (has[i]) r->reached[r->nreached++] = i;
+        for (size_t i = 0; i < n; i++) /* every taker holds one element: its slot is grads[i] */
+            if (has[i]) r->reached[r->nreached++] = (reach){r->takers[i], &r->grads[i]};
     }
     ag__free(slots);
     ag__free(has);
@@ -261,35 +318,31 @@ static bool scalar_make(ag_replay *r)
 }
 
 /* Whether every tensor a program (scalar or tiled) gives a gradient to and that keeps it
- * has a ->grad to add into: making one can fail, which the general path reports. */
-AG__INLINE bool grads_ready(const ag_replay *r)
+ * has a ->grad to add into (making one can fail, which the general path reports); lists
+ * them in r->keep. */
+AG__INLINE bool grads_ready(ag_replay *r)
 {
-    for (size_t j = 0; j < r->nreached; j++) {
-        const ag_tensor *t = r->takers[r->reached[j]];
-        if (!t->grad && ag__keeps_grad(t)) return false;
+    size_t n = 0;
+    for (const reach *e = r->reached; e < r->reached + r->nreached; e++) {
+        if (!ag__keeps_grad(e->t)) continue;
+        if (!e->t->grad) return false;
+        r->keep[n++] = *e;
     }
+    r->nkeep = n;
     return true;
 }
-
-static void refresh(ag_tensor *t);
 
 /* The forward and the backward pass of the scalar program; nothing in it can fail. */
 static void scalar_run(ag_replay *r)
 {
-    for (size_t i = 0; i < r->nnodes; i++) {
-        const sstep *s = &r->steps[i];
-        *s->y = s->f(*s->a, *s->b);
-        refresh(r->nodes[i]);
-    }
+    for (const sstep *s = r->steps; s < r->steps + r->nnodes; s++) *s->y = s->f(*s->a, *s->b);
+    refresh(r);
     r->grads[0] = 1.0f; /* d loss / d loss */
     for (const sedge *e = r->edges; e < r->edges + r->nedges; e++) {
         float d = e->d ? e->d(*e->s->a, *e->s->b, *e->s->y, *e->gy) : *e->gy;
         *e->gin = e->fresh ? 0.0f + d : *e->gin + d;
     }
-    for (size_t j = 0; j < r->nreached; j++) {
-        ag_tensor *t = r->takers[r->reached[j]];
-        if (ag__keeps_grad(t)) t->grad->data[0] += r->grads[r->reached[j]];
-    }
+    for (const reach *e = r->keep; e < r->keep + r->nkeep; e++) e->t->grad->data[0] += *e->g;
     ag__pass_visited(r->nreached);
 }
 
@@ -390,9 +443,10 @@ static bool tile_make(ag_replay *r)
             if (x && x->numel != tl.n && (x->numel != 1 || node(x)->op)) return true;
         }
     }
-    bool ok = tile_tensors(r, &tl) && tile_edges(r, &tl) &&
-              (r->reached = ag__malloc(r->ntakers * sizeof *r->reached));
-    for (size_t j = 0; ok && j < r->ntakers; j++) r->reached[r->nreached++] = j;
+    bool ok = tile_tensors(r, &tl) && tile_edges(r, &tl) && reach_alloc(r, r->ntakers);
+    const float *g = r->grads;
+    for (size_t j = 0; ok && j < r->ntakers; g += r->takers[j++]->numel)
+        r->reached[r->nreached++] = (reach){r->takers[j], g};
     r->tiles = tl; /* destroy frees what was made */
     return ok;
 }
@@ -442,7 +496,7 @@ static AG__OUTLINE void tile_run(ag_replay *r)
     double total = 0;
     total += ag__lanes_total(sum);
     r->loss->data[0] = ag__reduce_value(total, tl->n, mean);
-    for (size_t i = 0; i < r->nnodes; i++) refresh(r->nodes[i]);
+    refresh(r);
     /* the inputs of one element: the sums in the pass's order, as ag__accum adds them */
     tl->slots[0][0] = 1.0f; /* d loss / d loss */
     for (const tedge *e = tl->edges; e < tl->edges + tl->nedges; e++)
@@ -475,6 +529,8 @@ static void destroy(ag_replay *r)
     ag__free(r->steps);
     ag__free(r->edges);
     ag__free(r->reached);
+    ag__free(r->keep);
+    ag__free(r->versions);
     ag__free(r->nodes);
     ag__free(r->takers);
     ag__free(r->grads);
@@ -514,7 +570,7 @@ ag_replay *ag_replay_new(const ag_tensor *loss, ag_tensor *const *inputs, int n)
     ag_replay *r = ag__malloc(sizeof *r);
     if (r) *r = (ag_replay){.loss = (ag_tensor *)loss, .serial = node(loss)->serial, .ninputs = n};
     bool ok = r && (r->inputs = ag__malloc((n ? (size_t)n : 1) * sizeof *r->inputs)) &&
-              program_make(r, ts, nts) && scalar_make(r) && tile_make(r) &&
+              program_make(r, ts, nts) && versions_make(r) && scalar_make(r) && tile_make(r) &&
               ag__live_add(&replays, r);
     ag__free(ts);
     if (!ok) {
@@ -538,7 +594,8 @@ static bool run_check(const ag_replay *r, ag_tensor *const *values, int n)
                   "replay: turn them off, or run the step eagerly");
         return false;
     }
-    if (ag__liveness_of(r->loss) != AG__LIVE || node(r->loss)->serial != r->serial) {
+    bool live = ag__quick_live(r->loss) || ag__liveness_of(r->loss) == AG__LIVE;
+    if (!live || node(r->loss)->serial != r->serial) {
         ag__error("replay_run: the replay's graph was released (ag_release freed its loss): "
                   "record the step again and make a new replay");
         return false;
@@ -562,28 +619,17 @@ static bool run_check(const ag_replay *r, ag_tensor *const *values, int n)
     return true;
 }
 
-/* A node's forward ran again: what it read is as recorded, and its saved values are back. */
-static void refresh(ag_tensor *t)
-{
-    ag__node *r = node(t);
-    for (int k = 0; k < 2 && r->src[k]; k++)
-        r->src_version[k] = node(node(r->src[k])->base)->version;
-    if (r->flags & AG__F_SAVED_EXT) {
-        ag__saved *extra = r->ctx;
-        extra->version = node(node(extra->t)->base)->version;
-    }
-    if (r->base == t) r->version = 0; /* its values are new, as a new tensor's */
-    r->flags &= (uint16_t)~AG__F_FREED;
-}
-
 bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
 {
     if (!ag__live_check(&replays, r, "replay_run", "replay", "ag_replay_free")) return false;
     if (!run_check(r, values, n)) return false;
     for (int k = 0; k < n; k++) {
         ag_tensor *x = r->inputs[k];
-        if (values[k]->data != x->data)
-            memmove(x->data, values[k]->data, (size_t)x->numel * sizeof *x->data);
+        const float *v = values[k]->data;
+        if (x->numel == 1) /* a sample of the SGD lab: no call */
+            x->data[0] = v[0];
+        else if (v != x->data)
+            memmove(x->data, v, (size_t)x->numel * sizeof *x->data);
         ag__bump_version(x);
     }
     switch (next_path(r)) {
@@ -596,11 +642,10 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
     default:
         break; /* the general path, below */
     }
-    for (size_t i = 0; i < r->nnodes; i++) {
-        ag_tensor *t = r->nodes[i];
-        if (!ag__ops[node(t)->op].forward(t)) return false; /* its check said why */
-        refresh(t);
-    }
+    for (size_t i = 0; i < r->nnodes; i++) /* a node not run keeps its inputs' old versions */
+        if (!ag__ops[node(r->nodes[i])->op].forward(r->nodes[i]))
+            return false; /* its check said why */
+    refresh(r);
     float *g = r->grads; /* written afresh by each pass, as the scratch buffers are */
     for (size_t i = 0; i < r->ntakers; i++) {
         node(r->takers[i])->gbuf = g;

@@ -308,6 +308,32 @@ Test(replay, which_graphs_take_which_path)
     test_finish();
 }
 
+/* A replay writes its nodes' values again, in place: a graph outside it that saved one of
+ * them (other = h * h) refuses to backward afterwards, as after any in-place write, rather
+ * than give a gradient from h's new values for a value computed from its old ones. On
+ * every path; and the replay's own graph still backwards eagerly. */
+Test(replay, a_graph_that_saved_a_replayed_tensor_refuses_to_backward)
+{
+    const int paths[] = {AG__REPLAY_SCALAR, AG__REPLAY_TILED, AG__REPLAY_GENERAL};
+    for (int i = 0; i < 3; i++) {
+        ag_tensor *w = ag_scalar(2.0, true), *x = ag_ones(i == 0 ? AG_SHAPE(1) : AG_SHAPE(4));
+        ag_tensor *h = ag_mul(w, x);
+        ag_tensor *loss = i < 2 ? ag_sum(h) : ag_sum(ag_view(h, AG_SHAPE(2, 2)));
+        ag_tensor *other = ag_sum(ag_mul(h, h));
+        ag_replay *r = ag_replay_new(loss, (ag_tensor *[]){x}, 1);
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){x}, 1), "%s", ag_last_error());
+        cr_assert_eq(ag__replay_path(r), paths[i], "case %d", i);
+        cr_assert(ag_replay_run(r, (ag_tensor *[]){x}, 1), "%s", ag_last_error());
+        cr_assert(!ag_backward(other), "case %d", i);
+        cr_assert(strstr(ag_last_error(), "modified by an inplace operation"), "%s",
+                  ag_last_error());
+        ag_clear_error();
+        cr_assert(ag_backward(loss), "case %d: %s", i, ag_last_error());
+        ag_replay_free(r);
+    }
+    test_finish();
+}
+
 /* The other ops a replay runs: reductions over a dimension, max and min, softmax and its
  * kin, rows, slices, cat, stack, where (its condition an input), and the four losses.
  * cond is x > 0, given as an input. */
@@ -370,6 +396,9 @@ Test(replay, other_ops_are_eager_bit_for_bit)
     EXPECT_ERROR("replay_run", "binary_cross_entropy: all elements of input should be between 0 "
                                "and 1");
     cr_assert(same_bits(before, p2->grad), "a refused run changed no gradient");
+    /* the graph holds part of the new values: an eager backward refuses it */
+    cr_assert(!ag_backward(loss2));
+    EXPECT_ERROR("backward", "modified by an inplace operation");
     ag_replay_free(r);
     test_finish();
 }
