@@ -10,7 +10,8 @@
  *       valgrind --tool=callgrind agrad-bench --only sgd_step --steps 1000   (and 2000:
  *       the difference over 1000 is the cost of one step, without the setup)
  *
- * Workloads (NAME): sgd_step, sgd_step_replay, sgd_step_handwritten, node, bgd_1e6,
+ * Workloads (NAME): sgd_step, sgd_step_replay, sgd_step_floor (the same step as the smallest
+ * replay program runs it, nothing of agrad's), sgd_step_handwritten, node, bgd_1e6,
  * bgd_1e6_replay, bgd_1e6_handwritten, matmul_256, matmul_256_direct (its three products called
  * directly, nothing recorded), mlp_784_128_10, mlp_784_128_10_replay. */
 #include <agrad.h>
@@ -167,6 +168,82 @@ static void hand_run(long steps)
         hand.b -= lr * (2.0f * d);
     }
     sink = hand.w + hand.b;
+}
+
+/* The same step as the smallest replay program would run it: each node a function and the
+ * places of its inputs and output in one array of floats, each edge its derivative rule
+ * and places, newest first; no tensor, no check, no version. Then the gradients are added
+ * into w's and b's, the update is the hand-written step's, and the zeroing follows. Like
+ * any program that is run rather than compiled, each value goes through memory on its way to
+ * the next node: this is the floor under agrad's replay (bench/README.md). The program
+ * is filled at setup, so that the compiler cannot turn it back into the hand-written step. */
+enum { TW, TB, TX, TY, TWX, TLIN, TDIFF, TSQ, TLOSS, TNV };
+typedef struct {
+    float (*f)(float a, float b);
+    int y, a, b;
+} floor_node;
+typedef struct {
+    float (*d)(float a, float b, float g); /* the gradient reaching input a or b */
+    int node, gin;
+    bool fresh; /* the first gradient to reach gin: written, not added */
+} floor_edge;
+static float t_mul(float a, float b) { return a * b; }
+static float t_add(float a, float b) { return a + b; }
+static float t_sub(float a, float b) { return a - b; }
+static float t_square(float a, float b) { return (void)b, a * a; }
+static float t_mean1(float a, float b) { return (void)b, a / 1.0f; }
+static float t_pass(float a, float b, float g) { return (void)a, (void)b, g; }
+static float t_dmul_a(float a, float b, float g) { return (void)a, g * b; }
+static float t_dsquare(float a, float b, float g) { return (void)b, g * (2.0f * a); }
+static float t_dmean1(float a, float b, float g) { return (void)a, (void)b, g / 1.0f; }
+static struct {
+    floor_node nodes[5];
+    floor_edge edges[6];
+    int nnodes, nedges;
+    float v[TNV], g[TNV], wgrad, bgrad;
+} flr;
+
+static void floor_setup(void)
+{
+    sgd_setup();
+    const floor_node nodes[] = {{t_mul, TWX, TW, TX},
+                                {t_add, TLIN, TWX, TB},
+                                {t_sub, TDIFF, TLIN, TY},
+                                {t_square, TSQ, TDIFF, TDIFF},
+                                {t_mean1, TLOSS, TSQ, TSQ}};
+    const floor_edge edges[] = {{t_dmean1, 4, TSQ, true}, {t_dsquare, 3, TDIFF, true},
+                                {t_pass, 2, TLIN, true},  {t_pass, 1, TWX, true},
+                                {t_pass, 1, TB, true},    {t_dmul_a, 0, TW, true}};
+    memcpy(flr.nodes, nodes, sizeof nodes);
+    memcpy(flr.edges, edges, sizeof edges);
+    flr.nnodes = 5;
+    flr.nedges = 6;
+    flr.v[TW] = -15.0f;
+    flr.v[TB] = -10.0f;
+}
+
+static void floor_run(long steps)
+{
+    const float lr = 0.01f, *X = sgd.X->data, *Y = sgd.Y->data;
+    float *v = flr.v, *g = flr.g;
+    for (long s = 0; s < steps; s++, sgd.i = (sgd.i + 1) % sgd.n) {
+        v[TX] = X[sgd.i];
+        v[TY] = Y[sgd.i];
+        for (const floor_node *n = flr.nodes; n < flr.nodes + flr.nnodes; n++)
+            v[n->y] = n->f(v[n->a], v[n->b]);
+        g[TLOSS] = 1.0f;
+        for (const floor_edge *e = flr.edges; e < flr.edges + flr.nedges; e++) {
+            const floor_node *n = &flr.nodes[e->node];
+            float d = e->d(v[n->a], v[n->b], g[n->y]);
+            g[e->gin] = e->fresh ? d : g[e->gin] + d;
+        }
+        flr.wgrad += g[TW];
+        flr.bgrad += g[TB];
+        v[TW] -= lr * flr.wgrad;
+        v[TB] -= lr * flr.bgrad;
+        flr.wgrad = flr.bgrad = 0.0f;
+    }
+    sink = v[TW] + v[TB];
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -395,6 +472,7 @@ static void mlp_replay_run(long steps)
 static const workload workloads[] = {
     {"sgd_step", sgd_setup, sgd_run, 20000, 1, "ns"},
     {"sgd_step_replay", replay_setup, replay_run, 100000, 1, "ns"},
+    {"sgd_step_floor", floor_setup, floor_run, 1000000, 1, "ns"},
     {"sgd_step_handwritten", hand_setup, hand_run, 2000000, 1, "ns"},
     {"node", node_setup, node_run, 200000, 1, "ns"},
     {"bgd_1e6", bgd_setup, bgd_run, 2, 1e6, "ms"},
@@ -406,6 +484,15 @@ static const workload workloads[] = {
     {"mlp_784_128_10_replay", mlp_replay_setup, mlp_replay_run, 10, 1e6, "ms"},
 };
 enum { NWORK = sizeof workloads / sizeof workloads[0], REPS = 7 };
+
+/* The index of the workload of that name in workloads[]. */
+static int index_of(const char *name)
+{
+    int k = 0;
+    while (k < NWORK && strcmp(workloads[k].name, name)) k++;
+    if (k == NWORK) abort(); /* a name misspelt here */
+    return k;
+}
 
 /* The median over REPS repetitions of one workload, in its unit per step, after a warm-up
  * of one repetition (the arena and the pools have their steady size then) and more until
@@ -494,15 +581,18 @@ int main(int argc, char **argv)
     printf("%-24s %9zu B  per recorded scalar node\n", "node_bytes", node_bytes);
     printf("%-24s %9g    system allocations per SGD step in steady state\n", "allocs_per_step",
            allocs);
-    printf("sgd_step / handwritten: %.0f x; replayed / handwritten: %.1f x; bgd_1e6 / "
+#define FIG(name) fig[index_of(name)]
+    double hand = FIG("sgd_step_handwritten"), fused = FIG("bgd_1e6_handwritten");
+    printf("sgd_step / handwritten: %.0f x; replayed: %.1f x; floor: %.1f x; bgd_1e6 / "
            "handwritten: %.1f x, replayed: %.1f x\n",
-           fig[0] / fig[2], fig[1] / fig[2], fig[4] / fig[6], fig[5] / fig[6]);
+           FIG("sgd_step") / hand, FIG("sgd_step_replay") / hand, FIG("sgd_step_floor") / hand,
+           FIG("bgd_1e6") / fused, FIG("bgd_1e6_replay") / fused);
     printf("matmul_256 / its products called directly (%s): %.2f x\n",
 #ifdef AG_HAVE_BLAS
            "cblas_sgemm",
 #else
            "agrad's kernels",
 #endif
-           fig[7] / fig[8]);
+           FIG("matmul_256") / FIG("matmul_256_direct"));
     return 0;
 }

@@ -115,8 +115,9 @@ def workloads(torch):
             ("mlp_784_128_10_ms", mlp_setup, mlp_run, 10, 1e3)]
 
 
-# the workloads that agrad also runs replayed
-REPLAYED = {"sgd_step_ns": "sgd_step_replay_ns", "bgd_1e6_ms": "bgd_1e6_replay_ms"}
+# the workloads that agrad also runs replayed (and the SGD step as the smallest replay program runs it)
+REPLAYED = {"sgd_step_ns": ["sgd_step_replay_ns", "sgd_step_floor_ns"],
+            "bgd_1e6_ms": ["bgd_1e6_replay_ms"]}
 
 
 def num(v):
@@ -155,11 +156,12 @@ def main():
                                           check=True).stdout)
         for key, setup, run, steps, scale in workloads(torch):
             t = timed(setup, run, steps) * scale
-            # PyTorch has no CPU replay: its eager step beside our replayed one
-            for k in [key] + ([REPLAYED[key]] if key in REPLAYED else []):
+            # PyTorch has no CPU replay: its eager step beside our replayed one (and the floor)
+            for k in [key] + REPLAYED.get(key, []):
                 ours.setdefault(k, []).append(agrad[k])
                 theirs.setdefault(k, []).append(t)
-                h = agrad.get(k.replace("_replay", "").replace("_ns", "_handwritten_ns")
+                h = agrad.get(k.replace("_replay", "").replace("_floor", "")
+                              .replace("_ns", "_handwritten_ns")
                               .replace("_ms", "_handwritten_ms"))
                 if h:
                     hand.setdefault(k, []).append(h)
