@@ -229,8 +229,9 @@ static bool versions_make(ag_replay *r)
  * are back, and what it read is as recorded. */
 static void refresh(const ag_replay *r)
 {
-    ag_tensor *const *t = r->nodes, *const *tend = t + r->nnodes; /* (a version written may */
-    const vcopy *v = r->versions, *vend = v + r->nversions;       /* be r's, for all C knows) */
+    /* the bounds read once: C must assume that a version written may be one of r's fields */
+    ag_tensor *const *t = r->nodes, *const *tend = t + r->nnodes;
+    const vcopy *v = r->versions, *vend = v + r->nversions;
     for (; t < tend; t++) {
         if (node(*t)->base == *t) ag__bump_version(*t);
         node(*t)->flags &= (uint16_t)~AG__F_FREED;
@@ -642,7 +643,8 @@ bool ag_replay_run(ag_replay *r, ag_tensor *const *values, int n)
     default:
         break; /* the general path, below */
     }
-    for (size_t i = 0; i < r->nnodes; i++) /* a node not run keeps its inputs' old versions */
+    /* a refused run moves no saved version: the graph, part new, refuses an eager backward */
+    for (size_t i = 0; i < r->nnodes; i++)
         if (!ag__ops[node(r->nodes[i])->op].forward(r->nodes[i]))
             return false; /* its check said why */
     refresh(r);
