@@ -474,8 +474,8 @@ void ag__add_scaled_flat(float *restrict o, const float *restrict v, float a, in
     add_scaled_flat(o, v, a, n);
 }
 
-/* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
- * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
+/* add_scaled_'s loop for an x broadcast to t's shape (out of line: the flat path, taken by
+ * every optimizer step, keeps a small frame). */
 static AG__OUTLINE void add_scaled_bcast(ag_tensor *t, const ag_tensor *x, float a)
 {
     float *o = t->data;
@@ -489,6 +489,8 @@ static AG__OUTLINE void add_scaled_bcast(ag_tensor *t, const ag_tensor *x, float
     });
 }
 
+/* t.add_(x, alpha=a): t + a x with one rounding, as PyTorch's CPU add_ computes it (a
+ * fused multiply-add, as its SGD step's param.add_(d_p, alpha=-lr) and agrad's do). */
 ag_tensor *ag_add_scaled_(ag_tensor *t, const ag_tensor *x, double alpha)
 {
     if (!inplace2_check("add_", t, x) || !ag__inplace_begin(t, "add_")) return NULL;

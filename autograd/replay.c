@@ -233,7 +233,7 @@ static void refresh(const ag_replay *r)
     ag_tensor *const *t = r->nodes, *const *tend = t + r->nnodes;
     const vcopy *v = r->versions, *vend = v + r->nversions;
     for (; t < tend; t++) {
-        if (node(*t)->base == *t) ag__bump_version(*t);
+        if (node(*t)->base == *t) ag__bump_version(*t); /* a view's storage is its base's */
         node(*t)->flags &= (uint16_t)~AG__F_FREED;
     }
     for (; v < vend; v++) *v->saved = *v->now;
@@ -320,7 +320,8 @@ static bool scalar_make(ag_replay *r)
 
 /* Whether every tensor a program (scalar or tiled) gives a gradient to and that keeps it
  * has a ->grad to add into (making one can fail, which the general path reports); lists
- * them in r->keep. */
+ * them in r->keep, from which the scalar program's end adds (the tiled one adds a tile at
+ * a time, from its own lists). */
 AG__INLINE bool grads_ready(ag_replay *r)
 {
     size_t n = 0;
