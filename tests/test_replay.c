@@ -265,6 +265,263 @@ Test(replay, tiled_program_is_eager_bit_for_bit)
     test_finish();
 }
 
+/* Random graphs, each replayed beside its eager twin: ops drawn over a pool of values whose
+ * first four are the leaves p and q (parameters) and x and y (the inputs), each op taking
+ * one or two of the newest values or any; numbers on either side; a tensor used twice.
+ * Three families of shapes lead to the three paths: every tensor one element (0-d, [1],
+ * [1,1]: the scalar program); parameters of one element and inputs of n (tiled); and
+ * broadcasts of [1,4] by [3,1] (general). An op without a scalar form, a view or a sum
+ * inside sends a graph to the general path, so each family takes the others' too. */
+enum { RG_MAX = 16 };
+enum rg_kind {
+    RG_ADD,
+    RG_SUB,
+    RG_MUL,
+    RG_DIV,
+    RG_ADD_N,
+    RG_N_SUB,
+    RG_MUL_N,
+    RG_N_DIV,
+    RG_POW_N,
+    RG_POW_T,
+    RG_N_POW,
+    RG_NEG,
+    RG_EXP,
+    RG_LOG,
+    RG_SQRT,
+    RG_ABS,
+    RG_RELU,
+    RG_SIGMOID,
+    RG_TANH,
+    RG_CLAMP,
+    RG_SUM,
+    RG_VIEW,
+    RG_KINDS
+};
+typedef struct rg_op {
+    int kind, a, b; /* operands: positions in the pool */
+    double num;
+} rg_op;
+typedef struct rgraph {
+    rg_op op[RG_MAX];
+    int n, kept; /* kept: the op whose result is given retain_grad */
+    bool mean;
+} rgraph;
+
+static uint32_t rg_state;
+static uint32_t rg_next(void) /* a fixed stream (xorshift), the same on every machine */
+{
+    rg_state ^= rg_state << 13;
+    rg_state ^= rg_state >> 17;
+    rg_state ^= rg_state << 5;
+    return rg_state;
+}
+
+/* One of the four newest values in a pool of `have`, or (one time in four) any of them. */
+static int rg_pick(int have)
+{
+    int newest = (int)(rg_next() % 4);
+    return rg_next() % 4 == 0 || newest >= have ? (int)(rg_next() % (uint32_t)have)
+                                                : have - 1 - newest;
+}
+
+static bool rg_binary(int kind) { return kind <= RG_DIV || kind == RG_POW_T; }
+
+/* A graph of 4 to RG_MAX - 1 ops. An op on the inputs alone would not be recorded (they
+ * take no gradient), and a replay refuses a graph that reads its result: an operand that
+ * goes through an op of its own (b in a / (|b| + 1)), or an op's only operand, is p or q
+ * in place of an input. A graph meant for the tiled program (tiled: p and q of one
+ * element, x and y of n) begins with p * x, has no op without a scalar form, and no op
+ * on p and q alone (a node of one element): such an op takes the newest value of n
+ * elements in place of its first operand. */
+static rgraph rg_make(bool tiled)
+{
+    static const double exps[] = {2, 3, 0.5, -1, -2, 1.7, 0, 1};
+    rgraph g = {.n = 4 + (int)(rg_next() % (RG_MAX - 4)), .mean = rg_next() % 2};
+    bool grad[4 + RG_MAX] = {true, true, false, false}; /* whether each value takes one */
+    bool wide[4 + RG_MAX] = {false, false, true, true}; /* ... and holds n elements */
+    int newest_wide = 0;
+    for (int i = 0; i < g.n; i++) {
+        rg_op *o = &g.op[i];
+        o->kind = (int)(rg_next() % RG_KINDS);
+        o->a = rg_pick(4 + i);
+        o->b = rg_pick(4 + i);
+        o->num = o->kind == RG_POW_N ? exps[rg_next() % 8] : (double)(rg_next() % 9) / 4 - 1;
+        if (!grad[o->a] && (o->kind == RG_POW_T || !(rg_binary(o->kind) && grad[o->b]))) o->a = 0;
+        if (!grad[o->b] && (o->kind == RG_DIV || o->kind == RG_POW_T)) o->b = 1;
+        if (tiled) {
+            if (i == 0) *o = (rg_op){RG_MUL, 0, 2, 0};
+            if (o->kind >= RG_CLAMP) o->kind = RG_TANH;
+            if (!wide[o->a] && !(rg_binary(o->kind) && wide[o->b])) o->a = newest_wide;
+            newest_wide = 4 + i;
+        }
+        grad[4 + i] = true;
+        wide[4 + i] = wide[o->a] || (rg_binary(o->kind) && wide[o->b]);
+    }
+    g.kept = (int)(rg_next() % (uint32_t)g.n);
+    return g;
+}
+
+/* Builds g over p, q, x, y; v gets the pool. The domains are kept safe (a divisor, a base
+ * or a root above 0) so that every value is finite. */
+static ag_tensor *rg_build(const rgraph *g, ag_tensor *v[4 + RG_MAX])
+{
+    for (int i = 0; i < g->n; i++) {
+        const rg_op *o = &g->op[i];
+        ag_tensor *a = v[o->a], *b = v[o->b], *r = NULL;
+        double n = o->num;
+        switch (o->kind) {
+        case RG_ADD:
+            r = ag_add(a, b);
+            break;
+        case RG_SUB:
+            r = ag_sub(a, b);
+            break;
+        case RG_MUL:
+            r = ag_mul(a, b);
+            break;
+        case RG_DIV:
+            r = ag_div(a, ag_add(ag_abs(b), 1));
+            break;
+        case RG_ADD_N:
+            r = ag_add(a, n);
+            break;
+        case RG_N_SUB:
+            r = ag_sub(n, a);
+            break;
+        case RG_MUL_N:
+            r = ag_mul(n, a);
+            break;
+        case RG_N_DIV:
+            r = ag_div(n, ag_add(ag_abs(a), 0.5));
+            break;
+        case RG_POW_N:
+            r = ag_pow(ag_add(ag_abs(ag_tanh(a)), 0.5), n);
+            break;
+        case RG_POW_T:
+            r = ag_pow(ag_add(ag_sigmoid(a), 0.5), ag_tanh(b));
+            break;
+        case RG_N_POW:
+            r = ag_pow(1.5, ag_tanh(a));
+            break;
+        case RG_NEG:
+            r = ag_neg(a);
+            break;
+        case RG_EXP:
+            r = ag_exp(ag_tanh(a));
+            break;
+        case RG_LOG:
+            r = ag_log(ag_add(ag_abs(a), 0.25));
+            break;
+        case RG_SQRT:
+            r = ag_sqrt(ag_add(ag_abs(a), 0.25));
+            break;
+        case RG_ABS:
+            r = ag_abs(a);
+            break;
+        case RG_RELU:
+            r = ag_relu(a);
+            break;
+        case RG_SIGMOID:
+            r = ag_sigmoid(a);
+            break;
+        case RG_TANH:
+            r = ag_tanh(a);
+            break;
+        case RG_CLAMP:
+            r = ag_clamp(a, -1, n);
+            break;
+        case RG_SUM:
+            r = ag_sum(ag_mul(a, 0.25));
+            break;
+        case RG_VIEW:
+            r = ag_view(ag_view(a, AG_SHAPE(-1)), ag_size(a));
+            break;
+        }
+        cr_assert_not_null(r, "op %d (kind %d): %s", i, o->kind, ag_last_error());
+        v[4 + i] = r;
+        if (i == g->kept) ag_retain_grad(r);
+    }
+    /* p x - p y: the loss takes a gradient and reads both inputs, whatever the ops drew */
+    ag_tensor *last = ag_add(v[3 + g->n], ag_sub(ag_mul(v[0], v[2]), ag_mul(v[0], v[3])));
+    return g->mean ? ag_mean(last) : ag_sum(last);
+}
+
+/* Same floats, or both NULL (a leaf the loss does not reach has no ->grad). */
+static bool same_or_none(const ag_tensor *a, const ag_tensor *b)
+{
+    return a == b || (a && b && same_bits(a, b));
+}
+
+Test(replay, random_graphs_are_eager_bit_for_bit)
+{
+    enum { GRAPHS = 150, RUNS = 4 };
+    const ag_shape shapes[3][4] = {
+        {{0}, AG_SHAPE(1), AG_SHAPE(1), AG_SHAPE(1, 1)},
+        {{0}, AG_SHAPE(1), AG_SHAPE(AG__TILE + 77), AG_SHAPE(AG__TILE + 77)},
+        {AG_SHAPE(1, 4), {0}, AG_SHAPE(3, 1), AG_SHAPE(3, 4)},
+    };
+    int paths[3] = {0}; /* runs after the first on each path */
+    rg_state = 2463534242u;
+    ag_manual_seed(11);
+    for (int family = 0; family < 3; family++)
+        for (int k = 0; k < GRAPHS; k++) {
+            const ag_shape *s = shapes[family];
+            rgraph g = rg_make(family == 1);
+            ag_mark start = ag_mark_now();
+            ag_tensor *p1 = ag_randn(s[0], .requires_grad = true);
+            ag_tensor *q1 = ag_randn(s[1], .requires_grad = true);
+            ag_tensor *p2 = ag_tensor_from(p1->data, s[0], true);
+            ag_tensor *q2 = ag_tensor_from(q1->data, s[1], true);
+            ag_tensor *v1[4 + RG_MAX], *v2[4 + RG_MAX] = {p2, q2, ag_zeros(s[2]), ag_zeros(s[3])};
+            ag_tensor *loss2 = rg_build(&g, v2);
+            ag_replay *r = ag_replay_new(loss2, v2 + 2, 2);
+            cr_assert_not_null(r, "family %d, graph %d: %s", family, k, ag_last_error());
+            ag_mark run_start = ag_mark_now();
+            for (int run = 0; run < RUNS; run++) {
+                ag_tensor *x = ag_randn(s[2]), *y = ag_randn(s[3]);
+                memcpy(v1, (ag_tensor *[]){p1, q1, x, y}, sizeof(ag_tensor *[4]));
+                ag_tensor *loss1 = rg_build(&g, v1);
+                cr_assert(ag_backward(loss1), "%s", ag_last_error());
+                ag_tensor *kept = v2[4 + g.kept];
+                if (kept->grad) ag_zero_(kept->grad); /* v1's is new at every run */
+                if (run > 0) paths[ag__replay_path(r)]++;
+                cr_assert(ag_replay_run(r, (ag_tensor *[]){x, y}, 2), "%s", ag_last_error());
+                cr_assert(isfinite(loss1->data[0]), "family %d, graph %d", family, k);
+                cr_assert(same_bits(loss1, loss2), "family %d, graph %d, run %d: loss %.9g vs %.9g",
+                          family, k, run, (double)loss1->data[0], (double)loss2->data[0]);
+                cr_assert(same_or_none(p1->grad, p2->grad) && same_or_none(q1->grad, q2->grad),
+                          "family %d, graph %d, run %d: a parameter's gradient", family, k, run);
+                cr_assert(same_or_none(v1[4 + g.kept]->grad, kept->grad),
+                          "family %d, graph %d, run %d: the kept gradient", family, k, run);
+                /* every value the loss reached (the others were not run again) */
+                bool reached[4 + RG_MAX] = {[3 + RG_MAX] = false};
+                reached[3 + g.n] = true;
+                for (int i = g.n; i-- > 0;)
+                    if (reached[4 + i]) {
+                        reached[g.op[i].a] = true;
+                        if (rg_binary(g.op[i].kind)) reached[g.op[i].b] = true;
+                    }
+                for (int i = 4; i < 4 + g.n; i++)
+                    cr_assert(!reached[i] || same_bits(v1[i], v2[i]),
+                              "family %d, graph %d, run %d: value %d", family, k, run, i);
+                if (run % 2) /* accumulated over two runs, then a step */
+                    for (int i = 0; i < 2; i++)
+                        if (v1[i]->grad) {
+                            step(v1[i], 0.1);
+                            step(v2[i], 0.1);
+                        }
+                ag_release(run_start);
+            }
+            ag_replay_free(r);
+            ag_release(start);
+        }
+    /* each path was taken by a fair share of the runs */
+    for (int path = 0; path < 3; path++)
+        cr_assert_geq(paths[path], GRAPHS, "path %d: %d runs", path, paths[path]);
+    test_finish();
+}
+
 /* Only graphs of one-element tensors and ops of a scalar form become scalar programs;
  * only graphs of elementwise ops on n elements and leaves of one, whose loss is their sum
  * or mean, become tiled programs; the rest take the general path. Each is run once to make
