@@ -465,7 +465,10 @@ ag_tensor *ag_idiv_tt(ag_tensor *t, const ag_tensor *x) { return inplace2("div_"
 AG__FMA_CLONES static void add_scaled_flat(float *restrict o, const float *restrict v, float a,
                                            int64_t n)
 {
-    AG__FOR_FLAT(n, o[i] = fmaf(v[i], a, o[i]));
+    if (n == 1) /* a scalar parameter's step: no vector loop to set up */
+        o[0] = fmaf(v[0], a, o[0]);
+    else
+        AG__FOR_FLAT(n, o[i] = fmaf(v[i], a, o[i]));
 }
 /* For the optimizers: a cloned function is called through its resolver only from its
  * own file. */
@@ -561,7 +564,10 @@ ag_tensor *ag_fill_(ag_tensor *t, double value)
 ag_tensor *ag_zero_(ag_tensor *t)
 {
     if (!ag__check(t, "zero_", "self") || !ag__inplace_begin(t, "zero_")) return NULL;
-    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    if (t->numel == 1) /* a scalar's ->grad, every step: a store, where memset is a call */
+        t->data[0] = 0.0f;
+    else
+        memset(t->data, 0, (size_t)t->numel * sizeof(float));
     return t;
 }
 
