@@ -495,7 +495,7 @@ Test(replay, random_graphs_are_eager_bit_for_bit)
                 cr_assert(same_or_none(v1[4 + g.kept]->grad, kept->grad),
                           "family %d, graph %d, run %d: the kept gradient", family, k, run);
                 /* every value the loss reached (the others were not run again) */
-                bool reached[4 + RG_MAX] = {[3 + RG_MAX] = false};
+                bool reached[4 + RG_MAX] = {false};
                 reached[3 + g.n] = true;
                 for (int i = g.n; i-- > 0;)
                     if (reached[4 + i]) {
