@@ -115,9 +115,9 @@ def workloads(torch):
             ("mlp_784_128_10_ms", mlp_setup, mlp_run, 10, 1e3)]
 
 
-# the workloads that agrad also runs replayed, and the SGD step as the smallest replay
-# program runs it (no agrad in it: beside the hand-written step only, not PyTorch)
-REPLAYED = {"sgd_step_ns": ["sgd_step_replay_ns", "sgd_step_floor_ns"],
+# agrad's other figures for the same workload: replayed, and the SGD step as the smallest
+# replay program runs it (no agrad in it: beside the hand-written step only, not PyTorch)
+ALSO = {"sgd_step_ns": ["sgd_step_replay_ns", "sgd_step_floor_ns"],
             "bgd_1e6_ms": ["bgd_1e6_replay_ms"]}
 NOT_AGRAD = {"sgd_step_floor_ns"}
 
@@ -159,7 +159,7 @@ def main():
         for key, setup, run, steps, scale in workloads(torch):
             t = timed(setup, run, steps) * scale
             # PyTorch has no CPU replay: its eager step beside our replayed one
-            for k in [key] + REPLAYED.get(key, []):
+            for k in [key] + ALSO.get(key, []):
                 ours.setdefault(k, []).append(agrad[k])
                 if k not in NOT_AGRAD:
                     theirs.setdefault(k, []).append(t)

@@ -327,118 +327,97 @@ static int rg_pick(int have)
 
 static bool rg_binary(int kind) { return kind <= RG_DIV || kind == RG_POW_T; }
 
-/* A graph of 4 to RG_MAX - 1 ops. An op on the inputs alone would not be recorded (they
- * take no gradient), and a replay refuses a graph that reads its result: an operand that
- * goes through an op of its own (b in a / (|b| + 1)), or an op's only operand, is p or q
- * in place of an input. A graph meant for the tiled program (tiled: p and q of one
- * element, x and y of n) begins with p * x, has no op without a scalar form, and no op
- * on p and q alone (a node of one element): such an op takes the newest value of n
- * elements in place of its first operand. */
+/* Pool positions 2 and 3, x and y, take no gradient; p, q and every op's result do. */
+static bool rg_input(int k) { return k == 2 || k == 3; }
+
+/* A graph of 4 to RG_MAX - 1 ops. An op on the inputs alone would not be recorded, and a
+ * replay refuses a graph that reads its result: an operand that goes through an op of its
+ * own (b in a / (|b| + 1)), or an op's only operand, is p or q in place of an input. A
+ * graph meant for the tiled program (tiled: p and q of one element, x and y of n) begins
+ * with p * x, so that every result holds n elements, and has no op without a scalar form;
+ * an op on p and q alone (a node of one element) takes the previous result in place of its
+ * first operand. */
 static rgraph rg_make(bool tiled)
 {
     static const double exps[] = {2, 3, 0.5, -1, -2, 1.7, 0, 1};
     rgraph g = {.n = 4 + (int)(rg_next() % (RG_MAX - 4)), .mean = rg_next() % 2};
-    bool grad[4 + RG_MAX] = {true, true, false, false}; /* whether each value takes one */
-    bool wide[4 + RG_MAX] = {false, false, true, true}; /* ... and holds n elements */
-    int newest_wide = 0;
     for (int i = 0; i < g.n; i++) {
         rg_op *o = &g.op[i];
         o->kind = (int)(rg_next() % RG_KINDS);
         o->a = rg_pick(4 + i);
         o->b = rg_pick(4 + i);
         o->num = o->kind == RG_POW_N ? exps[rg_next() % 8] : (double)(rg_next() % 9) / 4 - 1;
-        if (!grad[o->a] && (o->kind == RG_POW_T || !(rg_binary(o->kind) && grad[o->b]))) o->a = 0;
-        if (!grad[o->b] && (o->kind == RG_DIV || o->kind == RG_POW_T)) o->b = 1;
-        if (tiled) {
-            if (i == 0) *o = (rg_op){RG_MUL, 0, 2, 0};
-            if (o->kind >= RG_CLAMP) o->kind = RG_TANH;
-            if (!wide[o->a] && !(rg_binary(o->kind) && wide[o->b])) o->a = newest_wide;
-            newest_wide = 4 + i;
-        }
-        grad[4 + i] = true;
-        wide[4 + i] = wide[o->a] || (rg_binary(o->kind) && wide[o->b]);
+        bool binary = rg_binary(o->kind);
+        if (rg_input(o->a) && (o->kind == RG_POW_T || !binary || rg_input(o->b))) o->a = 0;
+        if (rg_input(o->b) && (o->kind == RG_DIV || o->kind == RG_POW_T)) o->b = 1;
+        if (!tiled) continue;
+        if (i == 0) *o = (rg_op){RG_MUL, 0, 2, 0};
+        if (o->kind >= RG_CLAMP) o->kind = RG_TANH;
+        if (o->a < 2 && !(rg_binary(o->kind) && o->b >= 2)) o->a = 3 + i; /* p or q alone */
     }
     g.kept = (int)(rg_next() % (uint32_t)g.n);
     return g;
 }
 
-/* Builds g over p, q, x, y; v gets the pool. The domains are kept safe (a divisor, a base
- * or a root above 0) so that every value is finite. */
+/* Op o on a and b. The domains are kept safe (a divisor, a base or a root above 0), so
+ * that every value is finite. */
+static ag_tensor *rg_apply(const rg_op *o, ag_tensor *a, ag_tensor *b)
+{
+    double n = o->num;
+    switch (o->kind) {
+    case RG_ADD:
+        return ag_add(a, b);
+    case RG_SUB:
+        return ag_sub(a, b);
+    case RG_MUL:
+        return ag_mul(a, b);
+    case RG_DIV:
+        return ag_div(a, ag_add(ag_abs(b), 1));
+    case RG_ADD_N:
+        return ag_add(a, n);
+    case RG_N_SUB:
+        return ag_sub(n, a);
+    case RG_MUL_N:
+        return ag_mul(n, a);
+    case RG_N_DIV:
+        return ag_div(n, ag_add(ag_abs(a), 0.5));
+    case RG_POW_N:
+        return ag_pow(ag_add(ag_abs(ag_tanh(a)), 0.5), n);
+    case RG_POW_T:
+        return ag_pow(ag_add(ag_sigmoid(a), 0.5), ag_tanh(b));
+    case RG_N_POW:
+        return ag_pow(1.5, ag_tanh(a));
+    case RG_NEG:
+        return ag_neg(a);
+    case RG_EXP:
+        return ag_exp(ag_tanh(a));
+    case RG_LOG:
+        return ag_log(ag_add(ag_abs(a), 0.25));
+    case RG_SQRT:
+        return ag_sqrt(ag_add(ag_abs(a), 0.25));
+    case RG_ABS:
+        return ag_abs(a);
+    case RG_RELU:
+        return ag_relu(a);
+    case RG_SIGMOID:
+        return ag_sigmoid(a);
+    case RG_TANH:
+        return ag_tanh(a);
+    case RG_CLAMP:
+        return ag_clamp(a, -1, n);
+    case RG_SUM:
+        return ag_sum(ag_mul(a, 0.25));
+    default:
+        return ag_view(ag_view(a, AG_SHAPE(-1)), ag_size(a)); /* RG_VIEW */
+    }
+}
+
+/* Builds g over p, q, x, y; v gets the pool. */
 static ag_tensor *rg_build(const rgraph *g, ag_tensor *v[4 + RG_MAX])
 {
     for (int i = 0; i < g->n; i++) {
-        const rg_op *o = &g->op[i];
-        ag_tensor *a = v[o->a], *b = v[o->b], *r = NULL;
-        double n = o->num;
-        switch (o->kind) {
-        case RG_ADD:
-            r = ag_add(a, b);
-            break;
-        case RG_SUB:
-            r = ag_sub(a, b);
-            break;
-        case RG_MUL:
-            r = ag_mul(a, b);
-            break;
-        case RG_DIV:
-            r = ag_div(a, ag_add(ag_abs(b), 1));
-            break;
-        case RG_ADD_N:
-            r = ag_add(a, n);
-            break;
-        case RG_N_SUB:
-            r = ag_sub(n, a);
-            break;
-        case RG_MUL_N:
-            r = ag_mul(n, a);
-            break;
-        case RG_N_DIV:
-            r = ag_div(n, ag_add(ag_abs(a), 0.5));
-            break;
-        case RG_POW_N:
-            r = ag_pow(ag_add(ag_abs(ag_tanh(a)), 0.5), n);
-            break;
-        case RG_POW_T:
-            r = ag_pow(ag_add(ag_sigmoid(a), 0.5), ag_tanh(b));
-            break;
-        case RG_N_POW:
-            r = ag_pow(1.5, ag_tanh(a));
-            break;
-        case RG_NEG:
-            r = ag_neg(a);
-            break;
-        case RG_EXP:
-            r = ag_exp(ag_tanh(a));
-            break;
-        case RG_LOG:
-            r = ag_log(ag_add(ag_abs(a), 0.25));
-            break;
-        case RG_SQRT:
-            r = ag_sqrt(ag_add(ag_abs(a), 0.25));
-            break;
-        case RG_ABS:
-            r = ag_abs(a);
-            break;
-        case RG_RELU:
-            r = ag_relu(a);
-            break;
-        case RG_SIGMOID:
-            r = ag_sigmoid(a);
-            break;
-        case RG_TANH:
-            r = ag_tanh(a);
-            break;
-        case RG_CLAMP:
-            r = ag_clamp(a, -1, n);
-            break;
-        case RG_SUM:
-            r = ag_sum(ag_mul(a, 0.25));
-            break;
-        case RG_VIEW:
-            r = ag_view(ag_view(a, AG_SHAPE(-1)), ag_size(a));
-            break;
-        }
-        cr_assert_not_null(r, "op %d (kind %d): %s", i, o->kind, ag_last_error());
+        ag_tensor *r = rg_apply(&g->op[i], v[g->op[i].a], v[g->op[i].b]);
+        cr_assert_not_null(r, "op %d (kind %d): %s", i, g->op[i].kind, ag_last_error());
         v[4 + i] = r;
         if (i == g->kept) ag_retain_grad(r);
     }
